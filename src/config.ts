@@ -1,0 +1,195 @@
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { parseIpAllowlist, type IpAllowlist } from './shared/ip-allowlist.ts';
+import { parseSchedule } from './shared/duration.ts';
+
+/** The one reader of process.env: every setting of DESIGN A2, validated once and frozen. */
+
+export const GATEWAYS = ['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'] as const;
+export type GatewayName = (typeof GATEWAYS)[number];
+
+/** Secrets that development may generate (and persist) when they are not configured. */
+export const GENERATED_SECRETS = ['GATEWAY_SECRET', 'NOTIFY_SECRET', 'ADMIN_PASSWORD', 'SESSION_SECRET'] as const;
+export type SecretName = (typeof GENERATED_SECRETS)[number];
+
+type Env = Record<string, string | undefined>;
+
+const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const opt = <T extends z.ZodType>(schema: T) => z.preprocess(blankToUndefined, schema.optional());
+const withDefault = <T extends z.ZodType>(schema: T, fallback: string) =>
+  z.preprocess((v) => blankToUndefined(v) ?? fallback, schema);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const allowlist = z.string().transform((value, ctx): IpAllowlist => {
+  try {
+    return parseIpAllowlist(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const notifySecret = z.string().refine(
+  (v) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v.slice(6), 'base64').length >= 24,
+  'must be whsec_ followed by the base64 of at least 24 bytes',
+);
+
+const databaseUrl = z
+  .string()
+  .refine((v) => /^mysql:\/\/.+/.test(v) || /^sqlite:.+/.test(v), 'must start with mysql:// or sqlite:');
+
+const trustProxy = z.string().transform((v): boolean | number | string => {
+  if (v === 'true' || v === 'false') return v === 'true';
+  return /^\d+$/.test(v) ? Number(v) : v;
+});
+
+const envSchema = z.object({
+  NODE_ENV: withDefault(z.enum(['development', 'production', 'test']), 'development'),
+  PORT: withDefault(int(0, 65535), '3000'),
+  HOST: withDefault(z.string(), '0.0.0.0'),
+  DATABASE_URL: withDefault(databaseUrl, 'sqlite:./data/payments.db'),
+  DATABASE_READ_URL: opt(databaseUrl),
+  DATABASE_POOL_SIZE: withDefault(int(1, 1000), '16'),
+  TLS_CERT_FILE: opt(z.string().refine(existsSync, 'file does not exist')),
+  TLS_KEY_FILE: opt(z.string().refine(existsSync, 'file does not exist')),
+  API_KEYS: opt(z.string()),
+  GATEWAY_SECRET: opt(z.string().min(8, 'must be at least 8 characters')),
+  NOTIFY_SECRET: opt(notifySecret),
+  NOTIFY_SIGN_TYPE: withDefault(z.enum(['MD5', 'HMAC-SHA256']), 'MD5'),
+  NOTIFY_RETRY_SCHEDULE: withDefault(z.string(), '15s,1m,4m,10m,30m,1h,2h,6h,15h'),
+  NOTIFY_TIMEOUT_MS: withDefault(int(100, 600_000), '10000'),
+  NOTIFY_POLL_INTERVAL_MS: withDefault(int(10, 3_600_000), '1000'),
+  NOTIFY_CONCURRENCY: withDefault(int(1, 1000), '16'),
+  NOTIFY_EXPECT_BODY: opt(z.string()),
+  NOTIFY_ALLOW_PRIVATE_NETWORKS: opt(bool),
+  API_IP_ALLOWLIST: opt(allowlist),
+  TRUST_PROXY: opt(trustProxy),
+  RATE_LIMIT_PER_MINUTE: withDefault(int(1, 1_000_000), '600'),
+  REDIS_URL: opt(z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')),
+  REDIS_PREFIX: withDefault(z.string().max(64), 'pcs:'),
+  ADMIN_PASSWORD: opt(z.string().min(8, 'must be at least 8 characters')),
+  SESSION_SECRET: opt(z.string().min(32, 'must be at least 32 characters')),
+  SANDBOX_ENABLED: opt(bool),
+  LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  METRICS_TOKEN: opt(z.string().min(16, 'must be at least 16 characters')),
+  RETENTION_DAYS: opt(int(1, 36500)),
+  ALIPAY_APP_ID: opt(z.string()),
+  ALIPAY_PUBLIC_KEY: opt(z.string()),
+  WECHATPAY_MCH_ID: opt(z.string()),
+  WECHATPAY_APIV3_KEY: opt(z.string().length(32, 'must be exactly 32 characters')),
+  WECHATPAY_PLATFORM_KEYS: opt(z.string()),
+  STRIPE_WEBHOOK_SECRET: opt(z.string()),
+});
+
+type ParsedEnv = z.infer<typeof envSchema>;
+
+function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayName, IpAllowlist>>) {
+  const production = env.NODE_ENV === 'production';
+  const tls = env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE } : null;
+  return {
+    env: env.NODE_ENV,
+    production,
+    port: env.PORT,
+    host: env.HOST,
+    tls,
+    database: { url: env.DATABASE_URL, readUrl: env.DATABASE_READ_URL ?? null, poolSize: env.DATABASE_POOL_SIZE },
+    apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    secrets: {
+      GATEWAY_SECRET: env.GATEWAY_SECRET,
+      NOTIFY_SECRET: env.NOTIFY_SECRET,
+      ADMIN_PASSWORD: env.ADMIN_PASSWORD,
+      SESSION_SECRET: env.SESSION_SECRET,
+    } as Record<SecretName, string | undefined>,
+    notify: {
+      signType: env.NOTIFY_SIGN_TYPE,
+      retryScheduleMs: parseSchedule(env.NOTIFY_RETRY_SCHEDULE),
+      timeoutMs: env.NOTIFY_TIMEOUT_MS,
+      pollIntervalMs: env.NOTIFY_POLL_INTERVAL_MS,
+      concurrency: env.NOTIFY_CONCURRENCY,
+      expectBody: env.NOTIFY_EXPECT_BODY ?? null,
+      allowPrivateNetworks: env.NOTIFY_ALLOW_PRIVATE_NETWORKS ?? !production,
+    },
+    apiIpAllowlist: env.API_IP_ALLOWLIST ?? null,
+    callbackIpAllowlists: callbackAllowlists,
+    trustProxy: env.TRUST_PROXY ?? false,
+    rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+    redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
+    sandboxEnabled: env.SANDBOX_ENABLED ?? !production,
+    logLevel: env.LOG_LEVEL,
+    metricsToken: env.METRICS_TOKEN ?? null,
+    retentionDays: env.RETENTION_DAYS ?? null,
+    alipay: env.ALIPAY_APP_ID && env.ALIPAY_PUBLIC_KEY ? { appId: env.ALIPAY_APP_ID, publicKey: env.ALIPAY_PUBLIC_KEY } : null,
+    wechatpay:
+      env.WECHATPAY_MCH_ID && env.WECHATPAY_APIV3_KEY && env.WECHATPAY_PLATFORM_KEYS
+        ? { mchId: env.WECHATPAY_MCH_ID, apiV3Key: env.WECHATPAY_APIV3_KEY, platformKeys: env.WECHATPAY_PLATFORM_KEYS }
+        : null,
+    stripe: env.STRIPE_WEBHOOK_SECRET ? { webhookSecret: env.STRIPE_WEBHOOK_SECRET } : null,
+  };
+}
+
+export type Config = Readonly<ReturnType<typeof buildConfig>>;
+
+/** Thrown with every problem at once, so an operator fixes the environment in one pass. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function productionProblems(env: ParsedEnv): string[] {
+  if (env.NODE_ENV !== 'production') return [];
+  const problems = GENERATED_SECRETS.filter((name) => !env[name]).map(
+    (name) => `${name}: required in production (secrets are never generated there)`,
+  );
+  if (env.ADMIN_PASSWORD && env.ADMIN_PASSWORD.length < 12) problems.push('ADMIN_PASSWORD: must be at least 12 characters in production');
+  return problems;
+}
+
+function pairProblems(env: ParsedEnv): string[] {
+  const problems: string[] = [];
+  if (!!env.TLS_CERT_FILE !== !!env.TLS_KEY_FILE) problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
+  try {
+    parseSchedule(env.NOTIFY_RETRY_SCHEDULE);
+  } catch (err) {
+    problems.push(`NOTIFY_RETRY_SCHEDULE: ${(err as Error).message}`);
+  }
+  return problems;
+}
+
+function parseCallbackAllowlists(source: Env, problems: string[]) {
+  const lists: Partial<Record<GatewayName, IpAllowlist>> = {};
+  const prefix = 'CALLBACK_IP_ALLOWLIST_';
+  for (const [name, value] of Object.entries(source)) {
+    if (!name.startsWith(prefix) || blankToUndefined(value) === undefined) continue;
+    const gateway = name.slice(prefix.length).toLowerCase() as GatewayName;
+    if (!GATEWAYS.includes(gateway)) {
+      problems.push(`${name}: unknown gateway (known: ${GATEWAYS.join(', ')})`);
+      continue;
+    }
+    const parsed = allowlist.safeParse(value);
+    if (parsed.success) lists[gateway] = parsed.data;
+    else problems.push(`${name}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  return lists;
+}
+
+/** Parses configuration from `source` (process.env by default); throws ConfigError listing every problem. */
+export function loadConfig(source: Env = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  const problems = parsed.success
+    ? [...productionProblems(parsed.data), ...pairProblems(parsed.data)]
+    : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const callbackAllowlists = parseCallbackAllowlists(source, problems);
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(buildConfig(parsed.data, callbackAllowlists));
+}
+
+/** Reads `.env` from the working directory when present; real environment variables win. */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}
+
+/** Configuration once every secret is known (configured, or generated and persisted in development). */
+export type AppConfig = Readonly<Omit<Config, 'secrets'> & { secrets: Readonly<Record<SecretName, string>> }>;

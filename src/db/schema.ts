@@ -1,0 +1,106 @@
+import type { Generated } from 'kysely';
+
+/** Row types of the tables created in migrations/. Times are UTC strings `YYYY-MM-DD HH:MM:SS.mmm`. */
+
+export interface OrdersTable {
+  id: Generated<number>;
+  order_no: string;
+  amount_minor: number;
+  currency: string;
+  status: string;
+  payment_method: string | null;
+  subject: string | null;
+  transaction_id: string | null;
+  callback_url: string | null;
+  notify_url: string | null;
+  metadata: string | null;
+  seq: Generated<number>;
+  flagged: Generated<number>;
+  paid_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PaymentLogsTable {
+  id: Generated<number>;
+  order_no: string | null;
+  gateway: string;
+  kind: string;
+  transaction_id: string | null;
+  amount_minor: number | null;
+  currency: string | null;
+  status: string | null;
+  verdict: string;
+  flagged: Generated<number>;
+  message: string | null;
+  payment_data: string | null;
+  callback_data: string;
+  remote_ip: string | null;
+  created_at: string;
+}
+
+export interface NotificationsTable {
+  id: Generated<number>;
+  event_id: string;
+  order_no: string;
+  type: string;
+  seq: number;
+  payload: string;
+  url: string;
+  status: string;
+  attempts: Generated<number>;
+  next_attempt_at: string;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  last_error: string | null;
+  delivered_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NotificationAttemptsTable {
+  id: Generated<number>;
+  notification_id: number;
+  attempt_no: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_excerpt: string | null;
+}
+
+export interface SystemConfigTable {
+  id: Generated<number>;
+  config_key: string;
+  config_value: string;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  name: string;
+  key_prefix: string;
+  key_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface ReplayNoncesTable {
+  id: Generated<number>;
+  scope: string;
+  nonce: string;
+  expires_at: string;
+}
+
+export interface DB {
+  orders: OrdersTable;
+  payment_logs: PaymentLogsTable;
+  notifications: NotificationsTable;
+  notification_attempts: NotificationAttemptsTable;
+  system_config: SystemConfigTable;
+  api_keys: ApiKeysTable;
+  replay_nonces: ReplayNoncesTable;
+}

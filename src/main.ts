@@ -1,0 +1,50 @@
+import { createApp } from './app.ts';
+import { bootstrap } from './bootstrap.ts';
+import { ConfigError } from './config.ts';
+import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
+import { closeServer, createServer, listen } from './server.ts';
+import { createLogger } from './shared/logger.ts';
+
+/** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, finish, close the pool. */
+async function main(): Promise<void> {
+  const { config, db, readDb, generated, applied } = await bootstrap();
+  const logger = createLogger(config.logLevel);
+  if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+
+  const redis = config.redis ? createRedisRateLimitStore(config.redis, logger) : null;
+  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store });
+  const server = createServer(app, config);
+  const { port, host } = await listen(server, config.port, config.host);
+  const scheme = config.tls ? 'https' : 'http';
+  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+  console.log(`Payment callback service listening on ${scheme}://${shownHost}:${port} (${config.env}, ${db.engine})`);
+  if (generated.apiKey || generated.adminPassword || generated.names.length > 0) {
+    console.log('\nGenerated for this development instance (shown once, stored in the database):');
+    if (generated.apiKey) console.log(`  API key:        ${generated.apiKey}`);
+    if (generated.adminPassword) console.log(`  Admin password: ${generated.adminPassword}`);
+    const others = generated.names.filter((n) => n !== 'ADMIN_PASSWORD');
+    if (others.length > 0) console.log(`  Also generated: ${others.join(', ')} (see system_config)`);
+    console.log('');
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await closeServer(server);
+    await redis?.close();
+    await readDb?.close();
+    await db.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(err.message);
+  else console.error('Failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

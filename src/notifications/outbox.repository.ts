@@ -1,0 +1,21 @@
+import type { Executor } from '../db/database.ts';
+
+/** Events of one order with their delivery attempts, oldest event first (the order detail's `notifications`). */
+export async function listNotificationsForOrder(db: Executor, orderNo: string) {
+  const events = await db
+    .selectFrom('notifications')
+    .select(['id', 'event_id', 'type', 'seq', 'url', 'status', 'attempts', 'next_attempt_at', 'last_error', 'delivered_at', 'created_at'])
+    .where('order_no', '=', orderNo)
+    .orderBy('seq', 'asc')
+    .execute();
+  if (events.length === 0) return [];
+  const attempts = await db
+    .selectFrom('notification_attempts')
+    .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt'])
+    .where('notification_id', 'in', events.map((e) => e.id))
+    .orderBy('attempt_no', 'asc')
+    .execute();
+  return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => a.notification_id === event.id) }));
+}
+
+export type NotificationWithAttempts = Awaited<ReturnType<typeof listNotificationsForOrder>>[number];

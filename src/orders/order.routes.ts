@@ -1,0 +1,42 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { ValidationError } from '../shared/errors.ts';
+import { parseOrThrow } from '../shared/validation.ts';
+import { sendData } from '../http/envelope.ts';
+import { createOrderSchema, listOrdersSchema, orderNoSchema } from './order.schema.ts';
+import type { OrderService } from './order.service.ts';
+
+const orderNoParams = z.object({ order_no: orderNoSchema });
+
+/** `/api/orders` (DESIGN A4). */
+export function orderRoutes(orders: OrderService): Router {
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    if (!req.is(['application/json', 'application/x-www-form-urlencoded'])) {
+      throw new ValidationError('Send the order as JSON (application/json) or a form (application/x-www-form-urlencoded)');
+    }
+    if (!req.is('application/json') && req.body && 'metadata' in req.body) {
+      throw new ValidationError('metadata is accepted in JSON bodies only', [{ path: 'metadata', message: 'JSON bodies only' }]);
+    }
+    const input = parseOrThrow(createOrderSchema, req.body, 'order');
+    const { order, created } = await orders.create(input);
+    sendData(res, order, created ? 'order created' : 'order already exists with identical fields', created ? 201 : 200);
+  });
+
+  router.get('/', async (req, res) => {
+    sendData(res, await orders.list(parseOrThrow(listOrdersSchema, req.query, 'query')));
+  });
+
+  router.get('/:order_no', async (req, res) => {
+    const { order_no } = parseOrThrow(orderNoParams, req.params, 'order number');
+    sendData(res, await orders.getDetail(order_no));
+  });
+
+  router.post('/:order_no/close', async (req, res) => {
+    const { order_no } = parseOrThrow(orderNoParams, req.params, 'order number');
+    sendData(res, await orders.close(order_no), 'order closed');
+  });
+
+  return router;
+}

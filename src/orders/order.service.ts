@@ -1,0 +1,107 @@
+import type { Database } from '../db/database.ts';
+import { listPaymentLogsForOrder } from '../callbacks/payment-log.repository.ts';
+import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
+import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts';
+import { toDbTime, type Clock } from '../shared/time.ts';
+import { isUniqueViolation } from '../system/system-config.repository.ts';
+import { generateOrderNo } from './order-number.ts';
+import * as repo from './order.repository.ts';
+import { encodeCursor, type CreateOrderInput, type ListOrdersQuery } from './order.schema.ts';
+import { toNotificationJson, toOrderJson, toPaymentJson } from './order.view.ts';
+
+/** Metadata is stored with sorted keys so identical replays compare equal whatever the key order. */
+function canonicalMetadata(metadata: Record<string, unknown> | undefined): string | null {
+  if (!metadata) return null;
+  return JSON.stringify(Object.fromEntries(Object.entries(metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+function sameOrder(existing: repo.OrderRow, wanted: Omit<repo.OrderRow, 'id' | 'seq' | 'flagged' | 'created_at' | 'updated_at' | 'paid_at' | 'status' | 'transaction_id'>) {
+  return (
+    existing.amount_minor === wanted.amount_minor &&
+    existing.currency === wanted.currency &&
+    existing.payment_method === wanted.payment_method &&
+    existing.subject === wanted.subject &&
+    existing.callback_url === wanted.callback_url &&
+    existing.notify_url === wanted.notify_url &&
+    existing.metadata === wanted.metadata
+  );
+}
+
+export interface OrderServiceDeps {
+  db: Database;
+  /** Replica for read-only queries (DATABASE_READ_URL); the primary when unset. */
+  readDb: Database;
+  clock: Clock;
+}
+
+export function createOrderService({ db, readDb, clock }: OrderServiceDeps) {
+  async function create(input: CreateOrderInput): Promise<{ order: ReturnType<typeof toOrderJson>; created: boolean }> {
+    const now = clock();
+    const fields = {
+      order_no: input.order_no ?? generateOrderNo(now),
+      amount_minor: input.amountMinor,
+      currency: input.currency,
+      payment_method: input.payment_method ?? null,
+      subject: input.subject ?? null,
+      callback_url: input.callback_url ?? null,
+      notify_url: input.notify_url ?? null,
+      metadata: canonicalMetadata(input.metadata),
+    };
+    const row = { ...fields, status: 'pending', transaction_id: null, paid_at: null, created_at: toDbTime(now), updated_at: toDbTime(now) };
+    try {
+      await repo.insertOrder(db.kysely, row);
+      const inserted = await repo.findOrderByNo(db.kysely, fields.order_no);
+      return { order: toOrderJson(inserted!), created: true };
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      if (!input.order_no) return create(input); // a generated number collided: draw another
+      const existing = await repo.findOrderByNo(db.kysely, fields.order_no);
+      if (existing && sameOrder(existing, fields)) return { order: toOrderJson(existing), created: false };
+      throw new AppError('order_exists', `Order ${fields.order_no} already exists with different fields`);
+    }
+  }
+
+  async function getDetail(orderNo: string) {
+    const row = await repo.findOrderByNo(readDb.kysely, orderNo);
+    if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
+    const [payments, notifications] = await Promise.all([
+      listPaymentLogsForOrder(readDb.kysely, orderNo),
+      listNotificationsForOrder(readDb.kysely, orderNo),
+    ]);
+    return { ...toOrderJson(row), payments: payments.map(toPaymentJson), notifications: notifications.map(toNotificationJson) };
+  }
+
+  async function getStatus(orderNo: string) {
+    const row = await repo.findOrderByNo(readDb.kysely, orderNo);
+    if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
+    return { order_no: row.order_no, status: row.status };
+  }
+
+  async function list(query: ListOrdersQuery) {
+    const filter = { status: query.status, from: query.from, to: query.to };
+    const offset = (query.page - 1) * query.limit;
+    // One extra row tells whether a next page exists without a second query.
+    const [rows, total] = await Promise.all([
+      repo.listOrders(readDb.kysely, filter, { limit: query.limit + 1, offset, after: query.cursor }),
+      repo.countOrders(readDb.kysely, filter),
+    ]);
+    const items = rows.slice(0, query.limit);
+    const last = items.at(-1);
+    const nextCursor = rows.length > query.limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null;
+    return { items: items.map(toOrderJson), page: query.cursor ? null : query.page, limit: query.limit, total, next_cursor: nextCursor };
+  }
+
+  async function close(orderNo: string) {
+    return db.kysely.transaction().execute(async (trx) => {
+      const closed = await repo.updateOrderStatus(trx, orderNo, ['pending', 'failed'], 'closed', clock());
+      const row = await repo.findOrderByNo(trx, orderNo);
+      if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
+      if (!closed) throw new InvalidStateError(`Order ${orderNo} is ${row.status}; only pending or failed orders can be closed`);
+      return toOrderJson(row);
+    });
+  }
+
+  return { create, getDetail, getStatus, list, close };
+}
+
+export type OrderService = ReturnType<typeof createOrderService>;

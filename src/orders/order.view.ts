@@ -1,0 +1,66 @@
+import type { PaymentLogSummary } from '../callbacks/payment-log.repository.ts';
+import type { NotificationWithAttempts } from '../notifications/outbox.repository.ts';
+import { formatAmount } from '../shared/money.ts';
+import { toIsoTime } from '../shared/time.ts';
+import type { OrderRow } from './order.repository.ts';
+
+/** The public order JSON of DESIGN A4. */
+export function toOrderJson(row: OrderRow) {
+  return {
+    order_no: row.order_no,
+    amount: formatAmount(row.amount_minor, row.currency),
+    currency: row.currency,
+    status: row.status,
+    payment_method: row.payment_method,
+    subject: row.subject,
+    transaction_id: row.transaction_id,
+    callback_url: row.callback_url,
+    notify_url: row.notify_url,
+    metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
+    paid_at: toIsoTime(row.paid_at),
+    created_at: toIsoTime(row.created_at),
+    updated_at: toIsoTime(row.updated_at),
+  };
+}
+
+export type OrderJson = ReturnType<typeof toOrderJson>;
+
+export function toPaymentJson(row: PaymentLogSummary) {
+  return {
+    id: row.id,
+    gateway: row.gateway,
+    kind: row.kind,
+    transaction_id: row.transaction_id,
+    amount: row.amount_minor === null || row.currency === null ? null : formatAmount(row.amount_minor, row.currency),
+    currency: row.currency,
+    status: row.status,
+    verdict: row.verdict,
+    flagged: row.flagged === 1,
+    message: row.message,
+    remote_ip: row.remote_ip,
+    created_at: toIsoTime(row.created_at),
+  };
+}
+
+export function toNotificationJson(row: NotificationWithAttempts) {
+  return {
+    event_id: row.event_id,
+    type: row.type,
+    seq: row.seq,
+    url: row.url,
+    status: row.status,
+    attempt_count: row.attempts,
+    next_attempt_at: toIsoTime(row.next_attempt_at),
+    delivered_at: toIsoTime(row.delivered_at),
+    last_error: row.last_error,
+    created_at: toIsoTime(row.created_at),
+    attempts: row.attemptRows.map((a) => ({
+      attempt_no: a.attempt_no,
+      started_at: toIsoTime(a.started_at),
+      duration_ms: a.duration_ms,
+      status_code: a.status_code,
+      error: a.error,
+      response_excerpt: a.response_excerpt,
+    })),
+  };
+}

@@ -1,0 +1,45 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { sendData } from '../http/envelope.ts';
+import { parseOrThrow } from '../shared/validation.ts';
+import { listOrdersSchema, orderNoSchema } from './order.schema.ts';
+import type { OrderService } from './order.service.ts';
+
+/** The heritage `query_order.php` API: one path, an `action` parameter (DESIGN A4). */
+const querySchema = z.discriminatedUnion(
+  'action',
+  [
+    z.object({ action: z.literal('status'), order_no: orderNoSchema }),
+    z.object({ action: z.literal('detail'), order_no: orderNoSchema }),
+    z.object({
+      action: z.literal('list'),
+      status: z.string().optional(),
+      start_time: z.string().optional(),
+      end_time: z.string().optional(),
+      page: z.string().optional(),
+      limit: z.string().optional(),
+      cursor: z.string().optional(),
+    }),
+  ],
+  { error: 'action must be one of status, detail, list' },
+);
+
+export function queryOrderRoutes(orders: OrderService): Router {
+  const router = Router();
+  const handle = async (req: Request, res: Response) => {
+    const query = parseOrThrow(querySchema, req.query, 'query');
+    switch (query.action) {
+      case 'status':
+        return sendData(res, await orders.getStatus(query.order_no));
+      case 'detail':
+        return sendData(res, await orders.getDetail(query.order_no));
+      case 'list': {
+        const { start_time, end_time, ...rest } = query;
+        const list = parseOrThrow(listOrdersSchema, { ...rest, from: start_time, to: end_time }, 'query');
+        return sendData(res, await orders.list(list));
+      }
+    }
+  };
+  router.get(['/query_order', '/query_order.php'], handle);
+  return router;
+}

@@ -1,0 +1,30 @@
+import type { Executor } from '../db/database.ts';
+import { toDbTime } from '../shared/time.ts';
+
+export async function getConfigValues(db: Executor, keys: readonly string[]): Promise<Map<string, string>> {
+  if (keys.length === 0) return new Map();
+  const rows = await db.selectFrom('system_config').select(['config_key', 'config_value']).where('config_key', 'in', keys).execute();
+  return new Map(rows.map((r) => [r.config_key, r.config_value]));
+}
+
+/** Inserts the value unless the key exists; returns false when another process got there first. */
+export async function insertConfigValue(db: Executor, key: string, value: string, description: string, now: Date): Promise<boolean> {
+  const existing = await getConfigValues(db, [key]);
+  if (existing.has(key)) return false;
+  try {
+    await db
+      .insertInto('system_config')
+      .values({ config_key: key, config_value: value, description, created_at: toDbTime(now), updated_at: toDbTime(now) })
+      .execute();
+    return true;
+  } catch (err) {
+    if (isUniqueViolation(err)) return false;
+    throw err;
+  }
+}
+
+/** Duplicate-key errors of both engines. */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
