@@ -22,12 +22,17 @@ const httpUrl = z
   }, 'must be an absolute http:// or https:// URL');
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-const metadataSchema = z
+// Checked on the raw object: zod would silently drop an own `__proto__` key while building the record.
+const noForbiddenKeys = z.custom<unknown>(
+  (v) => typeof v !== 'object' || v === null || !Object.keys(v).some((k) => FORBIDDEN_KEYS.has(k)),
+  'keys __proto__, constructor and prototype are not allowed',
+);
+const metadataSchema = noForbiddenKeys.pipe(z
   .record(z.string(), z.union([z.string().max(1024), z.number(), z.boolean(), z.null()]), {
     error: 'must be a flat JSON object of strings, numbers, booleans or nulls',
   })
   .refine((m) => Object.keys(m).length <= 50, 'must have at most 50 keys')
-  .refine((m) => Object.keys(m).every((k) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && !FORBIDDEN_KEYS.has(k)), 'keys must be 1-64 characters of A-Z, a-z, 0-9, _ . -');
+  .refine((m) => Object.keys(m).every((k) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && !FORBIDDEN_KEYS.has(k)), 'keys must be 1-64 characters of A-Z, a-z, 0-9, _ . -'));
 
 /** JSON numbers are accepted only when they print as a plain decimal (1e3 and 0.1+0.2 artefacts are refused). */
 const amountText = z.union([z.string(), z.number()], { error: 'must be a decimal string such as "12.34"' }).transform((v) => String(v));

@@ -11,15 +11,9 @@ const querySchema = z.discriminatedUnion(
   [
     z.object({ action: z.literal('status'), order_no: orderNoSchema }),
     z.object({ action: z.literal('detail'), order_no: orderNoSchema }),
-    z.object({
-      action: z.literal('list'),
-      status: z.string().optional(),
-      start_time: z.string().optional(),
-      end_time: z.string().optional(),
-      page: z.string().optional(),
-      limit: z.string().optional(),
-      cursor: z.string().optional(),
-    }),
+    listOrdersSchema
+      .omit({ from: true, to: true })
+      .extend({ action: z.literal('list'), start_time: listOrdersSchema.shape.from, end_time: listOrdersSchema.shape.to }),
   ],
   { error: 'action must be one of status, detail, list' },
 );
@@ -35,8 +29,7 @@ export function queryOrderRoutes(orders: OrderService): Router {
         return sendData(res, await orders.getDetail(query.order_no));
       case 'list': {
         const { start_time, end_time, ...rest } = query;
-        const list = parseOrThrow(listOrdersSchema, { ...rest, from: start_time, to: end_time }, 'query');
-        return sendData(res, await orders.list(list));
+        return sendData(res, await orders.list({ ...rest, from: start_time, to: end_time }));
       }
     }
   };
