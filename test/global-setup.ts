@@ -15,6 +15,6 @@ export default async function setup(): Promise<void> {
     await conn.query('select 1');
     await conn.end();
   } catch (err) {
-    throw new Error(`MYSQL_URL=${url} does not answer (${(err as Error).message}); start MariaDB or unset MYSQL_URL.`);
+    throw new Error(`MYSQL_URL=${url} does not answer (${(err as Error).message}); start MariaDB or unset MYSQL_URL.`, { cause: err });
   }
 }
