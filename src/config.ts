@@ -138,20 +138,24 @@ export class ConfigError extends Error {
   }
 }
 
-function productionProblems(env: ParsedEnv): string[] {
-  if (env.NODE_ENV !== 'production') return [];
-  const problems = GENERATED_SECRETS.filter((name) => !env[name]).map(
+/** Raw-value checks that also run when some fields failed to parse, so every problem is reported at once. */
+function productionProblems(source: Env): string[] {
+  const value = (name: string) => blankToUndefined(source[name]) as string | undefined;
+  if (value('NODE_ENV') !== 'production') return [];
+  const problems = GENERATED_SECRETS.filter((name) => !value(name)).map(
     (name) => `${name}: required in production (secrets are never generated there)`,
   );
-  if (env.ADMIN_PASSWORD && env.ADMIN_PASSWORD.length < 12) problems.push('ADMIN_PASSWORD: must be at least 12 characters in production');
+  const adminPassword = value('ADMIN_PASSWORD');
+  if (adminPassword && adminPassword.length < 12) problems.push('ADMIN_PASSWORD: must be at least 12 characters in production');
   return problems;
 }
 
-function pairProblems(env: ParsedEnv): string[] {
+function pairProblems(source: Env): string[] {
   const problems: string[] = [];
-  if (!!env.TLS_CERT_FILE !== !!env.TLS_KEY_FILE) problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
+  if (!blankToUndefined(source.TLS_CERT_FILE) !== !blankToUndefined(source.TLS_KEY_FILE)) problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither');
+  const schedule = blankToUndefined(source.NOTIFY_RETRY_SCHEDULE) as string | undefined;
   try {
-    parseSchedule(env.NOTIFY_RETRY_SCHEDULE);
+    if (schedule !== undefined) parseSchedule(schedule);
   } catch (err) {
     problems.push(`NOTIFY_RETRY_SCHEDULE: ${(err as Error).message}`);
   }
@@ -178,9 +182,11 @@ function parseCallbackAllowlists(source: Env, problems: string[]) {
 /** Parses configuration from `source` (process.env by default); throws ConfigError listing every problem. */
 export function loadConfig(source: Env = process.env): Config {
   const parsed = envSchema.safeParse(source);
-  const problems = parsed.success
-    ? [...productionProblems(parsed.data), ...pairProblems(parsed.data)]
-    : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)),
+    ...productionProblems(source),
+    ...pairProblems(source),
+  ];
   const callbackAllowlists = parseCallbackAllowlists(source, problems);
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(buildConfig(parsed.data, callbackAllowlists));
