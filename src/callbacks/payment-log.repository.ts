@@ -13,3 +13,42 @@ export function listPaymentLogsForOrder(db: Executor, orderNo: string, limit = 2
 }
 
 export type PaymentLogSummary = Awaited<ReturnType<typeof listPaymentLogsForOrder>>[number];
+
+export interface NewPaymentLog {
+  orderNo: string | null;
+  gateway: string;
+  kind: 'notify' | 'return';
+  transactionId?: string | null;
+  amountMinor?: number | null;
+  currency?: string | null;
+  status?: string | null;
+  verdict: string;
+  flagged?: boolean;
+  message?: string | null;
+  paymentData?: string | null;
+  callbackData: string;
+  remoteIp: string | null;
+  now: string;
+}
+
+export async function insertPaymentLog(db: Executor, log: NewPaymentLog): Promise<void> {
+  await db
+    .insertInto('payment_logs')
+    .values({
+      order_no: log.orderNo,
+      gateway: log.gateway,
+      kind: log.kind,
+      transaction_id: log.transactionId ?? null,
+      amount_minor: log.amountMinor ?? null,
+      currency: log.currency ?? null,
+      status: log.status ?? null,
+      verdict: log.verdict,
+      flagged: log.flagged ? 1 : 0,
+      message: log.message ? log.message.slice(0, 512) : null,
+      payment_data: log.paymentData ?? null,
+      callback_data: log.callbackData,
+      remote_ip: log.remoteIp,
+      created_at: log.now,
+    })
+    .execute();
+}

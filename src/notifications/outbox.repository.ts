@@ -19,3 +19,32 @@ export async function listNotificationsForOrder(db: Executor, orderNo: string) {
 }
 
 export type NotificationWithAttempts = Awaited<ReturnType<typeof listNotificationsForOrder>>[number];
+
+export interface NewEvent {
+  eventId: string;
+  orderNo: string;
+  type: string;
+  seq: number;
+  payload: string;
+  url: string;
+  now: string;
+}
+
+/** The transactional-outbox row: written in the same transaction as the state change it announces. */
+export async function insertEvent(db: Executor, event: NewEvent): Promise<void> {
+  await db
+    .insertInto('notifications')
+    .values({
+      event_id: event.eventId,
+      order_no: event.orderNo,
+      type: event.type,
+      seq: event.seq,
+      payload: event.payload,
+      url: event.url,
+      status: 'pending',
+      next_attempt_at: event.now,
+      created_at: event.now,
+      updated_at: event.now,
+    })
+    .execute();
+}

@@ -45,13 +45,39 @@ export function listOrders(db: Executor, filter: OrderFilter, page: { limit: num
   return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).offset(after ? 0 : page.offset).execute();
 }
 
-/** Conditional transition: only rows still in one of `from` change; the affected-row count tells the winner. */
-export async function updateOrderStatus(db: Executor, orderNo: string, from: readonly OrderStatus[], to: OrderStatus, now: Date): Promise<boolean> {
+export interface TransitionChange {
+  orderNo: string;
+  /** Compare-and-swap on (status, seq): the row changes only if nobody changed it since it was read. */
+  fromStatus: string;
+  expectedSeq: number;
+  to: OrderStatus;
+  transactionId?: string;
+  flagged?: boolean;
+  now: Date;
+}
+
+/** Applies one A4 transition and bumps the order's event `seq`; false when another writer got there first. */
+export async function transitionOrder(db: Executor, change: TransitionChange): Promise<boolean> {
+  const now = toDbTime(change.now);
   const result = await db
     .updateTable('orders')
-    .set({ status: to, updated_at: toDbTime(now) })
-    .where('order_no', '=', orderNo)
-    .where('status', 'in', from)
+    .set({
+      status: change.to,
+      seq: change.expectedSeq + 1,
+      updated_at: now,
+      ...(change.transactionId !== undefined ? { transaction_id: change.transactionId } : {}),
+      ...(change.to === 'paid' ? { paid_at: now } : {}),
+      ...(change.flagged ? { flagged: 1 } : {}),
+    })
+    .where('order_no', '=', change.orderNo)
+    .where('status', '=', change.fromStatus)
+    .where('seq', '=', change.expectedSeq)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
+}
+
+/** A locking read on MySQL (sees the latest committed row inside a transaction); SQLite has one writer anyway. */
+export function findOrderForUpdate(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite'): Promise<OrderRow | undefined> {
+  const query = db.selectFrom('orders').selectAll().where('order_no', '=', orderNo);
+  return (engine === 'mysql' ? query.forUpdate() : query).executeTakeFirst();
 }

@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import { listPaymentLogsForOrder } from '../callbacks/payment-log.repository.ts';
 import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
+import { recordOrderEvent } from '../notifications/order-event.ts';
 import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../system/system-config.repository.ts';
@@ -32,9 +33,11 @@ export interface OrderServiceDeps {
   /** Replica for read-only queries (DATABASE_READ_URL); the primary when unset. */
   readDb: Database;
   clock: Clock;
+  /** Called after a commit that queued a merchant notification (wakes the delivery loop). */
+  onEventQueued?: () => void;
 }
 
-export function createOrderService({ db, readDb, clock }: OrderServiceDeps) {
+export function createOrderService({ db, readDb, clock, onEventQueued }: OrderServiceDeps) {
   async function create(input: CreateOrderInput): Promise<{ order: ReturnType<typeof toOrderJson>; created: boolean }> {
     const now = clock();
     const fields = {
@@ -91,14 +94,23 @@ export function createOrderService({ db, readDb, clock }: OrderServiceDeps) {
     return { items: items.map(toOrderJson), page: query.cursor ? null : query.page, limit: query.limit, total, next_cursor: nextCursor };
   }
 
+  /** pending|failed → closed with its `order.closed` event, in one transaction (compare-and-swap on seq). */
   async function close(orderNo: string) {
-    return db.kysely.transaction().execute(async (trx) => {
-      const closed = await repo.updateOrderStatus(trx, orderNo, ['pending', 'failed'], 'closed', clock());
-      const row = await repo.findOrderByNo(trx, orderNo);
+    const result = await db.kysely.transaction().execute(async (trx) => {
+      const row = await repo.findOrderForUpdate(trx, orderNo, db.engine);
       if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-      if (!closed) throw new InvalidStateError(`Order ${orderNo} is ${row.status}; only pending or failed orders can be closed`);
-      return toOrderJson(row);
+      if (row.status !== 'pending' && row.status !== 'failed') {
+        throw new InvalidStateError(`Order ${orderNo} is ${row.status}; only pending or failed orders can be closed`);
+      }
+      const now = clock();
+      const change = { orderNo, fromStatus: row.status, expectedSeq: row.seq, to: 'closed' as const, now };
+      if (!(await repo.transitionOrder(trx, change))) throw new InvalidStateError(`Order ${orderNo} changed concurrently; retry`);
+      const closed = (await repo.findOrderByNo(trx, orderNo))!;
+      const event = await recordOrderEvent(trx, closed, 'closed', closed.seq, now);
+      return { order: toOrderJson(closed), queued: event !== null };
     });
+    if (result.queued) onEventQueued?.();
+    return result.order;
   }
 
   return { create, getDetail, getStatus, list, close };

@@ -1,0 +1,67 @@
+import type { Response } from 'express';
+import type { GatewayName } from '../../config.ts';
+import type { ErrorCode } from '../../shared/errors.ts';
+
+/** Verdicts written to payment_logs.verdict; operators filter on them. */
+export type Verdict =
+  | 'applied'
+  | 'duplicate'
+  | 'bad_signature'
+  | 'replayed'
+  | 'amount_mismatch'
+  | 'unknown_order'
+  | 'invalid_state'
+  | 'forbidden'
+  | 'malformed';
+
+export type PaymentOutcome = 'paid' | 'failed' | 'closed';
+
+/** What a gateway said, once its signature checked out, in gateway-neutral terms. */
+export interface PaymentResult {
+  orderNo: string;
+  transactionId: string;
+  /** Decimal text in the order's currency (generic, Alipay) or integer minor units (WeChat, Stripe). */
+  amount: { kind: 'decimal'; value: string } | { kind: 'minor'; value: number };
+  /** Present when the gateway states it; must then equal the order's currency. */
+  currency?: string;
+  outcome: PaymentOutcome;
+  /** Replay protection to record in the same transaction as the state change. */
+  nonce?: { scope: string; value: string; expiresAt: Date };
+  /** Gateway-level idempotency key (Alipay notify_id, Stripe event id): a repeat is a no-op. */
+  eventKey?: string;
+}
+
+export interface Rejection {
+  verdict: Exclude<Verdict, 'applied' | 'duplicate'>;
+  code: ErrorCode;
+  message: string;
+  /** The order number the request claimed, recorded for operators even when unverified. */
+  claimedOrderNo?: string;
+}
+
+export type Verification = { ok: true; result: PaymentResult } | { ok: false; rejection: Rejection };
+
+/** A request to a callback route, as the adapter needs it. */
+export interface CallbackRequest {
+  params: Record<string, unknown>;
+  rawBody?: Buffer;
+  headers: Record<string, string | string[] | undefined>;
+  now: Date;
+}
+
+/** How a callback ended, for the adapter to acknowledge in its gateway's own format. */
+export interface CallbackOutcome {
+  verdict: Verdict;
+  /** HTTP status of our contract (200 for applied/duplicate). */
+  status: number;
+  code?: ErrorCode;
+  message: string;
+  orderNo?: string;
+  orderStatus?: string;
+}
+
+export interface GatewayAdapter {
+  readonly name: GatewayName;
+  verify(request: CallbackRequest): Verification | Promise<Verification>;
+  acknowledge(res: Response, outcome: CallbackOutcome): void;
+}

@@ -1,0 +1,66 @@
+import type { Response } from 'express';
+import { z } from 'zod';
+import { sendData, sendError } from '../../http/envelope.ts';
+import { isSignType, verifySign } from '../../shared/signing.ts';
+import { claimedOrderNo, flattenParams } from '../params.ts';
+import type { CallbackOutcome, CallbackRequest, GatewayAdapter, Rejection, Verification } from './gateway.ts';
+
+/** ±300 s around now (DESIGN A5). */
+export const TIMESTAMP_WINDOW_S = 300;
+/** Nonces are remembered well past the window in which their timestamp could be accepted. */
+const NONCE_TTL_MS = 24 * 3600_000;
+
+const fieldsSchema = z.object({
+  order_no: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _ or -'),
+  transaction_id: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters'),
+  amount: z.string().regex(/^\d{1,18}(\.\d{1,18})?$/, 'must be a plain decimal such as 12.34'),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code').optional(),
+  status: z.enum(['success', 'failed'], { error: 'must be success or failed' }),
+  timestamp: z.string().regex(/^\d{1,12}$/, 'must be unix seconds').optional(),
+  nonce: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters').optional(),
+});
+
+const reject = (rejection: Rejection): Verification => ({ ok: false, rejection });
+
+/** The heritage MD5 / HMAC-SHA256 sorted-parameter gateway (DESIGN A5), also used by the sandbox. */
+export function createGenericGateway(name: 'generic' | 'sandbox', secret: string): GatewayAdapter {
+  return {
+    name,
+    verify({ params: input, now }: CallbackRequest): Verification {
+      const claimed = claimedOrderNo(input);
+      const flat = flattenParams(input);
+      if (!flat.ok) return reject({ verdict: 'malformed', code: 'validation_failed', message: flat.message, claimedOrderNo: claimed });
+      const params = flat.params;
+      if (!params.sign) return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The sign parameter is missing', claimedOrderNo: claimed });
+      const signType = params.sign_type ?? 'MD5';
+      if (!isSignType(signType)) return reject({ verdict: 'malformed', code: 'validation_failed', message: 'sign_type must be MD5 or HMAC-SHA256', claimedOrderNo: claimed });
+      if (!verifySign(params, secret, signType, params.sign)) {
+        return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The signature does not match', claimedOrderNo: claimed });
+      }
+      const fields = fieldsSchema.safeParse({ ...params });
+      if (!fields.success) {
+        const message = fields.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');
+        return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${message}`, claimedOrderNo: claimed });
+      }
+      const f = fields.data;
+      if (f.timestamp !== undefined && Math.abs(now.getTime() / 1000 - Number(f.timestamp)) > TIMESTAMP_WINDOW_S) {
+        return reject({ verdict: 'replayed', code: 'replayed', message: `timestamp is more than ${TIMESTAMP_WINDOW_S} s away from now`, claimedOrderNo: f.order_no });
+      }
+      return {
+        ok: true,
+        result: {
+          orderNo: f.order_no,
+          transactionId: f.transaction_id,
+          amount: { kind: 'decimal', value: f.amount },
+          currency: f.currency,
+          outcome: f.status === 'success' ? 'paid' : 'failed',
+          nonce: f.nonce ? { scope: name === 'sandbox' ? 'generic' : name, value: f.nonce, expiresAt: new Date(now.getTime() + NONCE_TTL_MS) } : undefined,
+        },
+      };
+    },
+    acknowledge(res: Response, outcome: CallbackOutcome) {
+      if (outcome.code) return sendError(res, outcome.status, outcome.code, outcome.message);
+      sendData(res, { order_no: outcome.orderNo, status: outcome.orderStatus }, outcome.message, outcome.status);
+    },
+  };
+}

@@ -1,0 +1,13 @@
+import type { Executor } from '../db/database.ts';
+import { toDbTime } from '../shared/time.ts';
+
+/** Records a nonce; throws the engine's unique violation when it was seen before (within its lifetime). */
+export async function insertNonce(db: Executor, scope: string, nonce: string, expiresAt: Date): Promise<void> {
+  await db.insertInto('replay_nonces').values({ scope, nonce, expires_at: toDbTime(expiresAt) }).execute();
+}
+
+/** Drops nonces whose lifetime is over, so a long-running service keeps the table small. */
+export async function purgeExpiredNonces(db: Executor, now: Date): Promise<number> {
+  const result = await db.deleteFrom('replay_nonces').where('expires_at', '<', toDbTime(now)).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

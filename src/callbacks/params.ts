@@ -1,0 +1,34 @@
+/** Callback parameters must be a flat map of strings; anything else is refused before any work is done. */
+const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const MAX_PARAMS = 100;
+
+export type FlatParams = Record<string, string>;
+
+export type FlattenResult = { ok: true; params: FlatParams } | { ok: false; message: string };
+
+/**
+ * Form fields arrive as strings; flat JSON may carry numbers, which are signed as JSON writes them.
+ * Arrays, objects, booleans, nulls and odd keys are refused (never a 500, never prototype pollution).
+ */
+export function flattenParams(input: unknown): FlattenResult {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { ok: false, message: 'parameters must be a flat form or JSON object' };
+  const keys = Object.keys(input);
+  if (keys.length === 0) return { ok: false, message: 'no parameters were sent' };
+  if (keys.length > MAX_PARAMS) return { ok: false, message: `at most ${MAX_PARAMS} parameters are accepted` };
+  const params: FlatParams = Object.create(null) as FlatParams;
+  for (const key of keys) {
+    if (FORBIDDEN_KEYS.has(key) || !KEY_PATTERN.test(key)) return { ok: false, message: `parameter name ${JSON.stringify(key.slice(0, 64))} is not allowed` };
+    const value = (input as Record<string, unknown>)[key];
+    if (typeof value === 'string') params[key] = value;
+    else if (typeof value === 'number' && Number.isFinite(value)) params[key] = String(value);
+    else return { ok: false, message: `parameter ${key} must be a string` };
+  }
+  return { ok: true, params };
+}
+
+/** The order number a request claims, for the log even when nothing else about it is valid. */
+export function claimedOrderNo(input: unknown): string | undefined {
+  const value = typeof input === 'object' && input !== null ? (input as Record<string, unknown>).order_no : undefined;
+  return typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value) ? value : undefined;
+}

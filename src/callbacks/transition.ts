@@ -1,0 +1,28 @@
+import type { OrderStatus } from '../orders/order.schema.ts';
+import type { PaymentOutcome } from './gateways/gateway.ts';
+
+/** What a verified payment result means for an order in its current state (DESIGN A4 transitions). */
+export type Decision =
+  | { kind: 'apply'; to: OrderStatus; flagged: boolean; message: string }
+  | { kind: 'duplicate'; message: string }
+  | { kind: 'reject'; flagged: boolean; message: string };
+
+export function decideTransition(order: { status: string; transaction_id: string | null }, outcome: PaymentOutcome, transactionId: string): Decision {
+  const sameTransaction = order.transaction_id === transactionId;
+  switch (outcome) {
+    case 'paid':
+      if (order.status === 'pending' || order.status === 'failed') return { kind: 'apply', to: 'paid', flagged: false, message: 'payment applied' };
+      if (order.status === 'closed') return { kind: 'apply', to: 'paid', flagged: true, message: 'payment applied to a closed order (late payment, flagged)' };
+      return sameTransaction
+        ? { kind: 'duplicate', message: 'payment already applied' }
+        : { kind: 'reject', flagged: true, message: `order is already paid by transaction ${order.transaction_id ?? '?'}; possible double payment (flagged)` };
+    case 'failed':
+      if (order.status === 'pending') return { kind: 'apply', to: 'failed', flagged: false, message: 'payment failure recorded' };
+      if (order.status === 'failed') return { kind: 'duplicate', message: 'payment failure already recorded' };
+      return { kind: 'reject', flagged: false, message: `order is ${order.status}; a failure cannot change it` };
+    case 'closed':
+      if (order.status === 'pending' || order.status === 'failed') return { kind: 'apply', to: 'closed', flagged: false, message: 'order closed' };
+      if (order.status === 'closed') return { kind: 'duplicate', message: 'order already closed' };
+      return { kind: 'reject', flagged: false, message: `order is ${order.status}; it cannot be closed` };
+  }
+}

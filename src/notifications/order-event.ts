@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import type { Executor } from '../db/database.ts';
+import { formatAmount } from '../shared/money.ts';
+import { toDbTime, toIsoTime } from '../shared/time.ts';
+import { insertEvent } from './outbox.repository.ts';
+
+/** The event fields of the A7 body; timestamp, nonce and sign are added per delivery attempt. */
+export interface OrderEventPayload {
+  event_id: string;
+  type: 'order.paid' | 'order.failed' | 'order.closed';
+  order_no: string;
+  transaction_id: string | null;
+  amount: string;
+  currency: string;
+  status: string;
+  paid_at: string | null;
+  seq: number;
+}
+
+export function newEventId(): string {
+  return `evt_${randomBytes(16).toString('hex')}`;
+}
+
+interface TransitionedOrder {
+  order_no: string;
+  amount_minor: number;
+  currency: string;
+  notify_url: string | null;
+  transaction_id: string | null;
+  paid_at: string | null;
+}
+
+/**
+ * Records the event for an order that just moved to `status` with event number `seq`. Orders without a
+ * notify_url have nobody to tell, so no row is written (the seq still advances on the order).
+ */
+export async function recordOrderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date): Promise<OrderEventPayload | null> {
+  if (!order.notify_url) return null;
+  const payload: OrderEventPayload = {
+    event_id: newEventId(),
+    type: `order.${status}`,
+    order_no: order.order_no,
+    transaction_id: order.transaction_id,
+    amount: formatAmount(order.amount_minor, order.currency),
+    currency: order.currency,
+    status,
+    paid_at: toIsoTime(order.paid_at),
+    seq,
+  };
+  await insertEvent(db, { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) });
+  return payload;
+}

@@ -1,0 +1,37 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/** The heritage signature of DESIGN A5 (also used for outbound notifications, A7). */
+export const SIGN_TYPES = ['MD5', 'HMAC-SHA256'] as const;
+export type SignType = (typeof SIGN_TYPES)[number];
+
+export type SignableValue = string | number | boolean | null | undefined;
+
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** S: every parameter but `sign` with a non-empty value, sorted by key in byte order, `k=v&…&key=<secret>`. */
+export function signingString(params: Readonly<Record<string, SignableValue>>, secret: string): string {
+  const pairs = Object.keys(params)
+    .filter((k) => k !== 'sign' && params[k] !== null && params[k] !== undefined && params[k] !== '')
+    .sort(byteOrder)
+    .map((k) => `${k}=${String(params[k])}`);
+  return `${pairs.join('&')}&key=${secret}`;
+}
+
+export function computeSign(params: Readonly<Record<string, SignableValue>>, secret: string, signType: SignType): string {
+  const s = signingString(params, secret);
+  const digest = signType === 'MD5' ? createHash('md5').update(s, 'utf8') : createHmac('sha256', secret).update(s, 'utf8');
+  return digest.digest('hex').toUpperCase();
+}
+
+/** Constant-time comparison of a presented signature (hex, any case) with the expected one. */
+export function verifySign(params: Readonly<Record<string, SignableValue>>, secret: string, signType: SignType, presented: string): boolean {
+  const expected = Buffer.from(computeSign(params, secret, signType), 'utf8');
+  const given = Buffer.from(presented.toUpperCase(), 'utf8');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export function isSignType(value: string): value is SignType {
+  return (SIGN_TYPES as readonly string[]).includes(value);
+}
