@@ -32,12 +32,17 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    await closeServer(server);
-    await redis?.close();
-    await readDb?.close();
-    await db.close();
-    logger.info('stopped');
-    process.exit(0);
+    try {
+      await closeServer(server);
+      await redis?.close();
+      await readDb?.close();
+      await db.close();
+      logger.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, 'error during shutdown');
+      process.exit(1);
+    }
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

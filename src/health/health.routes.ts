@@ -8,9 +8,11 @@ export function healthRoutes(db: Database): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => sendData(res, { status: 'ok' }));
   router.get('/readyz', async (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
     try {
       await pingDatabase(db);
     } catch {
+      res.setHeader('Retry-After', '5');
       return sendError(res, 503, 'unavailable', 'The database does not answer');
     }
     const pending = await pendingMigrations(db).catch(() => null);
