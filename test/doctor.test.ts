@@ -1,0 +1,295 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseVersion, openDatabase } from '../src/db/database.ts';
+import { migrateToLatest, pendingMigrations } from '../src/db/migrator.ts';
+import { createTestContext, TEST_API_KEY, TEST_ENV, type TestContext } from './helpers/context.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { MYSQL_URL } from './helpers/engines.ts';
+
+/** `npm run doctor` as operators run it: a child process with an explicit environment, judged by its lines and exit status. */
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+interface DoctorRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The ✓/✗ lines. */
+  checks: string[];
+  ms: number;
+}
+
+function doctor(env: Record<string, string | undefined>, args: string[] = []): Promise<DoctorRun> {
+  // Asynchronous on purpose: the self-test talks to a server in this very process.
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const child = spawn(TSX, ['src/cli/doctor.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, TZ: 'UTC', ...env } as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const checks = stdout.split('\n').filter((line) => /^[✓✗] /.test(line));
+      resolve({ code, stdout, stderr, checks, ms: Date.now() - started });
+    });
+  });
+}
+
+const line = (run: DoctorRun, name: string) => run.checks.find((l) => l.slice(2).startsWith(`${name}:`));
+const SECRET_NAMES = ['GATEWAY_SECRET', 'NOTIFY_SECRET', 'ADMIN_PASSWORD', 'SESSION_SECRET'];
+const LOCAL_CHECKS = ['configuration', 'database reachable', 'database version', 'migrations', ...SECRET_NAMES.map((n) => `secret ${n}`), 'API keys', 'clock and timezone', 'data directory'];
+
+function expectAllPassed(run: DoctorRun, count: number) {
+  expect(run.checks.filter((l) => l.startsWith('✗')), run.stdout + run.stderr).toEqual([]);
+  expect(run.checks).toHaveLength(count);
+  expect(run.stdout).toContain(`doctor: all ${count} checks passed`);
+  expect(run.code).toBe(0);
+}
+
+function expectNoSecrets(run: DoctorRun, values: string[]) {
+  for (const value of values) expect(run.stdout + run.stderr).not.toContain(value);
+}
+
+beforeAll(() => {
+  // loadDotEnv() reads ./.env; a developer's file there would leak settings into these runs.
+  if (existsSync(join(ROOT, '.env'))) throw new Error(`${join(ROOT, '.env')} exists: move it away to run the doctor tests`);
+});
+
+describe('npm run doctor on SQLite', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext('sqlite');
+  });
+  afterAll(() => ctx.close());
+
+  it('passes every check on a migrated database with every secret configured', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url });
+    expectAllPassed(run, LOCAL_CHECKS.length);
+    for (const name of LOCAL_CHECKS) expect(line(run, name), name).toMatch(/^✓ /);
+    expect(line(run, 'database version')).toMatch(/SQLite 3\.\d+/);
+    expect(line(run, 'migrations')).toContain('current');
+    expect(line(run, 'data directory')).toContain('writable');
+    expect(run.stdout).not.toMatch(/\d+ passed, \d+ failed/);
+    expectNoSecrets(run, [TEST_API_KEY, TEST_ENV.GATEWAY_SECRET!, TEST_ENV.NOTIFY_SECRET!, TEST_ENV.ADMIN_PASSWORD!, TEST_ENV.SESSION_SECRET!]);
+  });
+
+  it('flags a weak GATEWAY_SECRET without printing it', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url, GATEWAY_SECRET: 'weak1234' });
+    expect(run.code).toBe(1);
+    expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✗ .*too weak: 8 characters, at least 16/);
+    expect(line(run, 'secret NOTIFY_SECRET')).toMatch(/^✓ /);
+    expect(run.stdout).toContain('doctor: 1 of 11 checks failed');
+    expectNoSecrets(run, ['weak1234']);
+  });
+
+  it('reports an invalid setting as a ✗ line, not a stack trace, and still runs the other checks', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url, PORT: 'not-a-port' });
+    expect(run.code).toBe(1);
+    expect(line(run, 'configuration')).toMatch(/^✗ configuration: 1 problem$/);
+    expect(run.stdout).toMatch(/^ {4}- PORT: /m);
+    expect(run.stdout + run.stderr).not.toMatch(/^\s+at /m);
+    expect(line(run, 'database reachable')).toMatch(/^✓ /);
+  });
+});
+
+describe('npm run doctor in development', () => {
+  const DEV_ENV = { NODE_ENV: 'development', LOG_LEVEL: 'silent' };
+
+  it('judges the secrets a previous start generated and stored in system_config', async () => {
+    const unset = Object.fromEntries([...SECRET_NAMES, 'API_KEYS'].map((n) => [n, undefined]));
+    const ctx = await createTestContext('sqlite', { env: { ...DEV_ENV, ...unset } });
+    try {
+      const run = await doctor({ ...DEV_ENV, DATABASE_URL: ctx.database.url });
+      expectAllPassed(run, LOCAL_CHECKS.length);
+      for (const name of SECRET_NAMES) expect(line(run, `secret ${name}`)).toMatch(/^✓ .*: stored in system_config, \d+ (characters|bytes)$/);
+      expect(line(run, 'API keys')).toBe('✓ API keys: 1 active in the database');
+      expectNoSecrets(run, SECRET_NAMES.map((n) => ctx.config.secrets[n as keyof typeof ctx.config.secrets]));
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('accepts missing secrets and API keys as "will be generated" without generating anything', async () => {
+    const database = await createTestDatabase('sqlite');
+    const db = openDatabase(database.url);
+    try {
+      await migrateToLatest(db);
+      const run = await doctor({ ...DEV_ENV, DATABASE_URL: database.url });
+      expectAllPassed(run, LOCAL_CHECKS.length);
+      for (const name of SECRET_NAMES) expect(line(run, `secret ${name}`)).toBe(`✓ secret ${name}: not set: will be generated at first start`);
+      expect(line(run, 'API keys')).toMatch(/^✓ API keys: none yet: one will be generated/);
+      expect(await db.kysely.selectFrom('system_config').selectAll().execute()).toEqual([]);
+      expect(await db.kysely.selectFrom('api_keys').selectAll().execute()).toEqual([]);
+    } finally {
+      await db.close();
+      await database.drop();
+    }
+  });
+});
+
+describe('npm run doctor on a database that is not ready', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pcs-doctor-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reports pending migrations of an empty database and does not apply them', async () => {
+    const database: TestDatabase = await createTestDatabase('sqlite');
+    const empty = openDatabase(database.url);
+    await sql`select 1`.execute(empty.kysely); // creates the empty file
+    try {
+      const run = await doctor({ ...TEST_ENV, DATABASE_URL: database.url });
+      expect(run.code).toBe(1);
+      expect(line(run, 'database reachable')).toMatch(/^✓ /);
+      expect(line(run, 'migrations')).toMatch(/^✗ migrations: 1 of 1 pending \(0001_initial\): run npm run migrate$/);
+      expect(run.checks.filter((l) => l.startsWith('✗'))).toHaveLength(1);
+      expect(await pendingMigrations(empty)).toEqual(['0001_initial']);
+      const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(empty.kysely);
+      expect(tables.rows).toEqual([]);
+    } finally {
+      await empty.close();
+      await database.drop();
+    }
+  });
+
+  it('reports a missing SQLite file without creating it or its directory', async () => {
+    const file = join(dir, 'not-yet', 'payments.db');
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: `sqlite:${file}` });
+    expect(run.code).toBe(1);
+    expect(line(run, 'database reachable')).toMatch(/^✗ .*does not exist yet/);
+    expect(line(run, 'database version')).toMatch(/^✓ database version: SQLite/);
+    expect(line(run, 'migrations')).toMatch(/^✗ .*run npm run migrate/);
+    expect(line(run, 'data directory')).toMatch(/^✓ .*can be created/);
+    expect(existsSync(dirname(file))).toBe(false);
+  });
+
+  it('fails fast on an unreachable MySQL server', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: 'mysql://root@127.0.0.1:1/x' });
+    expect(run.code).toBe(1);
+    expect(line(run, 'database reachable')).toMatch(/^✗ database reachable: MySQL 127\.0\.0\.1:1\/x: .*ECONNREFUSED/);
+    expect(line(run, 'data directory')).toBe('✓ data directory: not used (MySQL)');
+    expect(run.ms).toBeLessThan(10_000);
+  });
+});
+
+describe('npm run doctor in production', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext('sqlite');
+  });
+  afterAll(() => ctx.close());
+
+  it('fails with a ✗ line naming every missing setting', async () => {
+    const run = await doctor({ NODE_ENV: 'production', DATABASE_URL: ctx.database.url });
+    expect(run.code).toBe(1);
+    expect(line(run, 'configuration')).toMatch(/^✗ configuration: 4 problems/);
+    for (const name of SECRET_NAMES) {
+      expect(run.stdout).toContain(`- ${name}: required in production`);
+      expect(line(run, `secret ${name}`)).toMatch(/^✗ .*not set: required in production/);
+    }
+    expect(line(run, 'API keys')).toMatch(/^✗ API keys: none: set API_KEYS/);
+    expect(line(run, 'migrations')).toMatch(/^✓ /);
+    expect(run.stdout).toContain('doctor: 6 of 11 checks failed');
+    expect(run.stdout + run.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('never prints configured secret values, API keys or database passwords', async () => {
+    const values = {
+      GATEWAY_SECRET: 'gw-short-secret',
+      NOTIFY_SECRET: `whsec_${Buffer.alloc(16, 3).toString('base64')}`,
+      ADMIN_PASSWORD: 'admin-pw-10',
+      API_KEYS: 'short-key-12,another-api-key-0123456789',
+      METRICS_TOKEN: 'metrics-token-0123456789',
+    };
+    const run = await doctor({ NODE_ENV: 'production', DATABASE_URL: 'mysql://app:db-pass-word@127.0.0.1:1/pay', ...values });
+    expect(run.code).toBe(1);
+    expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✗ .*too weak: 15 characters/);
+    expect(line(run, 'secret ADMIN_PASSWORD')).toMatch(/^✗ .*too weak: 11 characters/);
+    expect(line(run, 'secret SESSION_SECRET')).toMatch(/^✗ .*not set/);
+    expect(line(run, 'API keys')).toMatch(/^✗ .*shorter than 16 characters/);
+    expect(line(run, 'database reachable')).toMatch(/^✗ /);
+    expectNoSecrets(run, ['gw-short-secret', values.NOTIFY_SECRET, values.NOTIFY_SECRET.slice(6), 'admin-pw-10', 'short-key-12', 'another-api-key', 'metrics-token', 'db-pass-word']);
+  });
+});
+
+describe.skipIf(!MYSQL_URL)('npm run doctor on MariaDB/MySQL', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext('mysql');
+  });
+  afterAll(() => ctx?.close());
+
+  it('passes every check on a migrated database and names the server', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url });
+    expectAllPassed(run, LOCAL_CHECKS.length);
+    const product = /mariadb/i.test(await databaseVersion(ctx.db)) ? 'MariaDB' : 'MySQL';
+    expect(line(run, 'database version')).toMatch(new RegExp(`^✓ database version: ${product} \\d+\\.\\d+`));
+    expect(line(run, 'clock and timezone')).toMatch(/^✓ clock and timezone: database clock (ahead of|behind) this host by \d+\.\d\d s/);
+    expect(line(run, 'data directory')).toBe('✓ data directory: not used (MySQL)');
+  });
+});
+
+describe('npm run doctor -- --url … --api-key … (self-test)', () => {
+  let ctx: TestContext;
+  let base: string;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    ctx = await createTestContext('sqlite');
+    const server = ctx.app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = () => new Promise((resolve) => server.close(() => resolve()));
+  });
+  afterAll(async () => {
+    await close?.();
+    await ctx?.close();
+  });
+
+  const STEPS = ['GET /healthz', 'GET /readyz', 'POST /api/orders', 'GET /api/orders/', 'GET /query_order?action=status'];
+  const stepLines = (run: DoctorRun) => STEPS.map((step) => run.checks.find((l) => l.includes(`self-test ${step}`)));
+
+  it('creates, reads and queries an order on a running instance', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--url', base, '--api-key', TEST_API_KEY]);
+    expectAllPassed(run, LOCAL_CHECKS.length + STEPS.length);
+    for (const step of stepLines(run)) expect(step).toMatch(/^✓ /);
+    const orderNo = /created (doctor_\w+) \(0\.01 CNY\)/.exec(run.stdout)?.[1];
+    expect(orderNo).toMatch(/^doctor_\d+/);
+    const row = await ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', orderNo!).executeTakeFirst();
+    expect(row).toMatchObject({ amount_minor: 1, currency: 'CNY', status: 'pending' });
+    expectNoSecrets(run, [TEST_API_KEY]);
+  });
+
+  it('fails the authenticated steps with a wrong API key, without printing it', async () => {
+    const wrongKey = 'wrong-api-key-0123456789abcdef';
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, [`--url=${base}/`, `--api-key=${wrongKey}`]);
+    expect(run.code).toBe(1);
+    const [healthz, readyz, create, get, query] = stepLines(run);
+    expect(healthz).toMatch(/^✓ /);
+    expect(readyz).toMatch(/^✓ /);
+    for (const step of [create, get, query]) expect(step).toMatch(/^✗ .*HTTP 401 unauthorized/);
+    expect(run.stdout).toContain(`doctor: 3 of ${LOCAL_CHECKS.length + STEPS.length} checks failed`);
+    expectNoSecrets(run, [wrongKey]);
+  });
+
+  it('rejects --url without --api-key as a usage error', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--url', base]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--url and --api-key go together');
+    expect(run.checks).toEqual([]);
+  });
+});
