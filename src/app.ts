@@ -1,16 +1,25 @@
-import express, { type Express } from 'express';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import express, { type Express, type Request } from 'express';
 import type { Store } from 'express-rate-limit';
 import type { AppConfig } from './config.ts';
 import type { Database } from './db/database.ts';
 import { createApiKeyService } from './auth/api-key.service.ts';
+import { callbackRoutes } from './callbacks/callback.routes.ts';
+import { createCallbackService } from './callbacks/callback.service.ts';
+import { createGenericGateway } from './callbacks/gateways/generic.ts';
 import { healthRoutes } from './health/health.routes.ts';
 import { ipAllowlist, rateLimiter, requireApiKey } from './http/api-guard.ts';
+import { createCsrf } from './http/csrf.ts';
 import { errorHandler, notFoundHandler } from './http/error-handler.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security.ts';
 import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
 import { queryOrderRoutes } from './orders/query-order.routes.ts';
+import { createResultPages } from './pages/result.page.ts';
+import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
+import { createSandboxService } from './sandbox/sandbox.service.ts';
 import type { Logger } from './shared/logger.ts';
 import { PUBLIC_DIR, VIEWS_DIR } from './shared/paths.ts';
 import { systemClock, type Clock } from './shared/time.ts';
@@ -24,17 +33,30 @@ export interface AppDeps {
   clock?: Clock;
   /** Shared rate-limit counters (Redis) for several instances; in-memory when absent. */
   rateLimitStore?: Store;
+  /** Called after a commit that queued a merchant notification (wakes the delivery loop). */
+  onEventQueued?: () => void;
 }
 
 const BODY_LIMIT = '64kb';
+const BOOTSTRAP_DIR = join(dirname(createRequire(import.meta.url).resolve('bootstrap/package.json')), 'dist');
+const STATIC_OPTIONS = { maxAge: '30d', immutable: true, index: false } as const;
+
+/** Keeps the exact body bytes: gateways sign raw bodies, and payment logs store requests verbatim. */
+const keepRawBody = (req: Request, _res: unknown, buf: Buffer) => {
+  (req as Request & { rawBody?: Buffer }).rawBody = buf;
+};
 
 /** Builds the Express app without listening: main.ts serves it, tests drive it with supertest. */
 export function createApp(deps: AppDeps): Express {
-  const { config, db, logger } = deps;
+  const { config, db, logger, onEventQueued } = deps;
   const clock = deps.clock ?? systemClock;
   const readDb = deps.readDb ?? db;
-  const orders = createOrderService({ db, readDb, clock });
+  const orders = createOrderService({ db, readDb, clock, onEventQueued });
   const apiKeys = createApiKeyService(db, config.apiKeys, clock);
+  const callbacks = createCallbackService({ db, clock, allowlists: config.callbackIpAllowlists, onEventQueued });
+  const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
+  const pages = createResultPages(config);
+  const csrf = createCsrf(config.secrets.SESSION_SECRET);
 
   const app = express();
   app.disable('x-powered-by');
@@ -44,9 +66,10 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(requestLogger(logger));
   app.use(securityHeaders(config.tls !== null));
-  app.use('/assets', express.static(PUBLIC_DIR, { maxAge: '30d', immutable: true, index: false }));
-  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }));
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 256 }));
+  app.use('/assets/vendor/bootstrap', express.static(BOOTSTRAP_DIR, STATIC_OPTIONS));
+  app.use('/assets', express.static(PUBLIC_DIR, STATIC_OPTIONS));
+  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'], verify: keepRawBody }));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 256, verify: keepRawBody }));
 
   app.use(healthRoutes(db));
 
@@ -59,6 +82,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(['/query_order', '/query_order.php'], ...apiGuard);
   app.use('/api/orders', orderRoutes(orders));
   app.use(queryOrderRoutes(orders));
+  app.use(callbackRoutes(callbacks, generic, pages));
+
+  if (config.sandboxEnabled) {
+    const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
+    const sandbox = createSandboxService({ db, orders, callbacks, gateway: sandboxGateway, gatewaySecret: config.secrets.GATEWAY_SECRET, clock });
+    app.use(sandboxRoutes(sandbox, csrf));
+  }
 
   app.use(notFoundHandler);
   app.use(errorHandler);

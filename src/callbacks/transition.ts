@@ -3,7 +3,7 @@ import type { PaymentOutcome } from './gateways/gateway.ts';
 
 /** What a verified payment result means for an order in its current state (DESIGN A4 transitions). */
 export type Decision =
-  | { kind: 'apply'; to: OrderStatus; flagged: boolean; message: string }
+  | { kind: 'apply'; to: Exclude<OrderStatus, 'pending'>; flagged: boolean; message: string }
   | { kind: 'duplicate'; message: string }
   | { kind: 'reject'; flagged: boolean; message: string };
 

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../shared/errors.ts';
 import { isStorageUnavailable } from '../shared/storage-errors.ts';
+import { pageLocals } from '../pages/i18n.ts';
 import { sendError } from './envelope.ts';
 
 /** body-parser / http-errors `type`s → our stable codes. */
@@ -45,7 +46,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const status = ERROR_STATUS[error.code];
   if (status === 503) res.setHeader('Retry-After', '5');
   if (wantsHtml(req)) {
-    res.status(status).render('error', { status, code: error.code, message: error.message });
+    res.status(status).render('error', { ...pageLocals(req, res), status, code: error.code, message: error.message });
     return;
   }
   sendError(res, status, error.code, error.message, error.errors);

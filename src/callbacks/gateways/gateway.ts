@@ -1,5 +1,6 @@
 import type { Response } from 'express';
 import type { GatewayName } from '../../config.ts';
+import type { OrderRow } from '../../orders/order.repository.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 
 /** Verdicts written to payment_logs.verdict; operators filter on them. */
@@ -58,6 +59,8 @@ export interface CallbackOutcome {
   message: string;
   orderNo?: string;
   orderStatus?: string;
+  /** The order as it stands after processing, when the request was verified and the order exists. */
+  order?: OrderRow;
 }
 
 export interface GatewayAdapter {

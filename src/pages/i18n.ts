@@ -1,0 +1,106 @@
+import type { Request, Response } from 'express';
+import { readCookie } from '../http/cookies.ts';
+
+export const LANGS = ['en', 'zh-CN'] as const;
+export type Lang = (typeof LANGS)[number];
+
+const en = {
+  app_name: 'Payment callback service',
+  lang_switch: '中文',
+  payment_success: 'Payment successful',
+  payment_failed: 'Payment failed',
+  payment_pending: 'Payment pending',
+  order_closed: 'Order closed',
+  request_rejected: 'Payment result could not be verified',
+  order_no: 'Order number',
+  amount: 'Amount',
+  currency: 'Currency',
+  status: 'Status',
+  subject: 'Subject',
+  return_to_merchant: 'Return to merchant',
+  status_pending: 'Pending',
+  status_paid: 'Paid',
+  status_failed: 'Failed',
+  status_closed: 'Closed',
+  home_title: 'Sandbox: create a demo order',
+  home_intro: 'Create an order, then pay it in the built-in sandbox gateway. The sandbox signs a real notification that goes through the same verification and transaction as a gateway’s.',
+  create_order: 'Create order',
+  checkout_title: 'Sandbox checkout',
+  checkout_intro: 'This is the sandbox gateway. Choose the outcome the gateway reports.',
+  pay: 'Pay',
+  fail: 'Simulate failure',
+  checkout_done: 'This order is no longer awaiting payment.',
+  view_result: 'View result',
+  new_order: 'Create another order',
+  error_title: 'Error',
+  error_code: 'Code',
+};
+
+const zhCN: typeof en = {
+  app_name: '支付回调服务',
+  lang_switch: 'English',
+  payment_success: '支付成功',
+  payment_failed: '支付失败',
+  payment_pending: '支付处理中',
+  order_closed: '订单已关闭',
+  request_rejected: '支付结果无法验证',
+  order_no: '订单号',
+  amount: '金额',
+  currency: '币种',
+  status: '状态',
+  subject: '商品',
+  return_to_merchant: '返回商户',
+  status_pending: '待支付',
+  status_paid: '已支付',
+  status_failed: '支付失败',
+  status_closed: '已关闭',
+  home_title: '沙箱：创建演示订单',
+  home_intro: '创建订单后，在内置沙箱网关中完成支付。沙箱会签名一条真实通知，经过与网关通知相同的验签和事务处理。',
+  create_order: '创建订单',
+  checkout_title: '沙箱收银台',
+  checkout_intro: '这是沙箱网关，请选择网关要报告的结果。',
+  pay: '支付',
+  fail: '模拟失败',
+  checkout_done: '该订单已不在待支付状态。',
+  view_result: '查看结果',
+  new_order: '再创建一个订单',
+  error_title: '错误',
+  error_code: '错误码',
+};
+
+export type Messages = typeof en;
+const MESSAGES: Record<Lang, Messages> = { en, 'zh-CN': zhCN };
+const COOKIE = 'lang';
+
+function normalize(value: unknown): Lang | undefined {
+  if (typeof value !== 'string') return undefined;
+  const lower = value.toLowerCase();
+  if (lower === 'en' || lower.startsWith('en-')) return 'en';
+  if (lower === 'zh' || lower.startsWith('zh-')) return 'zh-CN';
+  return undefined;
+}
+
+/** `?lang=` (remembered in a cookie), then the cookie, then Accept-Language; English by default. */
+export function resolveLang(req: Request, res: Response): Lang {
+  const fromQuery = normalize(req.query.lang);
+  if (fromQuery) {
+    res.cookie(COOKIE, fromQuery, { maxAge: 365 * 86_400_000, sameSite: 'lax', httpOnly: true, secure: req.secure, path: '/' });
+    return fromQuery;
+  }
+  const fromCookie = normalize(readCookie(req.headers.cookie, COOKIE));
+  if (fromCookie) return fromCookie;
+  return normalize(req.acceptsLanguages('en', 'zh-CN', 'zh') || undefined) ?? 'en';
+}
+
+export function messages(lang: Lang): Messages {
+  return MESSAGES[lang];
+}
+
+/** Locals every page template gets: `lang`, `t` and the URL of the same page in the other language. */
+export function pageLocals(req: Request, res: Response) {
+  const lang = resolveLang(req, res);
+  const other: Lang = lang === 'en' ? 'zh-CN' : 'en';
+  const url = new URL(req.originalUrl, 'http://local');
+  url.searchParams.set('lang', other);
+  return { lang, t: messages(lang), switchUrl: `${url.pathname}${url.search}` };
+}

@@ -1,0 +1,60 @@
+import type { Request, Response } from 'express';
+import type { AppConfig } from '../config.ts';
+import type { CallbackOutcome } from '../callbacks/gateways/gateway.ts';
+import type { OrderRow } from '../orders/order.repository.ts';
+import { formatAmount } from '../shared/money.ts';
+import { computeSign } from '../shared/signing.ts';
+import { pageLocals } from './i18n.ts';
+
+type PageKind = 'success' | 'failure' | 'pending' | 'closed';
+
+const KIND_BY_STATUS: Record<string, PageKind> = { paid: 'success', failed: 'failure', pending: 'pending', closed: 'closed' };
+
+/** Result pages of `/callback` (DESIGN A5): success for paid, failure otherwise, with a signed way back to the merchant. */
+export function createResultPages(config: AppConfig) {
+  /** callback_url + signed order_no, status, amount, currency, timestamp, sign_type, sign (A7's rule, NOTIFY_SECRET). */
+  function returnUrl(order: OrderRow, now: Date): string | null {
+    if (!order.callback_url) return null;
+    const params = {
+      order_no: order.order_no,
+      status: order.status,
+      amount: formatAmount(order.amount_minor, order.currency),
+      currency: order.currency,
+      timestamp: String(Math.floor(now.getTime() / 1000)),
+      sign_type: config.notify.signType,
+    };
+    const url = new URL(order.callback_url);
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+    url.searchParams.set('sign', computeSign(params, config.secrets.NOTIFY_SECRET, config.notify.signType));
+    return url.toString();
+  }
+
+  function renderOrder(req: Request, res: Response, order: OrderRow, httpStatus: number, notice?: string) {
+    const kind = KIND_BY_STATUS[order.status] ?? 'failure';
+    res.status(httpStatus).render('result', {
+      ...pageLocals(req, res),
+      kind,
+      notice,
+      order: { order_no: order.order_no, amount: formatAmount(order.amount_minor, order.currency), currency: order.currency, status: order.status, subject: order.subject },
+      returnUrl: returnUrl(order, new Date()),
+    });
+  }
+
+  /** A request we could not verify or attach to an order: the failure page with nothing about any order. */
+  function renderRejection(req: Request, res: Response, httpStatus: number, message: string) {
+    res.status(httpStatus).render('result', { ...pageLocals(req, res), kind: 'rejected', notice: message, order: null, returnUrl: null });
+  }
+
+  function renderOutcome(req: Request, res: Response, outcome: CallbackOutcome) {
+    if (!outcome.order) {
+      // Bad signature, malformed or unknown order: 400 and nothing changed (A5). Forbidden stays 403.
+      return renderRejection(req, res, outcome.status === 403 ? 403 : outcome.status >= 500 ? outcome.status : 400, outcome.message);
+    }
+    if (outcome.verdict === 'amount_mismatch') return renderRejection(req, res, 409, outcome.message);
+    renderOrder(req, res, outcome.order, 200, outcome.verdict === 'applied' || outcome.verdict === 'duplicate' ? undefined : outcome.message);
+  }
+
+  return { renderOutcome, renderRejection, renderOrder };
+}
+
+export type ResultPages = ReturnType<typeof createResultPages>;
