@@ -67,12 +67,31 @@ describe.each(ENGINES)('order validation on %s', (engine) => {
     expect(res.body.code).toBe('validation_failed');
   });
 
-  it('rejects bodies that are neither JSON nor a form', async () => {
+  it('rejects bodies that are neither JSON nor a form with 415', async () => {
     const res = await ctx.api('post', '/api/orders').set('Content-Type', 'text/plain').send('amount=1');
-    expect(res.status).toBe(400);
-    expect(res.body.code).toBe('validation_failed');
+    expect(res.status).toBe(415);
+    expect(res.body.code).toBe('unsupported_media_type');
     const none = await ctx.api('post', '/api/orders');
-    expect(none.status).toBe(400);
+    expect(none.status).toBe(415);
+  });
+
+  it('refuses JSON numbers in exponent notation but takes plain JSON decimals', async () => {
+    const before = await orderCount();
+    for (const raw of ['{"amount":1e3}', '{"amount":1E3}', '{"amount":"5.00","metadata":{"n":2e-2}}', '{"amount":1.5e2}']) {
+      const res = await ctx.api('post', '/api/orders').set('Content-Type', 'application/json').send(raw);
+      expect(res.status, raw).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+    }
+    expect(await orderCount()).toBe(before);
+    const text = await ctx.api('post', '/api/orders').set('Content-Type', 'application/json').send('{"amount":12.34,"subject":"e 1e3 E"}');
+    expect(text.status).toBe(201);
+    expect(text.body.data.amount).toBe('12.34');
+  });
+
+  it('reports an amount problem together with other field problems', async () => {
+    const res = await ctx.api('post', '/api/orders').send({ amount: '-1', notify_url: 'ftp://x.example/' });
+    expect(res.status).toBe(400);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(expect.arrayContaining(['amount', 'notify_url']));
   });
 
   it('rejects metadata in a form body, and repeated form fields', async () => {

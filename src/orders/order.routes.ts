@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ValidationError } from '../shared/errors.ts';
+import { AppError, ValidationError } from '../shared/errors.ts';
+import { hasExponentNumber } from '../shared/json-numbers.ts';
 import { parseOrThrow } from '../shared/validation.ts';
 import { sendData } from '../http/envelope.ts';
 import { createOrderSchema, listOrdersSchema, orderNoSchema } from './order.schema.ts';
@@ -14,7 +15,13 @@ export function orderRoutes(orders: OrderService): Router {
 
   router.post('/', async (req, res) => {
     if (!req.is(['application/json', 'application/x-www-form-urlencoded'])) {
-      throw new ValidationError('Send the order as JSON (application/json) or a form (application/x-www-form-urlencoded)');
+      throw new AppError('unsupported_media_type', 'Send the order as JSON (application/json) or a form (application/x-www-form-urlencoded)');
+    }
+    const raw = (req as typeof req & { rawBody?: Buffer }).rawBody;
+    if (req.is('application/json') && raw && hasExponentNumber(raw.toString('utf8'))) {
+      throw new ValidationError('Numbers in exponent notation (1e3) are not accepted; send amounts as decimal strings such as "12.34"', [
+        { path: 'amount', message: 'must be a plain decimal, not exponent notation' },
+      ]);
     }
     if (!req.is('application/json') && req.body && 'metadata' in req.body) {
       throw new ValidationError('metadata is accepted in JSON bodies only', [{ path: 'metadata', message: 'JSON bodies only' }]);

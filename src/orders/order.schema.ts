@@ -35,7 +35,11 @@ const metadataSchema = noForbiddenKeys.pipe(z
   .refine((m) => Object.keys(m).every((k) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && !FORBIDDEN_KEYS.has(k)), 'keys must be 1-64 characters of A-Z, a-z, 0-9, _ . -'));
 
 /** JSON numbers are accepted only when they print as a plain decimal (1e3 and 0.1+0.2 artefacts are refused). */
-const amountText = z.union([z.string(), z.number()], { error: 'must be a decimal string such as "12.34"' }).transform((v) => String(v));
+const amountText = z
+  .union([z.string(), z.number()], { error: 'must be a decimal string such as "12.34"' })
+  .transform((v) => String(v))
+  .refine((v) => /^\d{1,18}(\.\d{1,18})?$/.test(v), 'must be a plain positive decimal such as 12.34')
+  .refine((v) => /[1-9]/.test(v), 'must be greater than zero');
 
 const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY').refine(isKnownCurrency, 'is not a known ISO 4217 currency');
 

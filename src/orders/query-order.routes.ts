@@ -15,7 +15,7 @@ const querySchema = z.discriminatedUnion(
       .omit({ from: true, to: true })
       .extend({ action: z.literal('list'), start_time: listOrdersSchema.shape.from, end_time: listOrdersSchema.shape.to }),
   ],
-  { error: 'action must be one of status, detail, list' },
+  { error: 'must be one of status, detail, list' },
 );
 
 export function queryOrderRoutes(orders: OrderService): Router {

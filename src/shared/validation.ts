@@ -17,7 +17,9 @@ export function parseTimeParam(value: string, endOfDay = false): Date | null {
   if (/^\d{1,12}$/.test(value)) return new Date(Number(value) * 1000);
   if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) return null;
   const bareDate = value.length === 10;
-  const date = new Date(bareDate ? `${value}T00:00:00Z` : value.replace(' ', 'T'));
+  // A time without a zone designator is UTC, as everything else in the API (never the server's zone).
+  const zoned = bareDate ? `${value}T00:00:00Z` : /(Z|[+-]\d{2}:?\d{2})$/.test(value) ? value : `${value}Z`;
+  const date = new Date(zoned.replace(' ', 'T'));
   if (Number.isNaN(date.getTime())) return null;
   return bareDate && endOfDay ? new Date(date.getTime() + 86_400_000 - 1) : date;
 }
