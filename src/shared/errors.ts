@@ -5,7 +5,6 @@ export const ERROR_STATUS = {
   bad_signature: 401,
   forbidden: 403,
   not_found: 404,
-  method_not_allowed: 405,
   order_exists: 409,
   invalid_state: 409,
   replayed: 409,
