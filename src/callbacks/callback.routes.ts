@@ -11,13 +11,32 @@ function rawOf(req: Request): string {
   return query >= 0 ? req.originalUrl.slice(query + 1) : '';
 }
 
+/**
+ * Form fields decoded from the raw text ourselves: the body parser silently drops `__proto__` and merges
+ * repeated keys, and a gateway's parameters must be seen exactly as sent. Repeats become arrays (refused).
+ */
+function formParams(text: string): Record<string, unknown> {
+  const params: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [key, value] of new URLSearchParams(text)) {
+    const previous = params[key];
+    params[key] = previous === undefined ? value : ([] as unknown[]).concat(previous, value);
+  }
+  return params;
+}
+
 /** Body parameters for POST (form or flat JSON), query parameters for GET. */
 export function callbackInput(req: Request, gateway: GatewayAdapter, kind: CallbackInput['kind']): CallbackInput {
-  const fromBody = req.method === 'POST' && req.body !== undefined && Object.keys(req.body as object).length > 0;
+  const rawBody = (req as Request & { rawBody?: Buffer }).rawBody;
+  const isForm = req.method === 'POST' && rawBody !== undefined && req.is('application/x-www-form-urlencoded') !== false;
+  const fromBody = req.method === 'POST' && req.body !== undefined && (Array.isArray(req.body) || Object.keys(req.body as object).length > 0);
+  const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
+  const params = isForm ? formParams(rawBody.toString('utf8')) : fromBody ? (req.body as Record<string, unknown>) : formParams(query);
+  // `?lang=` picks the page language (the page's language switch adds it); it is ours, not the gateway's.
+  if (kind === 'return' && !fromBody) delete params.lang;
   return {
     gateway,
     kind,
-    params: (fromBody ? req.body : req.query) as Record<string, unknown>,
+    params,
     rawBody: (req as Request & { rawBody?: Buffer }).rawBody,
     raw: rawOf(req),
     headers: req.headers,
