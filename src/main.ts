@@ -4,6 +4,8 @@ import { ConfigError } from './config.ts';
 import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
 import { closeServer, createServer, listen } from './server.ts';
 import { createLogger } from './shared/logger.ts';
+import { systemClock } from './shared/time.ts';
+import { startMaintenance } from './system/maintenance.ts';
 
 /** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, finish, close the pool. */
 async function main(): Promise<void> {
@@ -27,12 +29,15 @@ async function main(): Promise<void> {
     console.log('');
   }
 
+  const stopMaintenance = startMaintenance(db, systemClock, logger);
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
     try {
+      stopMaintenance();
       await closeServer(server);
       await redis?.close();
       await readDb?.close();
