@@ -1,0 +1,177 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import mysql from 'mysql2/promise';
+
+/** Fresh databases and the two servers under test, each a child process of the bench. */
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const YARDSTICK_DIR = resolve(ROOT, '../shared/bench');
+export const OURS_DB = 'bench_service';
+export const YARDSTICK_DB = 'bench_minimal';
+
+export function databaseUrl(base: string, database: string): string {
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** Drops and recreates both databases; returns the server's version string and pid file. */
+export async function prepareDatabases(baseUrl: string): Promise<{ version: string; pidFile: string | null }> {
+  const conn = await mysql.createConnection({ uri: databaseUrl(baseUrl, ''), multipleStatements: true });
+  try {
+    const [rows] = await conn.query('SELECT VERSION() AS v, @@pid_file AS pid_file');
+    await conn.query(`DROP DATABASE IF EXISTS ${OURS_DB}`);
+    await conn.query(`CREATE DATABASE ${OURS_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+    await conn.query(readFileSync(resolve(YARDSTICK_DIR, 'minimal-schema.sql'), 'utf8'));
+    const row = (rows as Array<{ v: string; pid_file: string | null }>)[0];
+    return { version: String(row?.v ?? 'unknown'), pidFile: row?.pid_file ?? null };
+  } finally {
+    await conn.end();
+  }
+}
+
+/** A free loopback port (the small race until the child binds it is acceptable for a bench). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+export interface ServerChild {
+  readonly name: string;
+  readonly origin: string;
+  readonly pid: number | undefined;
+  /** Set once the process has exited (code or signal), also when the bench did not ask it to. */
+  exit: string | null;
+  readonly exited: Promise<void>;
+  /** stderr/stdout lines logged by the child (LOG_LEVEL=warn: warnings and errors only). */
+  lineCount: number;
+  tail(): string[];
+  stop(): Promise<void>;
+}
+
+const TAIL_LINES = 40;
+
+function track(name: string, origin: string, proc: ChildProcess): ServerChild {
+  const lines: string[] = [];
+  let exitResolve: () => void = () => undefined;
+  const child: ServerChild = {
+    name,
+    origin,
+    pid: proc.pid,
+    exit: null,
+    exited: new Promise<void>((r) => (exitResolve = r)),
+    lineCount: 0,
+    tail: () => [...lines],
+    stop: () => stopChild(child, proc),
+  };
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      child.lineCount += 1;
+      lines.push(line.length > 2000 ? `${line.slice(0, 2000)}…` : line);
+      if (lines.length > TAIL_LINES) lines.shift();
+    }
+  };
+  proc.stdout?.on('data', collect);
+  proc.stderr?.on('data', collect);
+  proc.on('error', (err) => collect(Buffer.from(`spawn error: ${err.message}`)));
+  proc.on('exit', (code, signal) => {
+    child.exit = signal ? `signal ${signal}` : `code ${code}`;
+    exitResolve();
+  });
+  return child;
+}
+
+/** SIGTERM, then SIGKILL to the child's process group (tsx runs the app in a grandchild) after 10 s. */
+async function stopChild(child: ServerChild, proc: ChildProcess): Promise<void> {
+  if (child.exit !== null || proc.pid === undefined) return;
+  proc.kill('SIGTERM');
+  const timedOut = await Promise.race([child.exited.then(() => false), sleep(10_000, true)]);
+  if (timedOut && child.exit === null) {
+    process.stderr.write(`[bench] ${child.name} ignored SIGTERM for 10 s; sending SIGKILL\n`);
+    try {
+      process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      proc.kill('SIGKILL');
+    }
+    await child.exited;
+  }
+}
+
+/** Only what a process needs to run: stray shell variables (REDIS_URL, …) must not change the service. */
+function baseEnv(): NodeJS.ProcessEnv {
+  const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ'];
+  return Object.fromEntries(keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+}
+
+export interface OursOptions {
+  mysqlUrl: string;
+  apiKey: string;
+  poolSize: number;
+}
+
+export async function startOurs(options: OursOptions): Promise<ServerChild> {
+  const port = await freePort();
+  if (existsSync(resolve(ROOT, '.env'))) process.stderr.write('[bench] warning: ./.env exists; the service reads it for anything not set here\n');
+  const env = {
+    ...baseEnv(),
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATABASE_URL: databaseUrl(options.mysqlUrl, OURS_DB),
+    DATABASE_POOL_SIZE: String(options.poolSize),
+    API_KEYS: options.apiKey,
+    GATEWAY_SECRET: randomBytes(32).toString('hex'),
+    NOTIFY_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+    ADMIN_PASSWORD: randomBytes(24).toString('base64url'),
+    SESSION_SECRET: randomBytes(48).toString('base64url'),
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    LOG_LEVEL: 'warn',
+  };
+  const proc = spawn(resolve(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  return track('ours', `http://127.0.0.1:${port}`, proc);
+}
+
+export async function startYardstick(mysqlUrl: string): Promise<ServerChild> {
+  const port = await freePort();
+  const env = {
+    ...baseEnv(),
+    NODE_PATH: resolve(ROOT, 'node_modules'),
+    PORT: String(port),
+    MYSQL_URL: databaseUrl(mysqlUrl, YARDSTICK_DB),
+  };
+  const script = resolve(YARDSTICK_DIR, 'minimal-notify.cjs');
+  const proc = spawn(process.execPath, [script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  return track('yardstick', `http://127.0.0.1:${port}`, proc);
+}
+
+/** Polls `path` until it answers 200; fails when the child exits or `timeoutMs` passes. */
+export async function waitUntilAnswering(child: ServerChild, path: string, headers: Record<string, string>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (child.exit !== null) throw new Error(`${child.name} exited (${child.exit}) before answering:\n${child.tail().join('\n')}`);
+    try {
+      const res = await fetch(child.origin + path, { headers, signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(150);
+  }
+  throw new Error(`${child.name} did not answer ${path} within ${timeoutMs / 1000} s (${last}):\n${child.tail().join('\n')}`);
+}
