@@ -58,6 +58,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('url', 'varchar(2048)', (c) => c.notNull())
     .addColumn('status', 'varchar(16)', (c) => c.notNull())
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('schedule_step', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('next_attempt_at', time, (c) => c.notNull())
     .addColumn('lease_owner', 'varchar(64)')
     .addColumn('lease_expires_at', time)

@@ -49,6 +49,8 @@ export interface NotificationsTable {
   url: string;
   status: string;
   attempts: Generated<number>;
+  /** Position in NOTIFY_RETRY_SCHEDULE; a resend starts the schedule again. */
+  schedule_step: Generated<number>;
   next_attempt_at: string;
   lease_owner: string | null;
   lease_expires_at: string | null;
