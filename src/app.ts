@@ -14,6 +14,9 @@ import { createCsrf } from './http/csrf.ts';
 import { errorHandler, notFoundHandler } from './http/error-handler.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security.ts';
+import { notificationRoutes } from './notifications/notification.routes.ts';
+import { createNotificationService } from './notifications/notification.service.ts';
+import type { DeliveryMetrics } from './notifications/delivery.metrics.ts';
 import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
 import { queryOrderRoutes } from './orders/query-order.routes.ts';
@@ -35,6 +38,8 @@ export interface AppDeps {
   rateLimitStore?: Store;
   /** Called after a commit that queued a merchant notification (wakes the delivery loop). */
   onEventQueued?: () => void;
+  /** Outcome counters of this process's delivery loop, when it runs one. */
+  deliveryMetrics?: DeliveryMetrics;
 }
 
 const BODY_LIMIT = '64kb';
@@ -55,6 +60,7 @@ export function createApp(deps: AppDeps): Express {
   const apiKeys = createApiKeyService(db, config.apiKeys, clock);
   const callbacks = createCallbackService({ db, clock, allowlists: config.callbackIpAllowlists, onEventQueued });
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
+  const notifications = createNotificationService({ db, clock, metrics: deps.deliveryMetrics, onEventQueued });
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);
 
@@ -81,6 +87,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api', ...apiGuard);
   app.use(['/query_order', '/query_order.php'], ...apiGuard);
   app.use('/api/orders', orderRoutes(orders));
+  app.use('/api/orders', notificationRoutes(notifications));
   app.use(queryOrderRoutes(orders));
   app.use(callbackRoutes(callbacks, generic, pages));
 

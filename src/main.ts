@@ -3,6 +3,7 @@ import { bootstrap } from './bootstrap.ts';
 import { ConfigError } from './config.ts';
 import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
 import { closeServer, createServer, listen } from './server.ts';
+import { createDispatcher } from './notifications/dispatcher.ts';
 import { createLogger } from './shared/logger.ts';
 import { systemClock } from './shared/time.ts';
 import { startMaintenance } from './system/maintenance.ts';
@@ -14,7 +15,8 @@ async function main(): Promise<void> {
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
 
   const redis = config.redis ? createRedisRateLimitStore(config.redis, logger) : null;
-  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store });
+  const dispatcher = createDispatcher({ db, config, logger, clock: systemClock });
+  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, onEventQueued: dispatcher.wake, deliveryMetrics: dispatcher.metrics });
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';
@@ -29,6 +31,7 @@ async function main(): Promise<void> {
     console.log('');
   }
 
+  dispatcher.start();
   const stopMaintenance = startMaintenance(db, systemClock, logger);
 
   let stopping = false;
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
     try {
       stopMaintenance();
       await closeServer(server);
+      await dispatcher.stop();
       await redis?.close();
       await readDb?.close();
       await db.close();

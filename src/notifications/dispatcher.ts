@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { AppConfig } from '../config.ts';
+import type { Database } from '../db/database.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Clock } from '../shared/time.ts';
+import { attemptDelivery, createDeliveryAgent, type DeliverySettings } from './delivery.ts';
+import { claimDueEvents, completeAttempt, releaseLeases, type ClaimedEvent } from './delivery.repository.ts';
+import { DeliveryMetrics } from './delivery.metrics.ts';
+import type { OrderEventPayload } from './order-event.ts';
+import { nextState } from './retry-policy.ts';
+
+/** Coalesces a burst of commits into one claim, while keeping a healthy merchant's latency low. */
+const WAKE_DEBOUNCE_MS = 3;
+/** A lease outlives the longest attempt, so only a crashed or frozen process loses its claims. */
+const LEASE_MARGIN_MS = 5_000;
+
+export interface DispatcherDeps {
+  db: Database;
+  config: Pick<AppConfig, 'notify' | 'secrets'>;
+  logger: Logger;
+  clock: Clock;
+  metrics?: DeliveryMetrics;
+}
+
+/** The in-process delivery loop of DESIGN A7: woken by commits, polling for due retries, bounded concurrency. */
+export function createDispatcher({ db, config, logger, clock, metrics = new DeliveryMetrics() }: DispatcherDeps) {
+  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const settings: DeliverySettings = {
+    secret: config.secrets.NOTIFY_SECRET,
+    signType: config.notify.signType,
+    timeoutMs: config.notify.timeoutMs,
+    expectBody: config.notify.expectBody,
+    allowPrivateNetworks: config.notify.allowPrivateNetworks,
+  };
+  const leaseMs = settings.timeoutMs + LEASE_MARGIN_MS;
+  const agent = createDeliveryAgent(settings);
+  const inFlight = new Set<Promise<void>>();
+  let running = false;
+  let polling = false;
+  let pollAgain = false;
+  let backlogLikely = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wakeTimer: NodeJS.Timeout | undefined;
+
+  async function deliver(event: ClaimedEvent): Promise<void> {
+    const startedAt = clock();
+    const payload = JSON.parse(event.payload) as OrderEventPayload;
+    const result = await attemptDelivery(event.url, payload, settings, agent, startedAt);
+    const now = clock();
+    const next = nextState(result.verdict, event.schedule_step, config.notify.retryScheduleMs, now);
+    const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt };
+    const update = next.status === 'pending'
+      ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason, now }
+      : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason, now };
+    const kept = await completeAttempt(db.kysely, owner, attempt, update);
+    metrics.record(next.status === 'pending' ? 'retry' : next.status);
+    if (!kept) logger.warn({ eventId: event.event_id }, 'delivery finished after its lease was taken over; attempt recorded only');
+    if (next.status !== 'delivered') logger.info({ eventId: event.event_id, status: next.status, reason: next.reason }, 'delivery attempt failed');
+  }
+
+  function start(event: ClaimedEvent): void {
+    const task: Promise<void> = deliver(event)
+      .catch((err: unknown) => logger.error({ err, eventId: event.event_id }, 'delivery bookkeeping failed; the lease will expire and it is retried'))
+      .finally(() => {
+        inFlight.delete(task);
+        if (running && backlogLikely && inFlight.size <= config.notify.concurrency / 2) void poll();
+      });
+    inFlight.add(task);
+  }
+
+  async function poll(): Promise<void> {
+    if (!running) return;
+    if (polling) {
+      pollAgain = true;
+      return;
+    }
+    polling = true;
+    try {
+      const free = config.notify.concurrency - inFlight.size;
+      if (free > 0) {
+        const claimed = await claimDueEvents(db, owner, free, leaseMs, clock());
+        backlogLikely = claimed.length === free;
+        for (const event of claimed) start(event);
+      } else {
+        backlogLikely = true;
+      }
+    } catch (err) {
+      logger.warn({ err }, 'claiming due notifications failed; retrying at the next poll');
+    } finally {
+      polling = false;
+      if (pollAgain && running) {
+        pollAgain = false;
+        void poll();
+      }
+    }
+  }
+
+  return {
+    owner,
+    metrics,
+    start() {
+      if (running) return;
+      running = true;
+      timer = setInterval(() => void poll(), config.notify.pollIntervalMs);
+      void poll();
+    },
+    /** Called after a commit that queued an event. */
+    wake() {
+      if (!running || wakeTimer) return;
+      wakeTimer = setTimeout(() => {
+        wakeTimer = undefined;
+        void poll();
+      }, WAKE_DEBOUNCE_MS);
+    },
+    /** Stops claiming, lets in-flight deliveries finish within `graceMs`, then hands back what is left. */
+    async stop(graceMs = settings.timeoutMs + 1000): Promise<void> {
+      running = false;
+      clearInterval(timer);
+      clearTimeout(wakeTimer);
+      wakeTimer = undefined;
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([Promise.allSettled([...inFlight]), grace]);
+      if (inFlight.size > 0) {
+        const released = await releaseLeases(db.kysely, owner, clock()).catch(() => 0);
+        logger.warn({ released }, 'stopped with deliveries in flight; their leases were released');
+      }
+      await agent.close().catch(() => undefined);
+    },
+    inFlightCount: () => inFlight.size,
+  };
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;
