@@ -8,9 +8,9 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseVersion, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest, pendingMigrations } from '../src/db/migrator.ts';
-import { createTestContext, TEST_API_KEY, TEST_ENV, type TestContext } from './helpers/context.ts';
+import { createTestContext, TEST_API_KEY, TEST_ENV, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { MYSQL_URL } from './helpers/engines.ts';
+import { ENGINES, MYSQL_URL } from './helpers/engines.ts';
 
 /** `npm run doctor` as operators run it: a child process with an explicit environment, judged by its lines and exit status. */
 
@@ -244,52 +244,147 @@ describe.skipIf(!MYSQL_URL)('npm run doctor on MariaDB/MySQL', () => {
   });
 });
 
-describe('npm run doctor -- --url … --api-key … (self-test)', () => {
+/** The app of `ctx` listening on a free loopback port, as `npm start` would serve it. */
+async function serve(ctx: TestContext): Promise<{ base: string; close(): Promise<void> }> {
+  const server = ctx.app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { base, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** Each self-test step's line prefix, in order; `POST /notify (duplicate)` only follows an accepted payment. */
+const STEPS = ['GET /healthz', 'GET /readyz', 'POST /api/orders', 'POST /notify', 'POST /notify (duplicate)', 'GET /api/orders/', 'GET /query_order?action=status'];
+const stepLine = (run: DoctorRun, step: string) =>
+  run.checks.find((l) => l.slice(2).startsWith(`self-test ${step}`) && !l.slice(2 + `self-test ${step}`.length).startsWith(' ('));
+const stepLines = (run: DoctorRun) => STEPS.map((step) => stepLine(run, step));
+const createdOrderNo = (run: DoctorRun) => /created (doctor_\w+) \(0\.01 CNY\)/.exec(run.stdout)?.[1];
+
+describe.each(ENGINES)('npm run doctor -- --url … --api-key … (self-test on %s)', (engine) => {
   let ctx: TestContext;
+  let server: Awaited<ReturnType<typeof serve>>;
   let base: string;
-  let close: () => Promise<void>;
   beforeAll(async () => {
-    ctx = await createTestContext('sqlite');
-    const server = ctx.app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    close = () => new Promise((resolve) => server.close(() => resolve()));
+    ctx = await createTestContext(engine);
+    server = await serve(ctx);
+    base = server.base;
   });
   afterAll(async () => {
-    await close?.();
+    await server?.close();
     await ctx?.close();
   });
 
-  const STEPS = ['GET /healthz', 'GET /readyz', 'POST /api/orders', 'GET /api/orders/', 'GET /query_order?action=status'];
-  const stepLines = (run: DoctorRun) => STEPS.map((step) => run.checks.find((l) => l.includes(`self-test ${step}`)));
+  const orderRow = (orderNo: string) => ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', orderNo).executeTakeFirstOrThrow();
+  const logsOf = (orderNo: string) =>
+    ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'transaction_id', 'gateway', 'kind']).where('order_no', '=', orderNo).orderBy('id').execute();
 
-  it('creates, reads and queries an order on a running instance', async () => {
+  it('creates an order, pays it with a signed notification (and its duplicate), reads and queries it as paid', async () => {
     const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--url', base, '--api-key', TEST_API_KEY]);
     expectAllPassed(run, LOCAL_CHECKS.length + STEPS.length);
+    expect(run.checks.slice(LOCAL_CHECKS.length).map((l) => l.slice(0, 2))).toEqual(STEPS.map(() => '✓ '));
     for (const step of stepLines(run)) expect(step).toMatch(/^✓ /);
-    const orderNo = /created (doctor_\w+) \(0\.01 CNY\)/.exec(run.stdout)?.[1];
+    const orderNo = createdOrderNo(run);
     expect(orderNo).toMatch(/^doctor_\d+/);
-    const row = await ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', orderNo!).executeTakeFirst();
-    expect(row).toMatchObject({ amount_minor: 1, currency: 'CNY', status: 'pending' });
-    expectNoSecrets(run, [TEST_API_KEY]);
+    expect(stepLine(run, 'POST /notify')).toMatch(/^✓ self-test POST \/notify: HTTP 200 paid doctor_\w+ as doctor-\d+ \(HMAC-SHA256 with the GATEWAY_SECRET from the configuration\)/);
+    expect(stepLine(run, 'POST /notify (duplicate)')).toMatch(/^✓ .*HTTP 200 .*accepted, status paid/);
+    expect(stepLine(run, 'GET /api/orders/')).toMatch(/found, status paid, payment doctor-\d+ applied once/);
+    expect(stepLine(run, 'GET /query_order?action=status')).toMatch(/HTTP 200 status paid/);
+
+    const transactionId = /as (doctor-\d+) /.exec(stepLine(run, 'POST /notify')!)?.[1];
+    const row = await orderRow(orderNo!);
+    expect(row).toMatchObject({ amount_minor: 1, currency: 'CNY', status: 'paid', transaction_id: transactionId });
+    expect(row.paid_at).not.toBeNull();
+    expect(await logsOf(orderNo!)).toEqual([
+      { verdict: 'applied', transaction_id: transactionId, gateway: 'generic', kind: 'notify' },
+      { verdict: 'duplicate', transaction_id: transactionId, gateway: 'generic', kind: 'notify' },
+    ]);
+    expectNoSecrets(run, [TEST_API_KEY, TEST_GATEWAY_SECRET]);
   });
 
-  it('fails the authenticated steps with a wrong API key, without printing it', async () => {
+  it('shows the server\'s bad_signature answer for a wrong --gateway-secret and leaves the order pending', async () => {
+    const wrongSecret = 'wrong-gateway-secret-0123456789';
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--url', base, '--api-key', TEST_API_KEY, '--gateway-secret', wrongSecret]);
+    expect(run.code).toBe(1);
+    const [healthz, readyz, create, pay, duplicate, get, query] = stepLines(run);
+    for (const step of [healthz, readyz, create]) expect(step).toMatch(/^✓ /);
+    expect(pay).toMatch(/^✗ self-test POST \/notify: HTTP 401 bad_signature: .* — the GATEWAY_SECRET from --gateway-secret is not the server's: give the server's with GATEWAY_SECRET=… or --gateway-secret …$/);
+    expect(duplicate).toBeUndefined();
+    expect(get).toMatch(/^✓ .*found, status pending \(\d+ ms\)$/);
+    expect(query).toMatch(/^✓ .*status pending/);
+    const total = LOCAL_CHECKS.length + STEPS.length - 1;
+    expect(run.checks).toHaveLength(total);
+    expect(run.stdout).toContain(`doctor: 1 of ${total} checks failed`);
+
+    const orderNo = createdOrderNo(run)!;
+    expect(await orderRow(orderNo)).toMatchObject({ status: 'pending', transaction_id: null, paid_at: null });
+    expect((await logsOf(orderNo)).map((l) => l.verdict)).toEqual(['bad_signature']);
+    expectNoSecrets(run, [wrongSecret, TEST_GATEWAY_SECRET, TEST_API_KEY]);
+  });
+
+  it('fails the payment with instructions when no GATEWAY_SECRET is known here, and still reads the order', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url, GATEWAY_SECRET: undefined }, ['--url', base, '--api-key', TEST_API_KEY]);
+    expect(run.code).toBe(1);
+    expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✓ .*will be generated/);
+    const [, , create, pay, duplicate, get, query] = stepLines(run);
+    expect(create).toMatch(/^✓ /);
+    expect(pay).toBe(
+      `✗ self-test POST /notify: not attempted: no GATEWAY_SECRET is known here to sign the payment notification with (not configured and none stored in system_config); give the server's: GATEWAY_SECRET=… npm run doctor -- --url ${base} --api-key … (or --gateway-secret …)`,
+    );
+    expect(duplicate).toBeUndefined();
+    expect(get).toMatch(/^✓ .*status pending/);
+    expect(query).toMatch(/^✓ .*status pending/);
+    expect(run.stdout).toContain(`doctor: 1 of ${LOCAL_CHECKS.length + STEPS.length - 1} checks failed`);
+    expect(await orderRow(createdOrderNo(run)!)).toMatchObject({ status: 'pending' });
+    expect(await logsOf(createdOrderNo(run)!)).toEqual([]);
+  });
+
+  it('fails the authenticated steps with a wrong API key, without printing it or paying anything', async () => {
     const wrongKey = 'wrong-api-key-0123456789abcdef';
     const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, [`--url=${base}/`, `--api-key=${wrongKey}`]);
     expect(run.code).toBe(1);
-    const [healthz, readyz, create, get, query] = stepLines(run);
+    const [healthz, readyz, create, pay, duplicate, get, query] = stepLines(run);
     expect(healthz).toMatch(/^✓ /);
     expect(readyz).toMatch(/^✓ /);
     for (const step of [create, get, query]) expect(step).toMatch(/^✗ .*HTTP 401 unauthorized/);
-    expect(run.stdout).toContain(`doctor: 3 of ${LOCAL_CHECKS.length + STEPS.length} checks failed`);
+    expect(pay).toBe('✗ self-test POST /notify: not attempted: the order was not created');
+    expect(duplicate).toBeUndefined();
+    expect(run.stdout).toContain(`doctor: 4 of ${LOCAL_CHECKS.length + STEPS.length - 1} checks failed`);
     expectNoSecrets(run, [wrongKey]);
   });
 
-  it('rejects --url without --api-key as a usage error', async () => {
+  it('rejects --url without --api-key, and --gateway-secret without --url, as usage errors without echoing the secret', async () => {
     const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--url', base]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('--url and --api-key go together');
     expect(run.checks).toEqual([]);
+    const alone = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--gateway-secret=some-gateway-secret-0123']);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--gateway-secret is for the self-test');
+    expect(alone.checks).toEqual([]);
+    expectNoSecrets(alone, ['some-gateway-secret-0123']);
+  });
+});
+
+describe('npm run doctor -- --url … in development', () => {
+  it('signs the payment with the GATEWAY_SECRET a development start stored in system_config, without printing it', async () => {
+    const ctx = await createTestContext('sqlite', { env: { NODE_ENV: 'development', GATEWAY_SECRET: undefined } });
+    const server = await serve(ctx);
+    try {
+      const stored = ctx.config.secrets.GATEWAY_SECRET;
+      expect(stored).toMatch(/^[0-9a-f]{48}$/);
+      const run = await doctor({ ...TEST_ENV, NODE_ENV: 'development', GATEWAY_SECRET: undefined, DATABASE_URL: ctx.database.url }, [
+        '--url',
+        server.base,
+        '--api-key',
+        TEST_API_KEY,
+      ]);
+      expectAllPassed(run, LOCAL_CHECKS.length + STEPS.length);
+      expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✓ .*stored in system_config/);
+      expect(stepLine(run, 'POST /notify')).toMatch(/HMAC-SHA256 with the GATEWAY_SECRET stored in system_config/);
+      expect(await ctx.db.kysely.selectFrom('orders').select('status').where('order_no', '=', createdOrderNo(run)!).executeTakeFirst()).toEqual({ status: 'paid' });
+      expectNoSecrets(run, [stored, TEST_API_KEY]);
+    } finally {
+      await server.close();
+      await ctx.close();
+    }
   });
 });

@@ -13,21 +13,29 @@ import {
   probeDatabase,
   type CheckResult,
 } from '../system/doctor.checks.ts';
+import { pickGatewaySecret, storedGatewaySecret } from '../system/doctor.payment.ts';
 import { runSelfTest } from '../system/doctor.selftest.ts';
 
 /** `npm run doctor` (DESIGN A8): one ✓/✗ line per check, exit status 1 when any fails. */
 
-const USAGE = `Usage: npm run doctor [-- --url <base URL> --api-key <key>]
+const USAGE = `Usage: npm run doctor [-- --url <base URL> --api-key <key> [--gateway-secret <secret>]]
   Checks configuration, secrets, database, migrations, clock and data directory.
   With --url and --api-key it also runs an end-to-end self-test against a running
-  instance (it creates a 0.01 CNY order named doctor_<timestamp>).`;
+  instance: it creates a 0.01 CNY order named doctor_<timestamp>, pays it with a
+  notification to /notify signed with the instance's GATEWAY_SECRET (--gateway-secret,
+  else GATEWAY_SECRET from the environment or .env, else in development the one
+  stored in the database), then reads and queries it.`;
 
 type Env = Record<string, string | undefined>;
 
 interface Options {
   url?: string;
   apiKey?: string;
+  gatewaySecret?: string;
 }
+
+const FLAGS = { '--url': 'url', '--api-key': 'apiKey', '--gateway-secret': 'gatewaySecret' } as const;
+const isFlag = (flag: string): flag is keyof typeof FLAGS => Object.hasOwn(FLAGS, flag);
 
 function parseArgs(args: string[]): Options | { error: string } | 'help' {
   const options: Options = {};
@@ -37,13 +45,13 @@ function parseArgs(args: string[]): Options | { error: string } | 'help' {
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     if (flag === '--help' || flag === '-h') return 'help';
     // A stray value may be a key: never echo it.
-    if (flag !== '--url' && flag !== '--api-key') return { error: arg.startsWith('-') ? `unknown option ${flag}` : 'unexpected argument' };
+    if (!isFlag(flag)) return { error: arg.startsWith('-') ? `unknown option ${flag}` : 'unexpected argument' };
     const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
     if (!value) return { error: `${flag} needs a value` };
-    if (flag === '--url') options.url = value;
-    else options.apiKey = value;
+    options[FLAGS[flag]] = value;
   }
   if (!!options.url !== !!options.apiKey) return { error: '--url and --api-key go together' };
+  if (options.gatewaySecret && !options.url) return { error: '--gateway-secret is for the self-test: add --url and --api-key' };
   if (options.url && !/^https?:\/\/[^/]+/.test(options.url)) return { error: '--url must be an absolute http:// or https:// URL' };
   return options;
 }
@@ -87,7 +95,8 @@ function loadSettings(env: Env): { result: CheckResult; settings: Settings | nul
   }
 }
 
-async function runLocalChecks(settings: Settings, report: (result: CheckResult) => void): Promise<void> {
+/** Runs the checks; returns the GATEWAY_SECRET stored in system_config when asked for it (development only, as the secret checks read it). */
+async function runLocalChecks(settings: Settings, report: (result: CheckResult) => void, wantStoredGatewaySecret: boolean): Promise<string | undefined> {
   const probe = await probeDatabase(settings.databaseUrl);
   try {
     report(probe.result);
@@ -97,15 +106,16 @@ async function runLocalChecks(settings: Settings, report: (result: CheckResult) 
     report(await checkApiKeys(settings.apiKeys, settings.production, probe.db));
     report(await checkClock(probe));
     report(checkDataDirectory(settings.databaseUrl));
+    return wantStoredGatewaySecret && !settings.production && !settings.secrets.GATEWAY_SECRET ? await storedGatewaySecret(probe.db) : undefined;
   } finally {
     await probe.db?.close().catch(() => undefined);
   }
 }
 
 /** Belt and braces: whatever a check or an error message says, configured secret values never reach the terminal. */
-function redactor(env: Env, apiKey: string | undefined): (text: string) => string {
+function redactor(env: Env, given: (string | undefined)[]): (text: string) => string {
   const values: (string | undefined)[] = [...GENERATED_SECRETS, 'METRICS_TOKEN', 'WECHATPAY_APIV3_KEY', 'STRIPE_WEBHOOK_SECRET'].map((n) => env[n]);
-  values.push(...(env.API_KEYS ?? '').split(','), apiKey);
+  values.push(...(env.API_KEYS ?? '').split(','), ...given);
   for (const name of ['DATABASE_URL', 'DATABASE_READ_URL', 'REDIS_URL']) {
     try {
       const { password } = new URL(env[name] ?? '');
@@ -127,7 +137,7 @@ async function run(args: string[]): Promise<number> {
     return options === 'help' ? 0 : 2;
   }
   loadDotEnv();
-  const redact = redactor(process.env, options.apiKey);
+  let redact = redactor(process.env, [options.apiKey, options.gatewaySecret]);
   const results: CheckResult[] = [];
   const report = (result: CheckResult) => {
     results.push(result);
@@ -137,8 +147,14 @@ async function run(args: string[]): Promise<number> {
   try {
     const { result, settings } = loadSettings(process.env);
     report(result);
-    if (settings) await runLocalChecks(settings, report);
-    if (options.url && options.apiKey) await runSelfTest(options.url, options.apiKey, report);
+    const wantSecret = !!options.url && !options.gatewaySecret;
+    const stored = settings ? await runLocalChecks(settings, report, wantSecret) : undefined;
+    if (options.url && options.apiKey) {
+      const configured = settings ? settings.secrets.GATEWAY_SECRET : process.env.GATEWAY_SECRET;
+      const secret = pickGatewaySecret(options.gatewaySecret, configured, stored);
+      redact = redactor(process.env, [options.apiKey, options.gatewaySecret, stored]);
+      await runSelfTest(options.url, options.apiKey, report, secret);
+    }
   } catch (err) {
     console.error(redact(`doctor failed: ${errorText(err)}`));
     return 1;

@@ -10,20 +10,46 @@ const V4_BLOCKED = [
   '224.0.0.0/4', '240.0.0.0/4',
 ];
 const V6_BLOCKED = [
-  '::/128', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001::/23', '2001:db8::/32',
+  '::/128', '::1/128', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '2001::/23', '2001:db8::/32',
   '2002::/16', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
 ];
 
-const blocked = new BlockList();
-for (const cidr of V4_BLOCKED) blocked.addSubnet(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 'ipv4');
-for (const cidr of V6_BLOCKED) blocked.addSubnet(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 'ipv6');
+// Separate lists: a BlockList holding IPv6 rules would also match IPv4 addresses as if they were mapped.
+const blockedV4 = new BlockList();
+const blockedV6 = new BlockList();
+for (const cidr of V4_BLOCKED) blockedV4.addSubnet(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 'ipv4');
+for (const cidr of V6_BLOCKED) blockedV6.addSubnet(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 'ipv6');
+
+/** The eight 16-bit groups of an IPv6 address (`::` expanded; a dotted IPv4 tail converted). */
+function ipv6Groups(address: string): number[] {
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  let text = address;
+  if (dotted) {
+    const [a, b, c, d] = dotted[1]!.split('.').map(Number) as [number, number, number, number];
+    text = address.slice(0, -dotted[1]!.length) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const parse = (part: string) => (part ? part.split(':').map((g) => parseInt(g, 16)) : []);
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...Array(8 - left.length - right.length).fill(0), ...right];
+}
+
+/** `::ffff:7f00:1` (any spelling of an IPv4-mapped address) → `127.0.0.1`; otherwise null. */
+function mappedIpv4(address: string): string | null {
+  const g = ipv6Groups(address);
+  if (g.slice(0, 5).some((x) => x !== 0) || g[5] !== 0xffff) return null;
+  return [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.');
+}
 
 /** True for any address a merchant notification must never reach when private networks are disallowed. */
 export function isDisallowedAddress(ip: string): boolean {
   const address = normalizeIp(ip.replace(/^\[|\]$/g, ''));
   const version = isIP(address);
+  if (version === 4) return blockedV4.check(address, 'ipv4');
   if (version === 0) return true;
-  return blocked.check(address, version === 4 ? 'ipv4' : 'ipv6');
+  const mapped = mappedIpv4(address);
+  return mapped !== null ? blockedV4.check(mapped, 'ipv4') : blockedV6.check(address, 'ipv6');
 }
 
 export class DestinationNotAllowedError extends Error {
