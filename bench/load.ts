@@ -14,8 +14,8 @@ export interface LoadOptions {
   origin: string;
   concurrency: number;
   durationMs: number;
-  /** Builds request number `i` (0-based, unique across workers). */
-  next: (i: number) => BenchRequest;
+  /** Builds request number `i` (0-based, unique across workers); null when there is no work left (the worker stops). */
+  next: (i: number) => BenchRequest | null;
   /** Extra check of a 2xx answer; a returned string counts the request as an error of that kind. */
   check?: (req: BenchRequest, status: number, body: string) => string | null;
   /** Called with each request that passed (status 2xx and check). */
@@ -37,6 +37,8 @@ export interface LoadResult {
   ok_rps: number;
   latency_ms: { p50: number; p90: number; p99: number; max: number; mean: number };
   aborted: boolean;
+  /** A worker found no work left before the time was up (the figures cover less than the full load). */
+  exhausted: boolean;
 }
 
 const SAMPLE_LIMIT = 5;
@@ -62,6 +64,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const samples: string[] = [];
   let counter = 0;
   let ok = 0;
+  let exhausted = false;
   const fail = (kind: string, detail: string) => {
     kinds[kind] = (kinds[kind] ?? 0) + 1;
     if (kinds[kind] === 1 && samples.length < SAMPLE_LIMIT) samples.push(`${kind}: ${detail.slice(0, 300)}`);
@@ -72,6 +75,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const worker = async () => {
     while (performance.now() < deadline && !options.signal?.aborted) {
       const req = options.next(counter++);
+      if (req === null) {
+        exhausted = true;
+        break;
+      }
       const t0 = performance.now();
       try {
         const res: Dispatcher.ResponseData = await pool.request({
@@ -126,5 +133,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       mean: round(requests ? sum / requests : 0, 3),
     },
     aborted: options.signal?.aborted ?? false,
+    exhausted,
   };
 }

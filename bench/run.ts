@@ -1,28 +1,34 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { pidFromFile, startCpuMeter } from './cpu.ts';
 import { runLoad, type LoadResult } from './load.ts';
-import { OrderBook, SCENARIOS, scenarioFor } from './scenarios.ts';
-import { prepareDatabases, ROOT, startOurs, startYardstick, waitUntilAnswering, type ServerChild } from './servers.ts';
+import { NotifyOrders, NotifySink } from './notify.ts';
+import { OrderBook, SCENARIOS, scenarioFor, type ScenarioName } from './scenarios.ts';
+import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, startYardstick, waitUntilAnswering, YARDSTICK_DB, type ServerChild } from './servers.ts';
 
 /**
- * `npm run bench [-- --quick | --concurrency N --duration S --warmup S --pool-size N]`
+ * `npm run bench [-- --quick | --concurrency N --notify-concurrency N --duration S --warmup S --pool-size N
+ * --log-level L --only a,b]`
  * Our service and the yardstick (../shared/bench) on fresh MariaDB databases, driven in turn from
  * this process; JSON on stdout and in bench/results/, progress on stderr. Exit 1 when any request failed.
  */
 
-const USAGE = 'usage: npm run bench -- [--quick] [--concurrency 32] [--duration 10] [--warmup 2] [--pool-size 16]';
+const USAGE =
+  'usage: npm run bench -- [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '32' },
+    'notify-concurrency': { type: 'string', default: '64' },
     duration: { type: 'string' },
     warmup: { type: 'string' },
     'pool-size': { type: 'string', default: '16' },
+    'log-level': { type: 'string', default: 'info' },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -35,34 +41,56 @@ const positive = (name: string, value: string | undefined, fallback: number): nu
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number\n${USAGE}`);
   return n;
 };
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+if (!LOG_LEVELS.includes(args['log-level'])) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}\n${USAGE}`);
+const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...SCENARIOS];
+const unknown = only.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
+if (unknown.length > 0 || only.length === 0) throw new Error(`--only takes a comma-separated list of ${SCENARIOS.join(', ')}\n${USAGE}`);
+const scenarios = SCENARIOS.filter((s) => only.includes(s));
 const params = {
   quick: args.quick,
   concurrency: Math.round(positive('concurrency', args.concurrency, 32)),
+  notify_concurrency: Math.round(positive('notify-concurrency', args['notify-concurrency'], 64)),
   duration_s: positive('duration', args.duration, args.quick ? 2 : 10),
   warmup_s: positive('warmup', args.warmup, args.quick ? 1 : 2),
   ours_pool_size: Math.round(positive('pool-size', args['pool-size'], 16)),
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
-  scenarios: [...SCENARIOS],
+  ours_log_level: args['log-level'],
+  ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardstick logs nothing',
+  scenarios,
+  notify_orders:
+    'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
+    'the rest copied from that row (every column but id and order_no) by multi-row INSERT into its database before the warm-up and again before the measured run (sized from the warm-up rate)',
+  notify_request: 'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign (DESIGN A5); passes only as 200 with data.status paid',
 };
+const concurrencyOf = (scenario: ScenarioName) => (scenario === 'notify' ? params.notify_concurrency : params.concurrency);
+/** Orders ready before the notify warm-up: enough for this rate (more is topped up after it). */
+const NOTIFY_WARMUP_RATE = 6000;
+/** Orders for the measured notify run: this multiple of the warm-up rate times the duration. */
+const NOTIFY_HEADROOM = 2.5;
 const mysqlUrl = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
 const children: ServerChild[] = [];
-const stopAll = () => Promise.all(children.map((c) => c.stop()));
+const stopAll = async () => {
+  await Promise.all(children.map((c) => c.stop()));
+};
+/** Stops everything and removes the service's log file (after a failure: the JSON is not written). */
+const abandon = () => stopAll().finally(() => children.forEach((c) => removeLogFile(c.logFile)));
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = true;
     log(`${signal}: stopping the servers`);
-    void stopAll().finally(() => process.exit(130));
+    void abandon().finally(() => process.exit(130));
   });
 }
 // The run bounds itself: past its expected length plus a generous margin, give up and clean up.
-const budgetMs = (SCENARIOS.length * 2 * (params.duration_s + params.warmup_s) + 180) * 1000;
+const budgetMs = (scenarios.length * 2 * (params.duration_s + params.warmup_s) + 240) * 1000;
 const watchdog = setTimeout(() => {
   log(`run exceeded ${budgetMs / 1000} s; stopping the servers`);
-  void stopAll().finally(() => process.exit(2));
+  void abandon().finally(() => process.exit(2));
 }, budgetMs);
 
 function redactUrl(url: string): string {
@@ -83,10 +111,13 @@ async function main(): Promise<number> {
   const { version: mariadb, pidFile } = await prepareDatabases(mysqlUrl);
   const mariadbPid = pidFromFile(pidFile);
   const apiKey = `pcs_bench_${randomBytes(32).toString('base64url')}`;
-  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size });
+  const gatewaySecret = randomBytes(32).toString('hex');
+  const logFile = resolve(tmpdir(), `pcs-bench-ours-${process.pid}-${startedAt.getTime()}.log`);
+  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile });
   children.push(ours);
-  const yardstick = await startYardstick(mysqlUrl);
+  const yardstick = await startYardstick(mysqlUrl, gatewaySecret);
   children.push(yardstick);
+  const sink = await NotifySink.start();
   log(`starting ours (pid ${ours.pid}, ${ours.origin}) and yardstick (pid ${yardstick.pid}, ${yardstick.origin})`);
   await Promise.all([
     waitUntilAnswering(ours, '/readyz', {}),
@@ -95,12 +126,13 @@ async function main(): Promise<number> {
   log('both answer');
 
   const impls = [
-    { name: 'ours', child: ours, book: new OrderBook('o') },
-    { name: 'yardstick', child: yardstick, book: new OrderBook('y') },
+    { name: 'ours', child: ours, book: new OrderBook('o'), notifyOrders: new NotifyOrders({ origin: ours.origin, databaseUrl: databaseUrl(mysqlUrl, OURS_DB), createHeaders: { 'x-api-key': apiKey } }, sink.url, 'o') },
+    { name: 'yardstick', child: yardstick, book: new OrderBook('y'), notifyOrders: new NotifyOrders({ origin: yardstick.origin, databaseUrl: databaseUrl(mysqlUrl, YARDSTICK_DB), createHeaders: {} }, sink.url, 'y') },
   ];
-  type Measured = LoadResult & { cpu_ms_per_request: Record<string, number | null> };
+  type Measured = LoadResult & { concurrency: number; cpu_ms_per_request: Record<string, number | null> };
   const results: Record<string, Record<string, Measured | { skipped: string }>> = { ours: {}, yardstick: {} };
-  for (const scenario of SCENARIOS) {
+  const notifyChecks: Record<string, unknown> = {};
+  for (const scenario of scenarios) {
     for (const impl of impls) {
       const out = results[impl.name]!;
       if (impl.child.exit !== null) {
@@ -113,15 +145,40 @@ async function main(): Promise<number> {
       }
       const abort = new AbortController();
       void impl.child.exited.then(() => abort.abort());
-      const load = { origin: impl.child.origin, concurrency: params.concurrency, signal: abort.signal, ...scenarioFor(scenario, impl.book, apiKey) };
+      const concurrency = concurrencyOf(scenario);
+      const context = { book: impl.book, apiKey, notifyOrders: impl.notifyOrders, gatewaySecret };
+      const load = { origin: impl.child.origin, concurrency, signal: abort.signal, ...scenarioFor(scenario, context) };
+      if (scenario === 'notify') {
+        await impl.notifyOrders.ensure(Math.ceil(NOTIFY_WARMUP_RATE * params.warmup_s));
+        log(`${impl.name} notify: ${impl.notifyOrders.available} pending orders ready`);
+      }
       log(`${impl.name} ${scenario}: warm-up ${params.warmup_s} s`);
       const warm = await runLoad({ ...load, durationMs: params.warmup_s * 1000 });
       if (warm.errors) log(`  warm-up errors: ${JSON.stringify(warm.error_kinds)}`);
-      log(`${impl.name} ${scenario}: measuring ${params.duration_s} s at concurrency ${params.concurrency}`);
+      if (scenario === 'notify') {
+        await impl.notifyOrders.ensure(Math.ceil(Math.max(warm.ok_rps, 500) * params.duration_s * NOTIFY_HEADROOM));
+        log(`${impl.name} notify: ${impl.notifyOrders.available} pending orders ready (warm-up ${warm.ok_rps}/s)`);
+        await sleep(500);
+      }
+      log(`${impl.name} ${scenario}: measuring ${params.duration_s} s at concurrency ${concurrency}`);
       const meter = startCpuMeter({ server: impl.child.pid, mariadb: mariadbPid });
       const loaded = await runLoad({ ...load, durationMs: params.duration_s * 1000 });
-      const result = { ...loaded, cpu_ms_per_request: meter.perRequest(loaded.requests) };
+      const result = { ...loaded, concurrency, cpu_ms_per_request: meter.perRequest(loaded.requests) };
       out[scenario] = result;
+      if (loaded.exhausted) log(`  ${impl.name} RAN OUT of pending orders: the figures cover less than ${params.duration_s} s`);
+      if (scenario === 'notify') {
+        // Exactly once under load: each accepted notification paid one order and queued one outbox row.
+        const accepted = warm.ok + loaded.ok;
+        const counts = await impl.notifyOrders.count();
+        notifyChecks[impl.name] = {
+          accepted_notifications: accepted,
+          ...counts,
+          consistent: counts.paid_orders === accepted && counts.outbox_rows === accepted,
+          orders_created: impl.notifyOrders.created,
+          orders_insert_s: Number(impl.notifyOrders.insertSeconds.toFixed(2)),
+        };
+        log(`  ${impl.name} notify check: ${JSON.stringify(notifyChecks[impl.name])}`);
+      }
       log(`  ${summary(result)}; CPU ms/req ${JSON.stringify(result.cpu_ms_per_request)}`);
       if (impl.child.exit !== null) log(`  ${impl.name} EXITED during the run (${impl.child.exit})`);
       await sleep(500); // let the database settle between runs
@@ -130,11 +187,14 @@ async function main(): Promise<number> {
 
   log('stopping the servers');
   await stopAll();
+  await sink.close();
   clearTimeout(watchdog);
+  const oursLog = await logFileSummary(ours.logFile, 5);
+  removeLogFile(ours.logFile);
 
   type Ratio = { throughput: number | null; p50_latency: number | null; p99_latency: number | null; server_cpu_per_request: number | null };
   const ratios: Record<string, Ratio> = {};
-  for (const scenario of SCENARIOS) {
+  for (const scenario of scenarios) {
     const a = results.ours![scenario];
     const b = results.yardstick![scenario];
     const ok = a && b && 'ok_rps' in a && 'ok_rps' in b;
@@ -153,16 +213,40 @@ async function main(): Promise<number> {
   const all = Object.values(results).flatMap((r) => Object.values(r));
   const totalErrors = all.reduce((n, r) => n + ('errors' in r ? r.errors : 0), 0);
   const skipped = all.filter((r) => 'skipped' in r).length;
+  const exhausted = all.filter((r) => 'exhausted' in r && r.exhausted).length;
+  const inconsistent = Object.values(notifyChecks).filter((c) => !(c as { consistent: boolean }).consistent).length;
   const servers = Object.fromEntries(
-    impls.map(({ name, child }) => [name, { command: name === 'ours' ? 'node_modules/.bin/tsx src/main.ts' : 'node ../shared/bench/minimal-notify.cjs', exit: child.exit, log_lines: child.lineCount, log_tail: child.tail().slice(-10) }]),
+    impls.map(({ name, child }) => [
+      name,
+      {
+        command: name === 'ours' ? 'node_modules/.bin/tsx src/main.ts' : 'node ../shared/bench/minimal-notify.cjs',
+        exit: child.exit,
+        log_lines: child.lineCount,
+        log_tail: child.tail().slice(-10),
+        ...(name === 'ours' ? { stdout_log: oursLog ? { lines: oursLog.lines, bytes: oursLog.bytes, tail: oursLog.tail } : null } : {}),
+      },
+    ]),
   );
+  // Issue 3 item 8: at least the yardstick's notifications/s in the same run, p99 ≤ 50 ms.
+  const oursNotify = results.ours!.notify;
+  const yardNotify = results.yardstick!.notify;
+  const target =
+    oursNotify && yardNotify && 'ok_rps' in oursNotify && 'ok_rps' in yardNotify
+      ? {
+          notifications_per_s: { ours: oursNotify.ok_rps, yardstick: yardNotify.ok_rps },
+          p99_ms: { ours: oursNotify.latency_ms.p99, yardstick: yardNotify.latency_ms.p99 },
+          throughput_at_least_yardstick: oursNotify.ok_rps >= yardNotify.ok_rps,
+          p99_at_most_50ms: oursNotify.latency_ms.p99 <= 50,
+        }
+      : null;
 
   const document = {
-    benchmark: 'orders',
+    benchmark: 'orders and notify',
     started_at: startedAt.toISOString(),
     finished_at: new Date().toISOString(),
-    ok: totalErrors === 0 && skipped === 0,
+    ok: totalErrors === 0 && skipped === 0 && exhausted === 0 && inconsistent === 0,
     total_errors: totalErrors,
+    notify_target: target,
     machine: {
       cpus: cpus().length,
       cpu_model: cpus()[0]?.model ?? 'unknown',
@@ -177,6 +261,8 @@ async function main(): Promise<number> {
     parameters: { ...params, mysql_url: redactUrl(mysqlUrl), note: 'throughput_rps counts all answers, ok_rps only passing ones; ratios are ours / yardstick (ok_rps, latency); cpu_ms_per_request: CPU time of the server process tree, of mariadbd (shared by both) and of this load generator, per request' },
     results,
     ratios,
+    notify_checks: notifyChecks,
+    notify_sink_requests: sink.requests,
     servers,
   };
   const json = JSON.stringify(document, null, 2);
@@ -186,7 +272,8 @@ async function main(): Promise<number> {
   writeFileSync(file, `${json}\n`);
   process.stdout.write(`${json}\n`);
   log(`written to ${file}`);
-  if (!document.ok) log(`RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped scenarios (see results and servers.*.log_tail)`);
+  if (target) log(`notify: ours ${target.notifications_per_s.ours}/s p99 ${target.p99_ms.ours} ms; yardstick ${target.notifications_per_s.yardstick}/s p99 ${target.p99_ms.yardstick} ms`);
+  if (!document.ok) log(`RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped, ${exhausted} out of orders, ${inconsistent} inconsistent notify checks (see results, notify_checks and servers.*.log_tail)`);
   return document.ok ? 0 : 1;
 }
 
@@ -194,7 +281,7 @@ main().then(
   (code) => process.exit(code),
   async (err: unknown) => {
     log(`failed: ${err instanceof Error ? err.message : String(err)}`);
-    await stopAll();
+    await abandon();
     process.exit(1);
   },
 );

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { BenchRequest, LoadOptions } from './load.ts';
+import { notifyScenario, type NotifyOrders } from './notify.ts';
 
-/** What both implementations serve today: order creation and the status lookup. */
+/** What both implementations serve: order creation, the status lookup and the signed gateway notification. */
 
-export const SCENARIOS = ['create_order', 'query_status'] as const;
+export const SCENARIOS = ['create_order', 'query_status', 'notify'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export type Scenario = Pick<LoadOptions, 'next' | 'check' | 'onOk'>;
@@ -77,6 +78,20 @@ export function queryStatusScenario(book: OrderBook, apiKey: string): Scenario {
   };
 }
 
-export function scenarioFor(name: ScenarioName, book: OrderBook, apiKey: string): Scenario {
-  return name === 'create_order' ? createOrderScenario(book, apiKey) : queryStatusScenario(book, apiKey);
+export interface ScenarioContext {
+  book: OrderBook;
+  apiKey: string;
+  notifyOrders: NotifyOrders;
+  gatewaySecret: string;
+}
+
+export function scenarioFor(name: ScenarioName, ctx: ScenarioContext): Scenario {
+  switch (name) {
+    case 'create_order':
+      return createOrderScenario(ctx.book, ctx.apiKey);
+    case 'query_status':
+      return queryStatusScenario(ctx.book, ctx.apiKey);
+    case 'notify':
+      return notifyScenario(ctx.notifyOrders, ctx.gatewaySecret);
+  }
 }

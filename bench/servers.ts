@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,15 +55,17 @@ export interface ServerChild {
   /** Set once the process has exited (code or signal), also when the bench did not ask it to. */
   exit: string | null;
   readonly exited: Promise<void>;
-  /** stderr/stdout lines logged by the child (LOG_LEVEL=warn: warnings and errors only). */
+  /** Lines the child wrote to the pipes (stderr, and stdout unless it goes to `logFile`). */
   lineCount: number;
   tail(): string[];
+  /** Where the child's stdout (its request log) goes instead of a pipe, if anywhere. */
+  readonly logFile: string | null;
   stop(): Promise<void>;
 }
 
 const TAIL_LINES = 40;
 
-function track(name: string, origin: string, proc: ChildProcess): ServerChild {
+function track(name: string, origin: string, proc: ChildProcess, logFile: string | null = null): ServerChild {
   const lines: string[] = [];
   let exitResolve: () => void = () => undefined;
   const child: ServerChild = {
@@ -74,6 +76,7 @@ function track(name: string, origin: string, proc: ChildProcess): ServerChild {
     exited: new Promise<void>((r) => (exitResolve = r)),
     lineCount: 0,
     tail: () => [...lines],
+    logFile,
     stop: () => stopChild(child, proc),
   };
   const collect = (chunk: Buffer) => {
@@ -120,6 +123,10 @@ export interface OursOptions {
   mysqlUrl: string;
   apiKey: string;
   poolSize: number;
+  gatewaySecret: string;
+  logLevel: string;
+  /** The service's stdout (pino, one line per request at info) is written here rather than piped to the bench. */
+  logFile: string;
 }
 
 export async function startOurs(options: OursOptions): Promise<ServerChild> {
@@ -133,24 +140,33 @@ export async function startOurs(options: OursOptions): Promise<ServerChild> {
     DATABASE_URL: databaseUrl(options.mysqlUrl, OURS_DB),
     DATABASE_POOL_SIZE: String(options.poolSize),
     API_KEYS: options.apiKey,
-    GATEWAY_SECRET: randomBytes(32).toString('hex'),
+    GATEWAY_SECRET: options.gatewaySecret,
     NOTIFY_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
     ADMIN_PASSWORD: randomBytes(24).toString('base64url'),
     SESSION_SECRET: randomBytes(48).toString('base64url'),
     RATE_LIMIT_PER_MINUTE: '1000000',
-    LOG_LEVEL: 'warn',
+    // The notify scenario's orders point at a sink on 127.0.0.1; a delivery loop may reach it.
+    NOTIFY_ALLOW_PRIVATE_NETWORKS: 'true',
+    LOG_LEVEL: options.logLevel,
   };
-  const proc = spawn(resolve(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  return track('ours', `http://127.0.0.1:${port}`, proc);
+  // A file, not a pipe: thousands of log lines a second would otherwise be parsed by the load generator.
+  const out = openSync(options.logFile, 'w');
+  try {
+    const proc = spawn(resolve(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', out, 'pipe'], detached: true });
+    return track('ours', `http://127.0.0.1:${port}`, proc, options.logFile);
+  } finally {
+    closeSync(out);
+  }
 }
 
-export async function startYardstick(mysqlUrl: string): Promise<ServerChild> {
+export async function startYardstick(mysqlUrl: string, gatewaySecret: string): Promise<ServerChild> {
   const port = await freePort();
   const env = {
     ...baseEnv(),
     NODE_PATH: resolve(ROOT, 'node_modules'),
     PORT: String(port),
     MYSQL_URL: databaseUrl(mysqlUrl, YARDSTICK_DB),
+    GATEWAY_SECRET: gatewaySecret,
   };
   const script = resolve(YARDSTICK_DIR, 'minimal-notify.cjs');
   const proc = spawn(process.execPath, [script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -174,4 +190,32 @@ export async function waitUntilAnswering(child: ServerChild, path: string, heade
     await sleep(150);
   }
   throw new Error(`${child.name} did not answer ${path} within ${timeoutMs / 1000} s (${last}):\n${child.tail().join('\n')}`);
+}
+
+/** Line count and last lines of a child's log file (streamed: it can hold hundreds of thousands of lines). */
+export async function logFileSummary(path: string | null, tailLines = 3): Promise<{ lines: number; bytes: number; tail: string[] } | null> {
+  if (!path || !existsSync(path)) return null;
+  let lines = 0;
+  let bytes = 0;
+  for await (const chunk of createReadStream(path)) {
+    const buf = chunk as Buffer;
+    bytes += buf.length;
+    for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) lines += 1;
+  }
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, 16_384);
+    const buf = Buffer.alloc(length);
+    readSync(fd, buf, 0, length, size - length);
+    const tail = buf.toString('utf8').split('\n');
+    if (length < size) tail.shift(); // the first line read is probably cut
+    return { lines, bytes, tail: tail.filter((l) => l.trim() !== '').slice(-tailLines) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function removeLogFile(path: string | null): void {
+  if (path) rmSync(path, { force: true });
 }

@@ -4,7 +4,7 @@ import type { CallbackOutcome } from '../callbacks/gateways/gateway.ts';
 import type { OrderRow } from '../orders/order.repository.ts';
 import { formatAmount } from '../shared/money.ts';
 import { computeSign } from '../shared/signing.ts';
-import { pageLocals } from './i18n.ts';
+import { pageLocals, type Lang } from './i18n.ts';
 
 type PageKind = 'success' | 'failure' | 'pending' | 'closed';
 
@@ -29,20 +29,39 @@ export function createResultPages(config: AppConfig) {
     return url.toString();
   }
 
+  /**
+   * After a POSTed return the language switch must carry the signed parameters (as a GET, which /callback
+   * accepts alike); a bare `?lang=` link would lead to a page that cannot be verified.
+   */
+  function postedSwitchUrl(req: Request, lang: Lang): string | undefined {
+    const body = req.body as Record<string, unknown> | undefined;
+    if (req.method !== 'POST' || typeof body !== 'object' || body === null) return undefined;
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(body)) {
+      if (key !== 'lang' && (typeof value === 'string' || typeof value === 'number')) query.append(key, String(value));
+    }
+    query.set('lang', lang === 'en' ? 'zh-CN' : 'en');
+    return `${req.path}?${query.toString()}`;
+  }
+
   function renderOrder(req: Request, res: Response, order: OrderRow, httpStatus: number, notice?: string) {
     const kind = KIND_BY_STATUS[order.status] ?? 'failure';
+    const locals = pageLocals(req, res);
     res.status(httpStatus).render('result', {
-      ...pageLocals(req, res),
+      ...locals,
+      switchUrl: postedSwitchUrl(req, locals.lang) ?? locals.switchUrl,
       kind,
       notice,
       order: { order_no: order.order_no, amount: formatAmount(order.amount_minor, order.currency), currency: order.currency, status: order.status, subject: order.subject },
       returnUrl: returnUrl(order, new Date()),
+      // A sandbox order has no merchant to return to: offer the way back to the demo form instead.
+      sandboxHome: config.sandboxEnabled && order.payment_method === 'sandbox',
     });
   }
 
   /** A request we could not verify or attach to an order: the failure page with nothing about any order. */
   function renderRejection(req: Request, res: Response, httpStatus: number, message: string) {
-    res.status(httpStatus).render('result', { ...pageLocals(req, res), kind: 'rejected', notice: message, order: null, returnUrl: null });
+    res.status(httpStatus).render('result', { ...pageLocals(req, res), kind: 'rejected', notice: message, order: null, returnUrl: null, sandboxHome: false });
   }
 
   function renderOutcome(req: Request, res: Response, outcome: CallbackOutcome) {
@@ -51,7 +70,9 @@ export function createResultPages(config: AppConfig) {
       return renderRejection(req, res, outcome.status === 403 ? 403 : outcome.status >= 500 ? outcome.status : 400, outcome.message);
     }
     if (outcome.verdict === 'amount_mismatch') return renderRejection(req, res, 409, outcome.message);
-    renderOrder(req, res, outcome.order, 200, outcome.verdict === 'applied' || outcome.verdict === 'duplicate' ? undefined : outcome.message);
+    // A verified request whose nonce was used before is the shopper reloading the page: show the order as it stands.
+    const quiet = outcome.verdict === 'applied' || outcome.verdict === 'duplicate' || outcome.verdict === 'replayed';
+    renderOrder(req, res, outcome.order, 200, quiet ? undefined : outcome.message);
   }
 
   return { renderOutcome, renderRejection, renderOrder };

@@ -7,7 +7,7 @@ export interface Received {
 }
 
 /** How the receiver answers the n-th request (0-based); default 200 "success". */
-export type Script = (n: number, res: ServerResponse, received: Received) => void | Promise<void>;
+export type Script = (n: number, res: ServerResponse, received: Received) => unknown;
 
 /** A real merchant endpoint on 127.0.0.1 that records every request it gets. */
 export async function startReceiver(script: Script = (_n, res) => {
