@@ -21,14 +21,15 @@ let counter = 0;
 
 /** A test app whose commits wake a real in-process delivery loop (started), on a fresh database. */
 export async function createDeliveryContext(engine: Engine, env: Record<string, string> = {}): Promise<DeliveryContext> {
-  let dispatcher: Dispatcher | undefined;
+  // The app wakes the loop after commits, and the loop needs the app's config: tie them through a holder.
+  const holder: { dispatcher?: Dispatcher } = {};
   const ctx = await createTestContext(engine, {
     env: { NOTIFY_RETRY_SCHEDULE: '200ms,200ms,200ms', NOTIFY_TIMEOUT_MS: '1000', NOTIFY_POLL_INTERVAL_MS: '50', ...env },
-    deps: { onEventQueued: () => dispatcher?.wake() },
+    deps: { onEventQueued: () => holder.dispatcher?.wake() },
   });
-  dispatcher = createDispatcher({ db: ctx.db, config: ctx.config, logger: createLogger('silent'), clock: systemClock });
-  dispatcher.start();
-  const d = dispatcher;
+  const d = createDispatcher({ db: ctx.db, config: ctx.config, logger: createLogger('silent'), clock: systemClock });
+  holder.dispatcher = d;
+  d.start();
   const events = (orderNo: string) =>
     ctx.db.kysely.selectFrom('notifications').select(['status', 'attempts', 'last_error', 'seq', 'event_id']).where('order_no', '=', orderNo).orderBy('seq').execute();
   return {
