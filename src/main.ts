@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   }
 
   dispatcher.start();
-  const stopMaintenance = startMaintenance(db, systemClock, logger);
+  const stopMaintenance = startMaintenance(db, systemClock, logger, { retentionDays: config.retentionDays });
 
   let stopping = false;
   const stop = async (signal: string) => {
