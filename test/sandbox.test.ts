@@ -130,6 +130,14 @@ describe.each(ENGINES)('sandbox on %s', (engine) => {
     expect((await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ action: 'steal', _csrf: token })).status).toBe(400);
   });
 
+  it('cannot pay or even show an order that was not created for the sandbox', async () => {
+    await ctx.api('post', '/api/orders').send({ order_no: 'REAL-ORDER-1', amount: '99.00' });
+    expect((await agent.get('/sandbox/pay/REAL-ORDER-1').set('Accept', 'text/html')).status).toBe(404);
+    expect((await agent.post('/sandbox/pay/REAL-ORDER-1').type('form').send({ action: 'pay', _csrf: token })).status).toBe(404);
+    expect((await orderRow(ctx, 'REAL-ORDER-1')).status).toBe('pending');
+    expect(await paymentLogs(ctx, 'REAL-ORDER-1')).toHaveLength(0);
+  });
+
   it.each([
     { name: 'not a number', amount: 'abc', currency: 'CNY' },
     { name: 'zero', amount: '0', currency: 'CNY' },

@@ -36,9 +36,10 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
     return { ...params, sign: computeSign(params, gatewaySecret, 'MD5') };
   }
 
+  /** Only orders created for the sandbox: it must never become a way to mark a real order paid. */
   async function findOrder(orderNo: string): Promise<OrderRow> {
     const order = await findOrderByNo(db.kysely, orderNo);
-    if (!order) throw new NotFoundError(`Order ${orderNo} not found`);
+    if (!order || order.payment_method !== 'sandbox') throw new NotFoundError(`Sandbox order ${orderNo} not found`);
     return order;
   }
 
