@@ -66,6 +66,13 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     expect(forged.status).toBe(401);
   });
 
+  it('treats empty optional fields as absent, as the signature does', async () => {
+    const no = await order();
+    const res = await notify(signed(payment(no, { currency: '', timestamp: '', nonce: '' }), TEST_GATEWAY_SECRET));
+    expect(res.status).toBe(200);
+    expect(res.body.data.status).toBe('paid');
+  });
+
   it('answers 200 to a duplicate with the same transaction_id and writes nothing new but a log row', async () => {
     const no = await order();
     const params = signed(payment(no), TEST_GATEWAY_SECRET);

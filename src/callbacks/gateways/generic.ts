@@ -37,7 +37,9 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
       if (!verifySign(params, secret, signType, params.sign)) {
         return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The signature does not match', claimedOrderNo: claimed });
       }
-      const fields = fieldsSchema.safeParse({ ...params });
+      // Empty values are not signed (A5), so they count as absent here too.
+      const present = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== ''));
+      const fields = fieldsSchema.safeParse(present);
       if (!fields.success) {
         const message = fields.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');
         return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${message}`, claimedOrderNo: claimed });
