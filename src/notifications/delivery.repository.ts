@@ -32,7 +32,8 @@ export async function claimDueEvents(db: Database, owner: string, limit: number,
   const lease = { status: 'delivering', lease_owner: owner, lease_expires_at: leaseUntil, next_attempt_at: leaseUntil, updated_at: nowText };
 
   if (db.engine === 'mysql') {
-    return db.kysely.transaction().execute(async (trx) => {
+    // READ COMMITTED: the claim must not take gap locks that block concurrent outbox inserts (deadlocks).
+    return db.kysely.transaction().setIsolationLevel('read committed').execute(async (trx) => {
       const rows = await due(trx).forUpdate().skipLocked().execute();
       if (rows.length > 0) await trx.updateTable('notifications').set(lease).where('id', 'in', rows.map((r) => r.id)).execute();
       return rows;
