@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely';
 import * as initial from './0001_initial.ts';
+import * as operatorConsole from './0002_console.ts';
 
 /** Every migration, in order. Add new files here; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_console': operatorConsole,
 };

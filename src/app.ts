@@ -4,6 +4,7 @@ import express, { type Express, type Request } from 'express';
 import type { Store } from 'express-rate-limit';
 import type { AppConfig } from './config.ts';
 import type { Database } from './db/database.ts';
+import { adminRoutes } from './admin/admin.routes.ts';
 import { createApiKeyService } from './auth/api-key.service.ts';
 import { callbackRoutes } from './callbacks/callback.routes.ts';
 import { createCallbackService } from './callbacks/callback.service.ts';
@@ -14,8 +15,12 @@ import { createCsrf } from './http/csrf.ts';
 import { errorHandler, notFoundHandler } from './http/error-handler.ts';
 import { requestLogger } from './http/request-logger.ts';
 import { securityHeaders } from './http/security.ts';
+import { httpMetrics } from './metrics/http-metrics.ts';
+import { bindMetrics, createMetrics } from './metrics/metrics.registry.ts';
+import { metricsRoutes } from './metrics/metrics.routes.ts';
 import { notificationRoutes } from './notifications/notification.routes.ts';
 import { createNotificationService } from './notifications/notification.service.ts';
+import { openApiRoutes } from './openapi/openapi.routes.ts';
 import type { DeliveryMetrics } from './notifications/delivery.metrics.ts';
 import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
@@ -58,18 +63,25 @@ export function createApp(deps: AppDeps): Express {
   const readDb = deps.readDb ?? db;
   const orders = createOrderService({ db, readDb, clock, onEventQueued });
   const apiKeys = createApiKeyService(db, config.apiKeys, clock);
+  const notifications = createNotificationService({ db, clock, metrics: deps.deliveryMetrics, onEventQueued });
+  const metrics = createMetrics({
+    deliveryMetrics: deps.deliveryMetrics,
+    deliveryStats: notifications.deliveryMetrics,
+    onStatsError: (err) => logger.warn({ err }, 'metrics: the notification backlog could not be read'),
+  });
   const callbacks = createCallbackService({ db, clock, allowlists: config.callbackIpAllowlists, onEventQueued });
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
-  const notifications = createNotificationService({ db, clock, metrics: deps.deliveryMetrics, onEventQueued });
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);
 
   const app = express();
+  bindMetrics(app, metrics);
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('views', VIEWS_DIR);
   app.set('view engine', 'ejs');
 
+  app.use(httpMetrics(metrics));
   app.use(requestLogger(logger));
   app.use(securityHeaders(config.tls !== null));
   app.use('/assets/vendor/bootstrap', express.static(BOOTSTRAP_DIR, STATIC_OPTIONS));
@@ -78,6 +90,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 256, verify: keepRawBody }));
 
   app.use(healthRoutes(db));
+  app.use(metricsRoutes(metrics, config.metricsToken));
+  app.use(openApiRoutes());
 
   const apiGuard = [
     ipAllowlist(config.apiIpAllowlist, 'the API'),
@@ -96,6 +110,8 @@ export function createApp(deps: AppDeps): Express {
     const sandbox = createSandboxService({ db, orders, callbacks, gateway: sandboxGateway, gatewaySecret: config.secrets.GATEWAY_SECRET, clock });
     app.use(sandboxRoutes(sandbox, csrf));
   }
+
+  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf }));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -6,7 +6,7 @@ import { listOrdersSchema, orderNoSchema } from './order.schema.ts';
 import type { OrderService } from './order.service.ts';
 
 /** The heritage `query_order.php` API: one path, an `action` parameter (DESIGN A4). */
-const querySchema = z.discriminatedUnion(
+export const querySchema = z.discriminatedUnion(
   'action',
   [
     z.object({ action: z.literal('status'), order_no: orderNoSchema }),

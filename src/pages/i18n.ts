@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { readCookie } from '../http/cookies.ts';
+import { consoleEn, consoleZhCN } from './i18n-console.ts';
 
 export const LANGS = ['en', 'zh-CN'] as const;
 export type Lang = (typeof LANGS)[number];
@@ -34,6 +35,7 @@ const en = {
   new_order: 'Create another order',
   error_title: 'Error',
   error_code: 'Code',
+  ...consoleEn,
 };
 
 const zhCN: typeof en = {
@@ -66,6 +68,7 @@ const zhCN: typeof en = {
   new_order: '再创建一个订单',
   error_title: '错误',
   error_code: '错误码',
+  ...consoleZhCN,
 };
 
 export type Messages = typeof en;

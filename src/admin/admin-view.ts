@@ -1,0 +1,62 @@
+import type { Request, Response } from 'express';
+import type { Csrf } from '../http/csrf.ts';
+import { pageLocals } from '../pages/i18n.ts';
+import { operatorOf } from './admin-session.ts';
+import { fmtAge, fmtTime } from './format.ts';
+
+export type NavKey = 'dashboard' | 'orders' | 'inbox' | 'settings';
+
+/**
+ * Console navigation. The settings page (issue 6 item 5) adds its entry here: `{ key: 'settings', href: '/admin/settings' }`.
+ */
+export const NAV: Array<{ key: NavKey; href: string }> = [
+  { key: 'dashboard', href: '/admin' },
+  { key: 'orders', href: '/admin/orders' },
+  { key: 'inbox', href: '/admin/inbox' },
+];
+
+/** Outcome messages shown once after a redirect (`?flash=<key>`); anything else in the parameter is ignored. */
+const FLASH = {
+  closed: 'success',
+  close_refused: 'danger',
+  resent: 'success',
+  resend_refused: 'danger',
+  reviewed: 'success',
+  already_reviewed: 'warning',
+  review_invalid: 'danger',
+  logged_out: 'info',
+} as const;
+export type FlashKey = keyof typeof FLASH;
+
+function flashOf(req: Request) {
+  const key = req.query.flash;
+  return typeof key === 'string' && Object.hasOwn(FLASH, key) ? { key: key as FlashKey, tone: FLASH[key as FlashKey] } : null;
+}
+
+/** Locals of every console page: language, CSRF token for its forms, operator, navigation, flash and formatters. */
+export function consoleLocals(req: Request, res: Response, csrf: Csrf, active: NavKey | null, badges: Partial<Record<NavKey, number>> = {}) {
+  const base = pageLocals(req, res);
+  // The language switch must not repeat a one-time flash message.
+  const switchUrl = new URL(base.switchUrl, 'http://local');
+  switchUrl.searchParams.delete('flash');
+  return {
+    ...base,
+    switchUrl: `${switchUrl.pathname}${switchUrl.search}`,
+    csrfToken: csrf.issue(req, res),
+    operator: operatorOf(res),
+    nav: NAV,
+    active,
+    badges,
+    flash: flashOf(req),
+    fmtTime,
+    fmtAge,
+  };
+}
+
+/** `path` with the query `params` (empty values left out), for links that keep the current filters. */
+export function withQuery(path: string, params: Record<string, string | number | undefined | null>): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== null && value !== '') query.set(key, String(value));
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}

@@ -1,0 +1,73 @@
+import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import type { AppConfig } from '../config.ts';
+import type { Database } from '../db/database.ts';
+import type { Csrf } from '../http/csrf.ts';
+import type { NotificationService } from '../notifications/notification.service.ts';
+import type { OrderService } from '../orders/order.service.ts';
+import { AppError, NotFoundError } from '../shared/errors.ts';
+import type { Clock } from '../shared/time.ts';
+import { createAdminAuth } from './admin-session.ts';
+import { consoleLocals, type NavKey } from './admin-view.ts';
+import { dashboardRoutes } from './dashboard.routes.ts';
+import { createDashboardService } from './dashboard.service.ts';
+import { createInbox, type Inbox } from './inbox.service.ts';
+import { inboxRoutes } from './inbox.routes.ts';
+import { loginRoutes } from './login.routes.ts';
+import { createConsoleOrders } from './orders.service.ts';
+import { consoleOrderRoutes } from './orders.routes.ts';
+
+export interface AdminDeps {
+  config: AppConfig;
+  db: Database;
+  /** Replica for the dashboard and the order list; the primary when absent. */
+  readDb?: Database;
+  clock: Clock;
+  orders: OrderService;
+  notifications: NotificationService;
+  csrf: Csrf;
+}
+
+/** Renders a console page inside the console layout (navigation with the inbox badge, CSRF token, flash). */
+export type RenderConsole = (req: Request, res: Response, view: string, active: NavKey | null, locals: Record<string, unknown>, status?: number) => Promise<void>;
+
+function consoleRenderer(csrf: Csrf, inbox: Inbox): RenderConsole {
+  return async (req, res, view, active, locals, status = 200) => {
+    const unreviewed = await inbox.unreviewedCount();
+    res.status(status).render(view, { ...consoleLocals(req, res, csrf, active, { inbox: unreviewed }), ...locals });
+  };
+}
+
+/** The operator console (DESIGN A8) under `/admin`: login, dashboard, orders, flagged inbox. */
+export function adminRoutes(deps: AdminDeps): Router {
+  const { config, db, clock, csrf } = deps;
+  const readDb = deps.readDb ?? db;
+  const auth = createAdminAuth({ password: config.secrets.ADMIN_PASSWORD, secret: config.secrets.SESSION_SECRET, clock });
+  const inbox = createInbox({ db, clock });
+  const render = consoleRenderer(csrf, inbox);
+  const router = Router();
+
+  router.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Robots-Tag', 'noindex');
+    next();
+  });
+  router.use(loginRoutes(auth, csrf));
+  // Every state-changing request needs the form's CSRF token, signed in or not: 403 before anything else.
+  router.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : csrf.verify(req, res, next)));
+  router.use(auth.requireAdmin);
+
+  router.use(dashboardRoutes(createDashboardService({ readDb, clock, notifications: deps.notifications }), render));
+  router.use('/orders', consoleOrderRoutes(createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications }), render));
+  router.use('/inbox', inboxRoutes(inbox, render));
+  // The settings page (issue 6 item 5) mounts here, e.g. router.use('/settings', settingsRoutes(…, render)), and adds its NAV entry.
+
+  router.use(() => {
+    throw new NotFoundError('No such console page');
+  });
+  const consoleErrors: ErrorRequestHandler = (err, req, res, next) => {
+    if (!(err instanceof AppError) || res.headersSent) return next(err);
+    render(req, res, 'admin/error', null, { status: err.status, code: err.code, message: err.message }, err.status).catch(next);
+  };
+  router.use(consoleErrors);
+  return router;
+}

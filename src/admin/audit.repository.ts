@@ -1,0 +1,37 @@
+import type { Executor } from '../db/database.ts';
+import { toDbTime } from '../shared/time.ts';
+import { withConsoleTables, type AuditRow } from './console.tables.ts';
+
+/** One operator action: who did what to which target, with the value before and after (JSON text or null). */
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  target: string | null;
+  oldValue?: unknown;
+  newValue?: unknown;
+  remoteIp?: string | null;
+  now: Date;
+}
+
+const asText = (value: unknown): string | null => (value === undefined || value === null ? null : typeof value === 'string' ? value : JSON.stringify(value));
+
+/** Appends to audit_log; call it inside the transaction of the change it records. Also used by the settings page. */
+export async function recordAudit(db: Executor, entry: AuditEntry): Promise<void> {
+  await withConsoleTables(db)
+    .insertInto('audit_log')
+    .values({
+      actor: entry.actor.slice(0, 64),
+      action: entry.action.slice(0, 64),
+      target: entry.target?.slice(0, 128) ?? null,
+      old_value: asText(entry.oldValue),
+      new_value: asText(entry.newValue),
+      remote_ip: entry.remoteIp ?? null,
+      created_at: toDbTime(entry.now),
+    })
+    .execute();
+}
+
+/** Audit entries about one target (e.g. `order:<order_no>`), oldest first (index audit_log_target_idx). */
+export function auditForTarget(db: Executor, target: string, limit = 200): Promise<AuditRow[]> {
+  return withConsoleTables(db).selectFrom('audit_log').selectAll().where('target', '=', target).orderBy('created_at').orderBy('id').limit(limit).execute();
+}

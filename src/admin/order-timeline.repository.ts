@@ -1,0 +1,67 @@
+import type { Executor } from '../db/database.ts';
+import { toDbTime } from '../shared/time.ts';
+import type { OrderFilter } from '../orders/order.repository.ts';
+import { withConsoleTables } from './console.tables.ts';
+
+/** Read models of the console's order pages: raw payloads included, which the public API leaves out. */
+
+/** Payment-log entries of an order with their review, oldest first (index payment_logs_order_idx). */
+export function paymentLogsOfOrder(db: Executor, orderNo: string, limit = 200) {
+  return withConsoleTables(db)
+    .selectFrom('payment_logs as p')
+    .leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id')
+    .select([
+      'p.id', 'p.gateway', 'p.kind', 'p.transaction_id', 'p.amount_minor', 'p.currency', 'p.status', 'p.verdict', 'p.flagged', 'p.message',
+      'p.payment_data', 'p.callback_data', 'p.remote_ip', 'p.created_at', 'r.reviewed_by', 'r.note', 'r.reviewed_at',
+    ])
+    .where('p.order_no', '=', orderNo)
+    .orderBy('p.created_at', 'desc')
+    .orderBy('p.id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+export type PaymentLogEntry = Awaited<ReturnType<typeof paymentLogsOfOrder>>[number];
+
+/** The order's outbox events (with payload) and every delivery attempt of each (index notifications_order_idx). */
+export async function eventsOfOrder(db: Executor, orderNo: string) {
+  const events = await db
+    .selectFrom('notifications')
+    .select(['id', 'event_id', 'type', 'seq', 'payload', 'url', 'status', 'attempts', 'next_attempt_at', 'last_error', 'delivered_at', 'created_at'])
+    .where('order_no', '=', orderNo)
+    .orderBy('seq')
+    .execute();
+  if (events.length === 0) return [];
+  const attempts = await db
+    .selectFrom('notification_attempts')
+    .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt'])
+    .where('notification_id', 'in', events.map((e) => e.id))
+    .orderBy('attempt_no')
+    .execute();
+  return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => Number(a.notification_id) === Number(event.id)) }));
+}
+
+export type EventEntry = Awaited<ReturnType<typeof eventsOfOrder>>[number];
+
+/**
+ * Order-number prefix search: the range [prefix, prefix + '~') on the unique index. Order numbers are
+ * [A-Za-z0-9_-] and '~' sorts after all of them in the binary collations both engines use, so the range is
+ * exactly "starts with" — with no LIKE wildcards (`_` is a legal order-number character) to escape.
+ */
+function byPrefix(db: Executor, prefix: string, filter: OrderFilter) {
+  let query = db.selectFrom('orders').where('order_no', '>=', prefix).where('order_no', '<', `${prefix}~`);
+  if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.from) query = query.where('created_at', '>=', toDbTime(filter.from));
+  if (filter.to) query = query.where('created_at', '<=', toDbTime(filter.to));
+  return query;
+}
+
+/** Matches in order-number order, newest first for generated (time-sortable) numbers. */
+export function searchOrders(db: Executor, prefix: string, filter: OrderFilter, limit: number, offset: number) {
+  return byPrefix(db, prefix, filter).selectAll().orderBy('order_no', 'desc').limit(limit).offset(offset).execute();
+}
+
+export async function countSearch(db: Executor, prefix: string, filter: OrderFilter): Promise<number> {
+  const row = await byPrefix(db, prefix, filter).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

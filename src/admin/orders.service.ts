@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import type { Database } from '../db/database.ts';
+import type { NotificationService } from '../notifications/notification.service.ts';
+import { findOrderByNo } from '../orders/order.repository.ts';
+import { listOrdersSchema, orderNoSchema } from '../orders/order.schema.ts';
+import type { OrderService } from '../orders/order.service.ts';
+import { toOrderJson } from '../orders/order.view.ts';
+import { AppError, NotFoundError } from '../shared/errors.ts';
+import { formatAmount } from '../shared/money.ts';
+import type { Clock } from '../shared/time.ts';
+import { auditForTarget, recordAudit } from './audit.repository.ts';
+import { prettyPayload } from './format.ts';
+import { countSearch, eventsOfOrder, paymentLogsOfOrder, searchOrders } from './order-timeline.repository.ts';
+
+export const PAGE_SIZE = 25;
+
+const blank = (v: unknown) => (v === '' ? undefined : v);
+const listQuery = listOrdersSchema
+  .pick({ status: true, from: true, to: true, page: true })
+  .extend({ q: orderNoSchema.optional() });
+const cleaned = (query: Record<string, unknown>) =>
+  Object.fromEntries(['q', 'status', 'from', 'to', 'page'].map((k) => [k, blank(typeof query[k] === 'string' ? (query[k] as string).trim() : undefined)]));
+
+export interface ConsoleActor {
+  operator: string;
+  remoteIp: string | null;
+}
+
+/** The console's order list, order timeline and operator actions (each action audit-logged). */
+export function createConsoleOrders(deps: { db: Database; readDb: Database; clock: Clock; orders: OrderService; notifications: NotificationService }) {
+  /** Filters as typed in the form; invalid ones are reported back on the page, not as an error page. */
+  async function list(query: Record<string, unknown>) {
+    const form = cleaned(query);
+    const parsed = listQuery.safeParse(form);
+    if (!parsed.success) return { form, errors: parsed.error.issues.map((i) => String(i.path[0] ?? '')), items: [], total: 0, page: 1, pages: 1 };
+    const { q, status, from, to } = parsed.data;
+    const page = parsed.data.page;
+    const offset = (page - 1) * PAGE_SIZE;
+    let items;
+    let total;
+    if (q) {
+      const filter = { status, from, to };
+      const [rows, count] = await Promise.all([searchOrders(deps.readDb.kysely, q, filter, PAGE_SIZE, offset), countSearch(deps.readDb.kysely, q, filter)]);
+      items = rows.map(toOrderJson);
+      total = count;
+    } else {
+      ({ items, total } = await deps.orders.list({ status, from, to, page, limit: PAGE_SIZE }));
+    }
+    return { form, errors: [] as string[], items, total, page, pages: Math.max(1, Math.ceil(total / PAGE_SIZE)) };
+  }
+
+  /** The order and its history merged into one chronological timeline. Reads the primary: it follows operator actions. */
+  async function detail(orderNo: string) {
+    const db = deps.db.kysely;
+    const row = await findOrderByNo(db, orderNo);
+    if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
+    const [payments, events, audit] = await Promise.all([paymentLogsOfOrder(db, orderNo), eventsOfOrder(db, orderNo), auditForTarget(db, `order:${orderNo}`)]);
+    const timeline = [
+      { at: row.created_at, rank: 0, kind: 'created' as const },
+      ...payments.map((p) => ({
+        at: p.created_at,
+        rank: 1,
+        kind: 'payment' as const,
+        entry: p,
+        amount: p.amount_minor === null || p.currency === null ? null : formatAmount(Number(p.amount_minor), p.currency),
+        request: prettyPayload(p.callback_data),
+        verified: prettyPayload(p.payment_data),
+      })),
+      ...events.map((e) => ({ at: e.created_at, rank: 2, kind: 'event' as const, event: e, payload: prettyPayload(e.payload) })),
+      ...audit.map((a) => ({ at: a.created_at, rank: 3, kind: 'audit' as const, audit: a })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.rank - b.rank));
+    return {
+      order: toOrderJson(row),
+      flagged: row.flagged === 1,
+      timeline,
+      counts: { payments: payments.length, events: events.length, attempts: events.reduce((s, e) => s + e.attemptRows.length, 0) },
+      canClose: row.status === 'pending' || row.status === 'failed',
+      canResend: events.length > 0,
+    };
+  }
+
+  /** Runs an order action; a refused one (wrong state, nothing to resend) becomes a flash key instead of an error page. */
+  async function act(kind: 'close' | 'resend', orderNo: string, actor: ConsoleActor): Promise<'closed' | 'close_refused' | 'resent' | 'resend_refused'> {
+    const before = await findOrderByNo(deps.db.kysely, orderNo);
+    if (!before) throw new NotFoundError(`Order ${orderNo} not found`);
+    try {
+      const change =
+        kind === 'close'
+          ? { old: { status: before.status }, new: { status: (await deps.orders.close(orderNo)).status } }
+          : { old: null, new: await deps.notifications.resend(orderNo) };
+      await recordAudit(deps.db.kysely, { actor: actor.operator, action: `order.${kind}`, target: `order:${orderNo}`, oldValue: change.old, newValue: change.new, remoteIp: actor.remoteIp, now: deps.clock() });
+      return kind === 'close' ? 'closed' : 'resent';
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'invalid_state') return kind === 'close' ? 'close_refused' : 'resend_refused';
+      throw err;
+    }
+  }
+
+  return { list, detail, act };
+}
+
+export type ConsoleOrders = ReturnType<typeof createConsoleOrders>;
+export const orderNoParam = z.object({ order_no: orderNoSchema });

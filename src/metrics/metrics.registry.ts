@@ -1,0 +1,149 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Verdict } from '../callbacks/gateways/gateway.ts';
+import type { GatewayName } from '../config.ts';
+import { DELIVERY_OUTCOMES, type DeliveryMetrics } from '../notifications/delivery.metrics.ts';
+
+/** What the backlog gauges read at scrape time (notification.service deliveryMetrics()). */
+export interface DeliveryStats {
+  backlog: number;
+  oldest_due_age_seconds: number;
+}
+
+export interface MetricsDeps {
+  /** Outcome counters of this process's delivery loop; absent in an app without one (then all zero). */
+  deliveryMetrics?: DeliveryMetrics;
+  /** Backlog and oldest due event, read from the database once per scrape. */
+  deliveryStats?: () => Promise<DeliveryStats>;
+  /** Told when the backlog queries fail or time out (the gauges then read NaN). */
+  onStatsError?: (err: unknown) => void;
+}
+
+/** A slow database must not make the whole scrape time out: the backlog is then reported unknown. */
+const STATS_TIMEOUT_MS = 2500;
+
+let processRegistry: Registry | undefined;
+
+/** CPU, memory, event loop, GC…: facts about the process, so collected once per process, not per app. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`delivery stats took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The app's Prometheus metrics in a registry of its own (never prom-client's global one, so several
+ * apps in one process, as in the tests, do not collide), plus the process-wide default metrics.
+ */
+export function createMetrics(deps: MetricsDeps = {}) {
+  const registry = new Registry();
+
+  const callbacks = new Counter({
+    name: 'payment_callbacks_total',
+    help: 'Gateway callbacks (notify and browser return) by gateway and verdict',
+    labelNames: ['gateway', 'verdict'] as const,
+    registers: [registry],
+  });
+
+  new Counter({
+    name: 'notification_deliveries_total',
+    help: 'Merchant notification delivery attempts of this process by outcome (delivered, retry, dead, abandoned)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+    collect() {
+      const counts = deps.deliveryMetrics?.snapshot();
+      this.reset();
+      for (const outcome of DELIVERY_OUTCOMES) this.inc({ outcome }, counts?.[outcome] ?? 0);
+    },
+  });
+
+  // Both gauges and the up flag share one pair of queries per scrape: their collect() calls start together.
+  let inFlight: Promise<DeliveryStats | null> | null = null;
+  const loadStats = (): Promise<DeliveryStats | null> => {
+    if (!deps.deliveryStats) return Promise.resolve(null);
+    inFlight ??= withTimeout(deps.deliveryStats(), STATS_TIMEOUT_MS)
+      .catch((err: unknown) => {
+        deps.onStatsError?.(err);
+        return null;
+      })
+      .finally(() => {
+        inFlight = null;
+      });
+    return inFlight;
+  };
+
+  if (deps.deliveryStats) {
+    new Gauge({
+      name: 'notification_backlog',
+      help: 'Merchant notifications waiting for delivery (pending or in flight); NaN when the database did not answer',
+      registers: [registry],
+      async collect() {
+        this.set((await loadStats())?.backlog ?? Number.NaN);
+      },
+    });
+    new Gauge({
+      name: 'notification_oldest_due_age_seconds',
+      help: 'How long the oldest due, undelivered notification has been waiting (0 when none); NaN when the database did not answer',
+      registers: [registry],
+      async collect() {
+        this.set((await loadStats())?.oldest_due_age_seconds ?? Number.NaN);
+      },
+    });
+    new Gauge({
+      name: 'notification_stats_up',
+      help: '1 when the backlog figures of this scrape could be read from the database, else 0',
+      registers: [registry],
+      async collect() {
+        this.set((await loadStats()) ? 1 : 0);
+      },
+    });
+  }
+
+  const httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, matched route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  const scrape = Registry.merge([processMetrics(), registry]);
+
+  return {
+    /** This app's own metrics (without the process metrics). */
+    registry,
+    /** The hook for the callback service: one call per handled callback, after its verdict is known. */
+    recordCallback: (gateway: GatewayName, verdict: Verdict): void => {
+      callbacks.inc({ gateway, verdict });
+    },
+    observeHttp: (labels: { method: string; route: string; status_code: string }, seconds: number): void => {
+      httpDuration.observe(labels, seconds);
+    },
+    contentType: scrape.contentType,
+    /** The Prometheus text exposition of the app's and the process's metrics. */
+    render: (): Promise<string> => scrape.metrics(),
+  };
+}
+
+export type AppMetrics = ReturnType<typeof createMetrics>;
+export type RecordCallback = AppMetrics['recordCallback'];
+
+const APP_METRICS = new WeakMap<object, AppMetrics>();
+
+/** Ties an app to its metrics, so tests and tools can reach its hooks (createApp returns the bare app). */
+export function bindMetrics(app: object, metrics: AppMetrics): void {
+  APP_METRICS.set(app, metrics);
+}
+
+export function metricsOf(app: object): AppMetrics | undefined {
+  return APP_METRICS.get(app);
+}

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { GATEWAYS } from '../config.ts';
+import { DELIVERY_OUTCOMES } from '../notifications/delivery.metrics.ts';
+import { ORDER_STATUSES, PAYMENT_METHODS, orderNoSchema } from '../orders/order.schema.ts';
+import { ERROR_STATUS, type ErrorCode } from '../shared/errors.ts';
+import { doc } from './registry.ts';
+
+/** Response shapes of the JSON API (DESIGN A3/A4), as zod schemas so the document is generated, not written. */
+
+const time = doc(z.iso.datetime(), { description: 'ISO-8601 UTC time', examples: ['2026-11-25T14:32:08.588Z'] });
+const nullableTime = time.nullable();
+const decimal = doc(z.string().regex(/^\d+(\.\d+)?$/), {
+  description: "Exact decimal with exactly the currency's minor-unit digits (\"0.50\" USD, \"1500\" JPY, \"1.250\" KWD)",
+  examples: ['99.90'],
+});
+const currencyCode = doc(z.string().regex(/^[A-Z]{3}$/), { description: 'ISO 4217 currency code', examples: ['CNY'] });
+
+export const orderJsonSchema = doc(
+  z.object({
+    order_no: orderNoSchema,
+    amount: decimal,
+    currency: currencyCode,
+    status: doc(z.enum(ORDER_STATUSES), { description: 'pending → paid | failed | closed; failed → paid | closed; closed → paid (late money, flagged); paid is final' }),
+    payment_method: z.enum(PAYMENT_METHODS).nullable(),
+    subject: z.string().nullable(),
+    transaction_id: doc(z.string().nullable(), { description: "The gateway's transaction id once paid" }),
+    callback_url: z.string().nullable(),
+    notify_url: z.string().nullable(),
+    metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).nullable(),
+    paid_at: nullableTime,
+    created_at: time,
+    updated_at: time,
+  }),
+  {
+    id: 'Order',
+    description: 'An order (DESIGN A4)',
+    examples: [
+      {
+        order_no: 'ORD-1001', amount: '99.90', currency: 'CNY', status: 'pending', payment_method: 'generic', subject: 'Annual plan',
+        transaction_id: null, callback_url: 'https://shop.example/return', notify_url: 'https://shop.example/payments/notify',
+        metadata: { customer_id: 'c-42' }, paid_at: null, created_at: '2026-11-25T14:32:08.588Z', updated_at: '2026-11-25T14:32:08.588Z',
+      },
+    ],
+  },
+);
+
+export const paymentJsonSchema = doc(
+  z.object({
+    id: z.number().int(),
+    gateway: z.enum(GATEWAYS),
+    kind: doc(z.enum(['notify', 'return']), { description: 'notify: server-to-server; return: the shopper’s browser' }),
+    transaction_id: z.string().nullable(),
+    amount: decimal.nullable(),
+    currency: currencyCode.nullable(),
+    status: z.string().nullable(),
+    verdict: doc(z.string(), { description: 'applied, duplicate, bad_signature, replayed, amount_mismatch, unknown_order, invalid_state, forbidden or malformed' }),
+    flagged: doc(z.boolean(), { description: 'Needs an operator’s attention (e.g. late payment on a closed order)' }),
+    message: z.string().nullable(),
+    remote_ip: z.string().nullable(),
+    created_at: time,
+  }),
+  { id: 'PaymentLogEntry', description: 'A gateway callback as recorded in payment_logs' },
+);
+
+export const attemptJsonSchema = doc(
+  z.object({
+    attempt_no: z.number().int(),
+    started_at: time,
+    duration_ms: z.number().int(),
+    status_code: z.number().int().nullable(),
+    error: z.string().nullable(),
+    response_excerpt: z.string().nullable(),
+  }),
+  { id: 'DeliveryAttempt', description: 'One POST to the merchant’s notify_url' },
+);
+
+export const notificationJsonSchema = doc(
+  z.object({
+    event_id: z.string(),
+    type: z.enum(['order.paid', 'order.failed', 'order.closed']),
+    seq: z.number().int(),
+    url: z.string(),
+    status: doc(z.string(), { description: `pending, delivering, ${DELIVERY_OUTCOMES.filter((o) => o !== 'retry').join(', ')}` }),
+    attempt_count: z.number().int(),
+    next_attempt_at: nullableTime,
+    delivered_at: nullableTime,
+    last_error: z.string().nullable(),
+    created_at: time,
+    attempts: z.array(attemptJsonSchema),
+  }),
+  { id: 'Notification', description: 'A merchant notification event (transactional outbox) with its delivery attempts' },
+);
+
+export const orderDetailSchema = doc(
+  orderJsonSchema.extend({
+    payments: doc(z.array(paymentJsonSchema), { description: 'Payment-log entries, newest first' }),
+    notifications: doc(z.array(notificationJsonSchema), { description: 'Notification events, oldest first' }),
+  }),
+  { id: 'OrderDetail', description: 'An order with its payment log and notifications' },
+);
+
+export const orderListSchema = doc(
+  z.object({
+    items: z.array(orderJsonSchema),
+    page: doc(z.number().int().nullable(), { description: 'null when paging with a cursor' }),
+    limit: z.number().int(),
+    total: doc(z.number().int(), { description: 'Every order matching the filters' }),
+    next_cursor: doc(z.string().nullable(), { description: 'Pass as `cursor` for the next page; null on the last page' }),
+  }),
+  { id: 'OrderList', description: 'One page of orders, newest first' },
+);
+
+export const orderStatusSchema = doc(z.object({ order_no: orderNoSchema, status: z.enum(ORDER_STATUSES) }), { id: 'OrderStatus' });
+
+export const resendResultSchema = doc(
+  z.object({ order_no: orderNoSchema, event_id: z.string(), status: z.string() }),
+  { id: 'ResendResult', description: 'The event queued for a fresh delivery' },
+);
+
+export const healthSchema = doc(z.object({ status: z.literal('ok') }), { id: 'Health' });
+export const readySchema = doc(
+  z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'mysql']), migrations: z.literal('current') }),
+  { id: 'Ready' },
+);
+
+const fieldError = doc(z.object({ path: z.string(), message: z.string() }), { id: 'FieldError' });
+export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+
+export const errorEnvelopeSchema = doc(
+  z.object({
+    success: z.literal(false),
+    code: doc(z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]), { description: 'Stable snake_case code to branch on' }),
+    message: doc(z.string(), { description: 'Human-readable explanation' }),
+    errors: doc(z.array(fieldError).optional(), { description: 'Field problems of a validation_failed answer' }),
+  }),
+  {
+    id: 'Error',
+    description: 'Failure envelope (DESIGN A3)',
+    examples: [{ success: false, code: 'validation_failed', message: 'Invalid order: amount CNY allows at most 2 decimal places', errors: [{ path: 'amount', message: 'CNY allows at most 2 decimal places' }] }],
+  },
+);
+
+/** `{"success": true, "data": …, "message": "…"}` around `data`, registered as component `<id>`. */
+export function envelope<T extends z.ZodType>(id: string, data: T, example?: unknown) {
+  return doc(z.object({ success: z.literal(true), data, message: z.string() }), {
+    id,
+    description: 'Success envelope (DESIGN A3)',
+    ...(example === undefined ? {} : { examples: [{ success: true, data: example, message: 'ok' }] }),
+  });
+}
