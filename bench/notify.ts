@@ -132,6 +132,25 @@ export class NotifyOrders {
     return row;
   }
 
+  /**
+   * Waits until the implementation's delivery loop has delivered every outbox row of these orders (or
+   * `timeoutMs` passed), so that its background work does not run into the next measurement.
+   */
+  async drainOutbox(timeoutMs: number): Promise<{ seconds: number; undelivered: number }> {
+    const started = Date.now();
+    const conn = await mysql.createConnection({ uri: this.target.databaseUrl });
+    try {
+      for (;;) {
+        const [rows] = await conn.query("SELECT COUNT(*) AS n FROM notifications WHERE order_no LIKE ? AND status <> 'delivered'", [`${this.prefix}%`]);
+        const undelivered = Number((rows as Array<{ n: number }>)[0]?.n ?? 0);
+        if (undelivered === 0 || Date.now() - started > timeoutMs) return { seconds: Number(((Date.now() - started) / 1000).toFixed(1)), undelivered };
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      await conn.end();
+    }
+  }
+
   /** After the runs: how the database saw them (every accepted notification must have paid its order once). */
   async count(): Promise<{ paid_orders: number; outbox_rows: number; payment_log_rows: number }> {
     const conn = await mysql.createConnection({ uri: this.target.databaseUrl });

@@ -12,13 +12,13 @@ import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, 
 
 /**
  * `npm run bench [-- --quick | --concurrency N --notify-concurrency N --duration S --warmup S --pool-size N
- * --log-level L --only a,b]`
+ * --log-level L --only a,b --service-dir DIR]` (DIR: another copy of the service, e.g. an earlier version, to compare)
  * Our service and the yardstick (../shared/bench) on fresh MariaDB databases, driven in turn from
  * this process; JSON on stdout and in bench/results/, progress on stderr. Exit 1 when any request failed.
  */
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify]';
+  'usage: npm run bench -- [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify] [--service-dir DIR]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     'pool-size': { type: 'string', default: '16' },
     'log-level': { type: 'string', default: 'info' },
+    'service-dir': { type: 'string' },
     only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -54,6 +55,7 @@ const params = {
   duration_s: positive('duration', args.duration, args.quick ? 2 : 10),
   warmup_s: positive('warmup', args.warmup, args.quick ? 1 : 2),
   ours_pool_size: Math.round(positive('pool-size', args['pool-size'], 16)),
+  ours_dir: args['service-dir'] ? resolve(args['service-dir']) : ROOT,
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
   ours_log_level: args['log-level'],
   ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardstick logs nothing',
@@ -62,12 +64,16 @@ const params = {
     'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
     'the rest copied from that row (every column but id and order_no) by multi-row INSERT into its database before the warm-up and again before the measured run (sized from the warm-up rate)',
   notify_request: 'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign (DESIGN A5); passes only as 200 with data.status paid',
+  notify_delivery:
+    'ours runs its delivery loop (A7) during its notify run, POSTing each event to the sink (NOTIFY_ALLOW_PRIVATE_NETWORKS=true); before the yardstick (which delivers nothing) is measured, the bench waits until ours has delivered every event (notify_checks.ours.outbox_drain_after_run_s)',
 };
 const concurrencyOf = (scenario: ScenarioName) => (scenario === 'notify' ? params.notify_concurrency : params.concurrency);
 /** Orders ready before the notify warm-up: enough for this rate (more is topped up after it). */
 const NOTIFY_WARMUP_RATE = 6000;
-/** Orders for the measured notify run: this multiple of the warm-up rate times the duration. */
+/** Orders for the measured notify run: this multiple of the warm-up rate (at least NOTIFY_WARMUP_RATE) times the duration. */
 const NOTIFY_HEADROOM = 2.5;
+/** How long ours may take, after its notify run, to deliver the events it queued (before the yardstick runs). */
+const NOTIFY_DRAIN_TIMEOUT_MS = 120_000;
 const mysqlUrl = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
@@ -87,7 +93,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 // The run bounds itself: past its expected length plus a generous margin, give up and clean up.
-const budgetMs = (scenarios.length * 2 * (params.duration_s + params.warmup_s) + 240) * 1000;
+const budgetMs = (scenarios.length * 2 * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000) * 1000;
 const watchdog = setTimeout(() => {
   log(`run exceeded ${budgetMs / 1000} s; stopping the servers`);
   void abandon().finally(() => process.exit(2));
@@ -113,7 +119,7 @@ async function main(): Promise<number> {
   const apiKey = `pcs_bench_${randomBytes(32).toString('base64url')}`;
   const gatewaySecret = randomBytes(32).toString('hex');
   const logFile = resolve(tmpdir(), `pcs-bench-ours-${process.pid}-${startedAt.getTime()}.log`);
-  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile });
+  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile, serviceDir: params.ours_dir });
   children.push(ours);
   const yardstick = await startYardstick(mysqlUrl, gatewaySecret);
   children.push(yardstick);
@@ -156,7 +162,8 @@ async function main(): Promise<number> {
       const warm = await runLoad({ ...load, durationMs: params.warmup_s * 1000 });
       if (warm.errors) log(`  warm-up errors: ${JSON.stringify(warm.error_kinds)}`);
       if (scenario === 'notify') {
-        await impl.notifyOrders.ensure(Math.ceil(Math.max(warm.ok_rps, 500) * params.duration_s * NOTIFY_HEADROOM));
+        // A slow warm-up (JIT, a busy machine) must not starve the measured run: never plan for less than the warm-up rate.
+        await impl.notifyOrders.ensure(Math.ceil(Math.max(warm.ok_rps * NOTIFY_HEADROOM, NOTIFY_WARMUP_RATE) * params.duration_s));
         log(`${impl.name} notify: ${impl.notifyOrders.available} pending orders ready (warm-up ${warm.ok_rps}/s)`);
         await sleep(500);
       }
@@ -170,12 +177,15 @@ async function main(): Promise<number> {
         // Exactly once under load: each accepted notification paid one order and queued one outbox row.
         const accepted = warm.ok + loaded.ok;
         const counts = await impl.notifyOrders.count();
+        // Ours delivers its outbox to the sink; let it finish before anything else is measured.
+        const drain = impl.name === 'ours' ? await impl.notifyOrders.drainOutbox(NOTIFY_DRAIN_TIMEOUT_MS) : null;
         notifyChecks[impl.name] = {
           accepted_notifications: accepted,
           ...counts,
           consistent: counts.paid_orders === accepted && counts.outbox_rows === accepted,
           orders_created: impl.notifyOrders.created,
           orders_insert_s: Number(impl.notifyOrders.insertSeconds.toFixed(2)),
+          ...(drain ? { outbox_drain_after_run_s: drain.seconds, undelivered_after_drain: drain.undelivered, sink_requests_so_far: sink.requests } : {}),
         };
         log(`  ${impl.name} notify check: ${JSON.stringify(notifyChecks[impl.name])}`);
       }
@@ -219,7 +229,7 @@ async function main(): Promise<number> {
     impls.map(({ name, child }) => [
       name,
       {
-        command: name === 'ours' ? 'node_modules/.bin/tsx src/main.ts' : 'node ../shared/bench/minimal-notify.cjs',
+        command: name === 'ours' ? `node_modules/.bin/tsx src/main.ts (in ${params.ours_dir})` : 'node ../shared/bench/minimal-notify.cjs',
         exit: child.exit,
         log_lines: child.lineCount,
         log_tail: child.tail().slice(-10),

@@ -127,11 +127,14 @@ export interface OursOptions {
   logLevel: string;
   /** The service's stdout (pino, one line per request at info) is written here rather than piped to the bench. */
   logFile: string;
+  /** Directory holding the service's src/ (default: this checkout), e.g. a copy of an earlier version to compare. */
+  serviceDir?: string;
 }
 
 export async function startOurs(options: OursOptions): Promise<ServerChild> {
   const port = await freePort();
-  if (existsSync(resolve(ROOT, '.env'))) process.stderr.write('[bench] warning: ./.env exists; the service reads it for anything not set here\n');
+  const cwd = options.serviceDir ?? ROOT;
+  if (existsSync(resolve(cwd, '.env'))) process.stderr.write(`[bench] warning: ${resolve(cwd, '.env')} exists; the service reads it for anything not set here\n`);
   const env = {
     ...baseEnv(),
     NODE_ENV: 'production',
@@ -152,7 +155,7 @@ export async function startOurs(options: OursOptions): Promise<ServerChild> {
   // A file, not a pipe: thousands of log lines a second would otherwise be parsed by the load generator.
   const out = openSync(options.logFile, 'w');
   try {
-    const proc = spawn(resolve(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', out, 'pipe'], detached: true });
+    const proc = spawn(resolve(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], { cwd, env, stdio: ['ignore', out, 'pipe'], detached: true });
     return track('ours', `http://127.0.0.1:${port}`, proc, options.logFile);
   } finally {
     closeSync(out);

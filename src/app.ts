@@ -8,6 +8,7 @@ import { adminRoutes } from './admin/admin.routes.ts';
 import { createApiKeyService } from './auth/api-key.service.ts';
 import { callbackRoutes } from './callbacks/callback.routes.ts';
 import { createCallbackService } from './callbacks/callback.service.ts';
+import { createGatewayAdapters, gatewayRoutes } from './callbacks/gateway.routes.ts';
 import { createGenericGateway } from './callbacks/gateways/generic.ts';
 import { healthRoutes } from './health/health.routes.ts';
 import { ipAllowlist, rateLimiter, requireApiKey } from './http/api-guard.ts';
@@ -28,6 +29,7 @@ import { queryOrderRoutes } from './orders/query-order.routes.ts';
 import { createResultPages } from './pages/result.page.ts';
 import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
 import { createSandboxService } from './sandbox/sandbox.service.ts';
+import { createRuntimeSettings, type RuntimeSettings } from './settings/runtime-settings.ts';
 import type { Logger } from './shared/logger.ts';
 import { PUBLIC_DIR, VIEWS_DIR } from './shared/paths.ts';
 import { systemClock, type Clock } from './shared/time.ts';
@@ -45,6 +47,8 @@ export interface AppDeps {
   onEventQueued?: () => void;
   /** Outcome counters of this process's delivery loop, when it runs one. */
   deliveryMetrics?: DeliveryMetrics;
+  /** Runtime settings shared with the delivery loop (main starts them); created here, unstarted, when absent. */
+  settings?: RuntimeSettings;
 }
 
 const BODY_LIMIT = '64kb';
@@ -61,6 +65,7 @@ export function createApp(deps: AppDeps): Express {
   const { config, db, logger, onEventQueued } = deps;
   const clock = deps.clock ?? systemClock;
   const readDb = deps.readDb ?? db;
+  const settings = deps.settings ?? createRuntimeSettings({ db, config, clock, logger });
   const orders = createOrderService({ db, readDb, clock, onEventQueued });
   const apiKeys = createApiKeyService(db, config.apiKeys, clock);
   const notifications = createNotificationService({ db, clock, metrics: deps.deliveryMetrics, onEventQueued });
@@ -69,7 +74,7 @@ export function createApp(deps: AppDeps): Express {
     deliveryStats: notifications.deliveryMetrics,
     onStatsError: (err) => logger.warn({ err }, 'metrics: the notification backlog could not be read'),
   });
-  const callbacks = createCallbackService({ db, clock, allowlists: config.callbackIpAllowlists, onEventQueued });
+  const callbacks = createCallbackService({ db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback });
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);
@@ -104,6 +109,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/orders', notificationRoutes(notifications));
   app.use(queryOrderRoutes(orders));
   app.use(callbackRoutes(callbacks, generic, pages));
+  app.use(gatewayRoutes(callbacks, createGatewayAdapters(config), pages));
 
   if (config.sandboxEnabled) {
     const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
@@ -111,7 +117,7 @@ export function createApp(deps: AppDeps): Express {
     app.use(sandboxRoutes(sandbox, csrf));
   }
 
-  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf }));
+  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings }));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -4,6 +4,7 @@ import { ConfigError } from './config.ts';
 import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
 import { closeServer, createServer, listen } from './server.ts';
 import { createDispatcher } from './notifications/dispatcher.ts';
+import { createRuntimeSettings } from './settings/runtime-settings.ts';
 import { createLogger } from './shared/logger.ts';
 import { systemClock } from './shared/time.ts';
 import { startMaintenance } from './system/maintenance.ts';
@@ -15,8 +16,10 @@ async function main(): Promise<void> {
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
 
   const redis = config.redis ? createRedisRateLimitStore(config.redis, logger) : null;
-  const dispatcher = createDispatcher({ db, config, logger, clock: systemClock });
-  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, onEventQueued: dispatcher.wake, deliveryMetrics: dispatcher.metrics });
+  const settings = createRuntimeSettings({ db, config, clock: systemClock, logger });
+  await settings.start();
+  const dispatcher = createDispatcher({ db, config, logger, clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
+  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, onEventQueued: dispatcher.wake, deliveryMetrics: dispatcher.metrics, settings });
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
       stopMaintenance();
       await closeServer(server);
       await dispatcher.stop();
+      settings.stop();
       await redis?.close();
       await readDb?.close();
       await db.close();

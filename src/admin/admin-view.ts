@@ -6,13 +6,12 @@ import { fmtAge, fmtTime } from './format.ts';
 
 export type NavKey = 'dashboard' | 'orders' | 'inbox' | 'settings';
 
-/**
- * Console navigation. The settings page (issue 6 item 5) adds its entry here: `{ key: 'settings', href: '/admin/settings' }`.
- */
+/** Console navigation. */
 export const NAV: Array<{ key: NavKey; href: string }> = [
   { key: 'dashboard', href: '/admin' },
   { key: 'orders', href: '/admin/orders' },
   { key: 'inbox', href: '/admin/inbox' },
+  { key: 'settings', href: '/admin/settings' },
 ];
 
 /** Outcome messages shown once after a redirect (`?flash=<key>`); anything else in the parameter is ignored. */
@@ -25,6 +24,9 @@ const FLASH = {
   already_reviewed: 'warning',
   review_invalid: 'danger',
   logged_out: 'info',
+  settings_saved: 'success',
+  settings_reset: 'success',
+  settings_unchanged: 'info',
 } as const;
 export type FlashKey = keyof typeof FLASH;
 

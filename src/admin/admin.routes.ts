@@ -4,6 +4,7 @@ import type { Database } from '../db/database.ts';
 import type { Csrf } from '../http/csrf.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import type { OrderService } from '../orders/order.service.ts';
+import type { RuntimeSettings } from '../settings/runtime-settings.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import { createAdminAuth } from './admin-session.ts';
@@ -15,6 +16,8 @@ import { inboxRoutes } from './inbox.routes.ts';
 import { loginRoutes } from './login.routes.ts';
 import { createConsoleOrders } from './orders.service.ts';
 import { consoleOrderRoutes } from './orders.routes.ts';
+import { settingsRoutes } from './settings.routes.ts';
+import { createConsoleSettings } from './settings.service.ts';
 
 export interface AdminDeps {
   config: AppConfig;
@@ -25,6 +28,8 @@ export interface AdminDeps {
   orders: OrderService;
   notifications: NotificationService;
   csrf: Csrf;
+  /** Runtime settings (retry schedule, callback allowlists) edited on the settings page. */
+  settings: RuntimeSettings;
 }
 
 /** Renders a console page inside the console layout (navigation with the inbox badge, CSRF token, flash). */
@@ -37,7 +42,7 @@ function consoleRenderer(csrf: Csrf, inbox: Inbox): RenderConsole {
   };
 }
 
-/** The operator console (DESIGN A8) under `/admin`: login, dashboard, orders, flagged inbox. */
+/** The operator console (DESIGN A8) under `/admin`: login, dashboard, orders, flagged inbox, settings. */
 export function adminRoutes(deps: AdminDeps): Router {
   const { config, db, clock, csrf } = deps;
   const readDb = deps.readDb ?? db;
@@ -59,7 +64,7 @@ export function adminRoutes(deps: AdminDeps): Router {
   router.use(dashboardRoutes(createDashboardService({ readDb, clock, notifications: deps.notifications }), render));
   router.use('/orders', consoleOrderRoutes(createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications }), render));
   router.use('/inbox', inboxRoutes(inbox, render));
-  // The settings page (issue 6 item 5) mounts here, e.g. router.use('/settings', settingsRoutes(…, render)), and adds its NAV entry.
+  router.use('/settings', settingsRoutes(createConsoleSettings({ db, settings: deps.settings }), render));
 
   router.use(() => {
     throw new NotFoundError('No such console page');

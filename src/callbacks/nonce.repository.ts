@@ -1,9 +1,14 @@
 import type { Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
 
+/** The insert recording a nonce, unexecuted (to send with other statements); fails as a unique violation when seen before. */
+export function nonceInsert(db: Executor, scope: string, nonce: string, expiresAt: Date) {
+  return db.insertInto('replay_nonces').values({ scope, nonce, expires_at: toDbTime(expiresAt) });
+}
+
 /** Records a nonce; throws the engine's unique violation when it was seen before (within its lifetime). */
 export async function insertNonce(db: Executor, scope: string, nonce: string, expiresAt: Date): Promise<void> {
-  await db.insertInto('replay_nonces').values({ scope, nonce, expires_at: toDbTime(expiresAt) }).execute();
+  await nonceInsert(db, scope, nonce, expiresAt).execute();
 }
 
 /** Drops nonces whose lifetime is over, so a long-running service keeps the table small. */

@@ -31,8 +31,9 @@ export interface NewPaymentLog {
   now: string;
 }
 
-export async function insertPaymentLog(db: Executor, log: NewPaymentLog): Promise<void> {
-  await db
+/** The payment-log insert, unexecuted (to send with other statements of a transaction). */
+export function paymentLogInsert(db: Executor, log: NewPaymentLog) {
+  return db
     .insertInto('payment_logs')
     .values({
       order_no: log.orderNo,
@@ -49,6 +50,9 @@ export async function insertPaymentLog(db: Executor, log: NewPaymentLog): Promis
       callback_data: log.callbackData,
       remote_ip: log.remoteIp,
       created_at: log.now,
-    })
-    .execute();
+    });
+}
+
+export async function insertPaymentLog(db: Executor, log: NewPaymentLog): Promise<void> {
+  await paymentLogInsert(db, log).execute();
 }

@@ -23,6 +23,7 @@ export function decideTransition(order: { status: string; transaction_id: string
     case 'closed':
       if (order.status === 'pending' || order.status === 'failed') return { kind: 'apply', to: 'closed', flagged: false, message: 'order closed' };
       if (order.status === 'closed') return { kind: 'duplicate', message: 'order already closed' };
-      return { kind: 'reject', flagged: false, message: `order is ${order.status}; it cannot be closed` };
+      // A gateway closes a paid trade after a full refund: acknowledged (or it retries for a day), nothing changes.
+      return { kind: 'duplicate', message: 'order is paid; a gateway close (e.g. after a refund) changes nothing' };
   }
 }

@@ -27,8 +27,14 @@ function toAppError(err: unknown): { error: AppError; unexpected: boolean } {
   const type = (err as { type?: string } | null)?.type;
   const known = type ? BODY_ERRORS[type] : undefined;
   if (known) return { error: new AppError(known.code, known.message), unexpected: false };
+  // Other client errors raised by body parsing (e.g. a body that does not decompress) are 4xx, never 500.
+  const e = err as { status?: unknown; expose?: unknown; message?: unknown } | null;
+  if (e && e.expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    const code: ErrorCode = e.status === 413 ? 'payload_too_large' : e.status === 415 ? 'unsupported_media_type' : 'validation_failed';
+    return { error: new AppError(code, `The request body could not be read: ${String(e.message)}`), unexpected: false };
+  }
   if (isStorageUnavailable(err)) {
-    return { error: new AppError('unavailable', 'The service is temporarily unavailable; nothing was changed. Please retry.'), unexpected: true };
+    return { error: new AppError('unavailable', 'The service is temporarily unavailable; the request was not acknowledged and is safe to retry.'), unexpected: true };
   }
   return { error: new AppError('internal_error', 'An unexpected error occurred'), unexpected: true };
 }

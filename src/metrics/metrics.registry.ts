@@ -122,7 +122,7 @@ export function createMetrics(deps: MetricsDeps = {}) {
     /** This app's own metrics (without the process metrics). */
     registry,
     /** The hook for the callback service: one call per handled callback, after its verdict is known. */
-    recordCallback: (gateway: GatewayName, verdict: Verdict): void => {
+    recordCallback: (gateway: GatewayName, verdict: Verdict | 'unavailable'): void => {
       callbacks.inc({ gateway, verdict });
     },
     observeHttp: (labels: { method: string; route: string; status_code: string }, seconds: number): void => {

@@ -22,10 +22,12 @@ export interface DispatcherDeps {
   logger: Logger;
   clock: Clock;
   metrics?: DeliveryMetrics;
+  /** The retry schedule in force (console runtime settings); NOTIFY_RETRY_SCHEDULE when absent. */
+  retryScheduleMs?: () => readonly number[];
 }
 
 /** The in-process delivery loop of DESIGN A7: woken by commits, polling for due retries, bounded concurrency. */
-export function createDispatcher({ db, config, logger, clock, metrics = new DeliveryMetrics() }: DispatcherDeps) {
+export function createDispatcher({ db, config, logger, clock, metrics = new DeliveryMetrics(), retryScheduleMs = () => config.notify.retryScheduleMs }: DispatcherDeps) {
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const settings: DeliverySettings = {
     secret: config.secrets.NOTIFY_SECRET,
@@ -49,7 +51,7 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
     const payload = JSON.parse(event.payload) as OrderEventPayload;
     const result = await attemptDelivery(event.url, payload, settings, agent, startedAt);
     const now = clock();
-    const next = nextState(result.verdict, event.schedule_step, config.notify.retryScheduleMs, now);
+    const next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), now);
     const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt };
     const update = next.status === 'pending'
       ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason, now }

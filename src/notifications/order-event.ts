@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Executor } from '../db/database.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toDbTime, toIsoTime } from '../shared/time.ts';
-import { insertEvent } from './outbox.repository.ts';
+import { eventInsert } from './outbox.repository.ts';
 
 /** The event fields of the A7 body; timestamp, nonce and sign are added per delivery attempt. */
 export interface OrderEventPayload {
@@ -31,10 +31,11 @@ interface TransitionedOrder {
 }
 
 /**
- * Records the event for an order that just moved to `status` with event number `seq`. Orders without a
- * notify_url have nobody to tell, so no row is written (the seq still advances on the order).
+ * The event for an order that just moved to `status` with event number `seq`, and its outbox insert
+ * (unexecuted: the caller sends it in the transaction of the state change). Orders without a notify_url
+ * have nobody to tell, so there is no event (the seq still advances on the order).
  */
-export async function recordOrderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date): Promise<OrderEventPayload | null> {
+export function orderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date) {
   if (!order.notify_url) return null;
   const payload: OrderEventPayload = {
     event_id: newEventId(),
@@ -47,6 +48,14 @@ export async function recordOrderEvent(db: Executor, order: TransitionedOrder, s
     paid_at: toIsoTime(order.paid_at),
     seq,
   };
-  await insertEvent(db, { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) });
-  return payload;
+  const insert = eventInsert(db, { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) });
+  return { payload, insert };
+}
+
+/** Records the event for an order that just moved to `status` (see orderEvent); null when it has no notify_url. */
+export async function recordOrderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date): Promise<OrderEventPayload | null> {
+  const event = orderEvent(db, order, status, seq, now);
+  if (!event) return null;
+  await event.insert.execute();
+  return event.payload;
 }

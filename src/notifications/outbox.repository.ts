@@ -30,9 +30,9 @@ export interface NewEvent {
   now: string;
 }
 
-/** The transactional-outbox row: written in the same transaction as the state change it announces. */
-export async function insertEvent(db: Executor, event: NewEvent): Promise<void> {
-  await db
+/** The transactional-outbox insert, unexecuted: it must go in the same transaction as the state change it announces. */
+export function eventInsert(db: Executor, event: NewEvent) {
+  return db
     .insertInto('notifications')
     .values({
       event_id: event.eventId,
@@ -45,6 +45,10 @@ export async function insertEvent(db: Executor, event: NewEvent): Promise<void> 
       next_attempt_at: event.now,
       created_at: event.now,
       updated_at: event.now,
-    })
-    .execute();
+    });
+}
+
+/** The transactional-outbox row: written in the same transaction as the state change it announces. */
+export async function insertEvent(db: Executor, event: NewEvent): Promise<void> {
+  await eventInsert(db, event).execute();
 }

@@ -21,7 +21,7 @@ const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   unsupported_media_type: 'Send the order as JSON (application/json) or a form (application/x-www-form-urlencoded)',
   rate_limited: 'Too many requests: at most 600 per minute',
   internal_error: 'An unexpected error occurred',
-  unavailable: 'The service is temporarily unavailable; nothing was changed. Please retry.',
+  unavailable: 'The service is temporarily unavailable; the request was not acknowledged and is safe to retry.',
 };
 
 /** `components.responses.Error<status>`: the error envelope with every code that status can carry. */

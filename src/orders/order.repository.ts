@@ -6,8 +6,10 @@ import type { OrderCursor, OrderStatus } from './order.schema.ts';
 
 export type OrderRow = Selectable<OrdersTable>;
 
-export async function insertOrder(db: Executor, row: Insertable<OrdersTable>): Promise<void> {
-  await db.insertInto('orders').values(row).execute();
+/** Inserts an order and returns its id. */
+export async function insertOrder(db: Executor, row: Insertable<OrdersTable>): Promise<number> {
+  const result = await db.insertInto('orders').values(row).executeTakeFirst();
+  return Number(result.insertId);
 }
 
 export function findOrderByNo(db: Executor, orderNo: string): Promise<OrderRow | undefined> {
@@ -56,10 +58,10 @@ export interface TransitionChange {
   now: Date;
 }
 
-/** Applies one A4 transition and bumps the order's event `seq`; false when another writer got there first. */
-export async function transitionOrder(db: Executor, change: TransitionChange): Promise<boolean> {
+/** The compare-and-swap update of one A4 transition, unexecuted: one affected row means it applied. */
+export function transitionUpdate(db: Executor, change: TransitionChange) {
   const now = toDbTime(change.now);
-  const result = await db
+  return db
     .updateTable('orders')
     .set({
       status: change.to,
@@ -71,13 +73,22 @@ export async function transitionOrder(db: Executor, change: TransitionChange): P
     })
     .where('order_no', '=', change.orderNo)
     .where('status', '=', change.fromStatus)
-    .where('seq', '=', change.expectedSeq)
-    .executeTakeFirst();
+    .where('seq', '=', change.expectedSeq);
+}
+
+/** Applies one A4 transition and bumps the order's event `seq`; false when another writer got there first. */
+export async function transitionOrder(db: Executor, change: TransitionChange): Promise<boolean> {
+  const result = await transitionUpdate(db, change).executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
+}
+
+/** The locking read of one order, unexecuted: on MySQL it sees the latest committed row and holds it until the transaction ends; SQLite has one writer anyway. */
+export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite') {
+  const query = db.selectFrom('orders').selectAll().where('order_no', '=', orderNo);
+  return engine === 'mysql' ? query.forUpdate() : query;
 }
 
 /** A locking read on MySQL (sees the latest committed row inside a transaction); SQLite has one writer anyway. */
 export function findOrderForUpdate(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite'): Promise<OrderRow | undefined> {
-  const query = db.selectFrom('orders').selectAll().where('order_no', '=', orderNo);
-  return (engine === 'mysql' ? query.forUpdate() : query).executeTakeFirst();
+  return orderForUpdateSelect(db, orderNo, engine).executeTakeFirst();
 }

@@ -50,11 +50,12 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
       notify_url: input.notify_url ?? null,
       metadata: canonicalMetadata(input.metadata),
     };
-    const row = { ...fields, status: 'pending', transaction_id: null, paid_at: null, created_at: toDbTime(now), updated_at: toDbTime(now) };
+    const stamp = toDbTime(now);
+    const row = { ...fields, status: 'pending', transaction_id: null, paid_at: null, created_at: stamp, updated_at: stamp };
     try {
-      await repo.insertOrder(db.kysely, row);
-      const inserted = await repo.findOrderByNo(db.kysely, fields.order_no);
-      return { order: toOrderJson(inserted!), created: true };
+      const id = await repo.insertOrder(db.kysely, row);
+      // The answer is the row as written (the column defaults are seq 0, flagged 0): no second round trip to read it back.
+      return { order: toOrderJson({ ...row, id, seq: 0, flagged: 0 }), created: true };
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       if (!input.order_no) return create(input); // a generated number collided: draw another

@@ -54,11 +54,3 @@ export class InvalidStateError extends AppError {
     super('invalid_state', message);
   }
 }
-
-/** The database could not be reached or refused to work; callers must not assume anything was written. */
-export class StorageUnavailableError extends AppError {
-  constructor(cause?: unknown) {
-    super('unavailable', 'The service is temporarily unavailable; nothing was changed. Please retry.');
-    this.cause = cause;
-  }
-}

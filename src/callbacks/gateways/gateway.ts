@@ -13,7 +13,8 @@ export type Verdict =
   | 'unknown_order'
   | 'invalid_state'
   | 'forbidden'
-  | 'malformed';
+  | 'malformed'
+  | 'ignored';
 
 export type PaymentOutcome = 'paid' | 'failed' | 'closed';
 
@@ -28,19 +29,25 @@ export interface PaymentResult {
   outcome: PaymentOutcome;
   /** Replay protection to record in the same transaction as the state change. */
   nonce?: { scope: string; value: string; expiresAt: Date };
-  /** Gateway-level idempotency key (Alipay notify_id, Stripe event id): a repeat is a no-op. */
+  /** Gateway-level idempotency key (Alipay notify_id, WeChat notification id, Stripe event id): a repeat is a no-op. */
   eventKey?: string;
+  /** The raw verified fields (stored in payment_logs.payment_data); the normalized result when absent. */
+  fields?: Record<string, unknown>;
 }
 
 export interface Rejection {
-  verdict: Exclude<Verdict, 'applied' | 'duplicate'>;
+  verdict: Exclude<Verdict, 'applied' | 'duplicate' | 'ignored'>;
   code: ErrorCode;
   message: string;
   /** The order number the request claimed, recorded for operators even when unverified. */
   claimedOrderNo?: string;
 }
 
-export type Verification = { ok: true; result: PaymentResult } | { ok: false; rejection: Rejection };
+/** `ignored`: well signed, but about nothing we track (e.g. a Stripe event type we do not handle). */
+export type Verification =
+  | { ok: true; result: PaymentResult }
+  | { ok: false; rejection: Rejection }
+  | { ok: 'ignored'; message: string; claimedOrderNo?: string; fields?: Record<string, unknown> };
 
 /** A request to a callback route, as the adapter needs it. */
 export interface CallbackRequest {
@@ -52,7 +59,8 @@ export interface CallbackRequest {
 
 /** How a callback ended, for the adapter to acknowledge in its gateway's own format. */
 export interface CallbackOutcome {
-  verdict: Verdict;
+  /** `unavailable`: storage failed before anything was decided (never logged: nothing could be written). */
+  verdict: Verdict | 'unavailable';
   /** HTTP status of our contract (200 for applied/duplicate). */
   status: number;
   code?: ErrorCode;

@@ -1,0 +1,157 @@
+import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
+import type { Database, Engine } from './database.ts';
+import type { DB } from './schema.ts';
+
+/** What one statement of a batch did: affected rows for writes, rows for reads. */
+export interface StatementResult {
+  affectedRows: number;
+  rows: unknown[];
+}
+
+/** A statement whose affected-row count must be exactly `rows`, or the batch stops there with {@link UnexpectedRowCount}. */
+interface Expectation {
+  statement: Compilable | CompiledQuery;
+  rows: number;
+}
+
+export type Statement = Compilable | CompiledQuery | Expectation;
+
+/** A write that changed a different number of rows than the caller required; nothing after it ran. */
+export class UnexpectedRowCount extends Error {
+  constructor(expected: number, actual?: number) {
+    super(`expected ${expected} affected row(s)${actual === undefined ? '' : `, got ${actual}`}; the transaction was not committed`);
+  }
+}
+
+/** `statement` must affect exactly `rows` rows; otherwise nothing after it in the batch runs (COMMIT included). */
+export function expectAffectedRows(statement: Compilable | CompiledQuery, rows: number): Statement {
+  return { statement, rows };
+}
+
+interface Planned {
+  query: CompiledQuery;
+  /** Set on the statement's result slot; guard statements have none. */
+  result: boolean;
+  expect?: number;
+}
+
+const compile = (q: Compilable | CompiledQuery): CompiledQuery => ('compile' in q ? q.compile() : q);
+const raw = (text: string, parameters: unknown[] = []): Planned => ({ query: CompiledQuery.raw(text, parameters), result: false });
+/**
+ * MySQL has no conditional COMMIT, so a multi-statement batch checks a row count with a statement that fails
+ * when the previous one affected another number of rows: a scalar subquery returning two rows (error 1242).
+ */
+const ROW_COUNT_GUARD = 'select (select 1 union all select 2 from dual where row_count() <> ?) as row_count_guard';
+const ER_SUBQUERY_NO_1_ROW = 1242;
+
+/**
+ * A transaction whose statements travel in batches: on MySQL a batch is one multi-statement request
+ * (one round trip; the server stops at the first failing statement), on SQLite the statements run one
+ * by one. `BEGIN` rides with the first batch and `COMMIT` (or `ROLLBACK`) with the last, so a callback's
+ * nonce, locked order read, transition, outbox row and payment log commit together in two round trips.
+ * Values stay bound parameters (`?`, escaped by the driver); statement text comes only from Kysely.
+ */
+export class BatchedTransaction {
+  private started = false;
+  private finished = false;
+
+  constructor(
+    /** A Kysely instance bound to the one connection of this transaction: repositories build queries on it. */
+    readonly db: Kysely<DB>,
+    private readonly engine: Engine,
+  ) {}
+
+  /** Sends `statements` (after `BEGIN` on the first call) and returns their results, in order. */
+  send(...statements: Statement[]): Promise<StatementResult[]> {
+    return this.run(statements, false);
+  }
+
+  /** Sends `statements` followed by `COMMIT`; the transaction is over when this resolves. */
+  commit(...statements: Statement[]): Promise<StatementResult[]> {
+    return this.run(statements, true);
+  }
+
+  /** Ends the transaction with `ROLLBACK`, then runs `after` outside it (autocommit), in the same round trip. */
+  async rollback(...after: Statement[]): Promise<void> {
+    if (!this.started || this.finished) {
+      this.finished = true;
+      if (after.length > 0) await this.execute(this.plan(after));
+      return;
+    }
+    this.finished = true;
+    await this.execute([raw('rollback'), ...this.plan(after)]);
+  }
+
+  private plan(statements: Statement[]): Planned[] {
+    return statements.map((s) => ('statement' in s ? { query: compile(s.statement), result: true, expect: s.rows } : { query: compile(s), result: true }));
+  }
+
+  private async run(statements: Statement[], commit: boolean): Promise<StatementResult[]> {
+    if (this.finished) throw new Error('the transaction is already over');
+    const planned = [...(this.started ? [] : [raw('begin')]), ...this.plan(statements), ...(commit ? [raw('commit')] : [])];
+    this.started = true;
+    const results = await this.execute(planned);
+    if (commit) this.finished = true;
+    return results;
+  }
+
+  /** Runs the plan and returns the results of the caller's statements (not of begin/commit/guards). */
+  private async execute(planned: Planned[]): Promise<StatementResult[]> {
+    return this.engine === 'mysql' && planned.length > 1 ? this.multi(planned) : this.oneByOne(planned);
+  }
+
+  private async oneByOne(planned: Planned[]): Promise<StatementResult[]> {
+    const out: StatementResult[] = [];
+    for (const p of planned) {
+      const result = await this.db.executeQuery(p.query);
+      const affectedRows = Number(result.numAffectedRows ?? 0);
+      if (p.expect !== undefined && affectedRows !== p.expect) throw new UnexpectedRowCount(p.expect, affectedRows);
+      if (p.result) out.push({ affectedRows, rows: result.rows as unknown[] });
+    }
+    return out;
+  }
+
+  /** mysql2 answers a multi-statement request with one entry per statement: a result header or a row list. */
+  private async multi(planned: Planned[]): Promise<StatementResult[]> {
+    const sent = planned.flatMap((p) => (p.expect === undefined ? [p] : [p, raw(ROW_COUNT_GUARD, [p.expect])]));
+    const text = sent.map((p) => p.query.sql).join(';\n');
+    let rows: unknown[];
+    try {
+      ({ rows } = await this.db.executeQuery(CompiledQuery.raw(text, sent.flatMap((p) => p.query.parameters))));
+    } catch (err) {
+      const guarded = planned.find((p) => p.expect !== undefined);
+      if (guarded && (err as { errno?: number } | null)?.errno === ER_SUBQUERY_NO_1_ROW) throw new UnexpectedRowCount(guarded.expect!);
+      throw err;
+    }
+    if (rows.length !== sent.length) throw new Error(`expected ${sent.length} statement results, got ${rows.length}`);
+    const out: StatementResult[] = [];
+    sent.forEach((p, i) => {
+      if (!p.result) return;
+      const r = rows[i];
+      out.push(Array.isArray(r) ? { affectedRows: 0, rows: r } : { affectedRows: Number((r as { affectedRows?: number }).affectedRows ?? 0), rows: [] });
+    });
+    return out;
+  }
+
+  /** After a failure: undo whatever was done (a no-op when nothing was started or it already ended). */
+  async abandon(): Promise<void> {
+    if (!this.started || this.finished) return;
+    this.finished = true;
+    await this.db.executeQuery(CompiledQuery.raw('rollback'));
+  }
+}
+
+/** Runs `work` in a batched transaction on one pooled connection; rolls back when it throws or forgets to end it. */
+export function withBatchedTransaction<T>(database: Database, work: (tx: BatchedTransaction) => Promise<T>): Promise<T> {
+  return database.kysely.connection().execute(async (conn) => {
+    const tx = new BatchedTransaction(conn, database.engine);
+    try {
+      const result = await work(tx);
+      await tx.abandon(); // only does something if `work` returned without committing or rolling back
+      return result;
+    } catch (err) {
+      await tx.abandon().catch(() => undefined);
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/batched-transaction.ts';
+import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
+import { isUniqueViolation } from '../src/system/system-config.repository.ts';
+import { ENGINES } from './helpers/engines.ts';
+import { createTestContext, type TestContext } from './helpers/context.ts';
+
+/** The statement batches the callback transaction rides on (one round trip per batch on MySQL). */
+describe.each(ENGINES)('batched transactions on %s', (engine) => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext(engine);
+    await ctx.api('post', '/api/orders').send({ order_no: 'BT1', amount: '1.00' });
+  });
+  afterAll(() => ctx.close());
+
+  const later = new Date(Date.now() + 60_000);
+  const status = async (orderNo: string) => (await ctx.db.kysely.selectFrom('orders').select('status').where('order_no', '=', orderNo).executeTakeFirstOrThrow()).status;
+  const nonces = async (nonce: string) => (await ctx.db.kysely.selectFrom('replay_nonces').select('nonce').where('nonce', '=', nonce).execute()).length;
+  const setStatus = (tx: { db: TestContext['db']['kysely'] }, from: string, to: string) =>
+    tx.db.updateTable('orders').set({ status: to }).where('order_no', '=', 'BT1').where('status', '=', from);
+
+  it('returns one result per statement, reads and writes alike, and commits them together', async () => {
+    const results = await withBatchedTransaction(ctx.db, async (tx) => {
+      const first = await tx.send(nonceInsert(tx.db, 'test', 'n1', later), tx.db.selectFrom('orders').select(['order_no', 'status']).where('order_no', '=', 'BT1'));
+      const second = await tx.commit(setStatus(tx, 'pending', 'failed'));
+      return [...first, ...second];
+    });
+    expect(results).toHaveLength(3);
+    expect(results[0]!.affectedRows).toBe(1);
+    expect(results[1]!.rows).toEqual([{ order_no: 'BT1', status: 'pending' }]);
+    expect(results[2]!.affectedRows).toBe(1);
+    expect(await status('BT1')).toBe('failed');
+    expect(await nonces('n1')).toBe(1);
+  });
+
+  it('stops before COMMIT when a guarded statement affects another number of rows, and rolls back', async () => {
+    const attempt = withBatchedTransaction(ctx.db, async (tx) => {
+      await tx.send(nonceInsert(tx.db, 'test', 'n2', later));
+      await tx.commit(expectAffectedRows(setStatus(tx, 'pending', 'paid'), 1), nonceInsert(tx.db, 'test', 'n3', later));
+    });
+    await expect(attempt).rejects.toBeInstanceOf(UnexpectedRowCount);
+    expect(await status('BT1')).toBe('failed');
+    expect(await nonces('n2')).toBe(0);
+    expect(await nonces('n3')).toBe(0);
+  });
+
+  it('surfaces a failing statement as the driver error and rolls back what the batch did before it', async () => {
+    const attempt = withBatchedTransaction(ctx.db, async (tx) => {
+      await tx.commit(setStatus(tx, 'failed', 'closed'), nonceInsert(tx.db, 'test', 'n1', later));
+    });
+    const err = await attempt.catch((e: unknown) => e);
+    expect(isUniqueViolation(err)).toBe(true);
+    expect(await status('BT1')).toBe('failed');
+  });
+
+  it('rolls back and then runs statements outside the transaction, in one go', async () => {
+    await withBatchedTransaction(ctx.db, async (tx) => {
+      await tx.send(nonceInsert(tx.db, 'test', 'n4', later), setStatus(tx, 'failed', 'closed'));
+      await tx.rollback(nonceInsert(tx.db, 'test', 'n5', later));
+    });
+    expect(await status('BT1')).toBe('failed');
+    expect(await nonces('n4')).toBe(0);
+    expect(await nonces('n5')).toBe(1);
+  });
+
+  it('rolls back work that returns without ending the transaction', async () => {
+    await withBatchedTransaction(ctx.db, async (tx) => {
+      await tx.send(nonceInsert(tx.db, 'test', 'n6', later));
+    });
+    expect(await nonces('n6')).toBe(0);
+  });
+});
