@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, MysqlDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import { createPool } from 'mysql2';
+import { withQueryTimeout } from './mysql-timeout-pool.ts';
 import type { DB } from './schema.ts';
 
 export type Engine = 'mysql' | 'sqlite';
@@ -38,7 +39,10 @@ function openSqlite(url: string): Kysely<DB> {
   return new Kysely<DB>({ dialect: new SqliteDialect({ database: file }) });
 }
 
-function openMysql(url: string, poolSize: number): Kysely<DB> {
+/** A query that takes longer has lost its server (or is a bug): fail it as a storage error. */
+const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
+
+function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Kysely<DB> {
   const pool = createPool({
     uri: url,
     connectionLimit: poolSize,
@@ -57,12 +61,12 @@ function openMysql(url: string, poolSize: number): Kysely<DB> {
   pool.on('connection', (conn) => {
     conn.query("SET time_zone = '+00:00'");
   });
-  return new Kysely<DB>({ dialect: new MysqlDialect({ pool }) });
+  return new Kysely<DB>({ dialect: new MysqlDialect({ pool: withQueryTimeout(pool, queryTimeoutMs) as never }) });
 }
 
-export function openDatabase(url: string, options: { poolSize?: number } = {}): Database {
+export function openDatabase(url: string, options: { poolSize?: number; queryTimeoutMs?: number } = {}): Database {
   const engine = engineOf(url);
-  const kysely = engine === 'mysql' ? openMysql(url, options.poolSize ?? 16) : openSqlite(url);
+  const kysely = engine === 'mysql' ? openMysql(url, options.poolSize ?? 16, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : openSqlite(url);
   return { engine, kysely, close: () => kysely.destroy() };
 }
 

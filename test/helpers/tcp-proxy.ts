@@ -7,6 +7,8 @@ export interface TcpProxy {
   urlThrough(url: string): string;
   /** Destroys every current connection (both sides) and refuses new ones until `restore()`. */
   cut(): void;
+  /** A silent partition: nothing flows any more, but no connection is closed or reset; new ones hang too. */
+  blackhole(): void;
   /** Lets new connections through again (connections destroyed by `cut()` stay gone). */
   restore(): void;
   readonly isCut: boolean;
@@ -22,7 +24,9 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const pairs = new Set<{ client: Socket; upstream: Socket }>();
+  const held = new Set<Socket>();
   let cut = false;
+  let silent = false;
   const counts = { accepted: 0, refused: 0, severed: 0 };
 
   const sever = (socket: Socket) => {
@@ -37,6 +41,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     if (cut) {
       counts.refused++;
       sever(client);
+      return;
+    }
+    if (silent) {
+      held.add(client); // accepted, never answered: like packets dropped on the floor
       return;
     }
     counts.accepted++;
@@ -80,8 +88,28 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         sever(pair.upstream);
       }
     },
+    blackhole() {
+      silent = true;
+      for (const pair of pairs) {
+        pair.client.unpipe();
+        pair.upstream.unpipe();
+        pair.client.pause();
+        pair.upstream.pause();
+      }
+    },
     restore() {
       cut = false;
+      if (silent) {
+        silent = false;
+        // The partition heals: stuck sockets are dropped so they cannot deliver stale bytes later.
+        for (const pair of [...pairs]) {
+          pairs.delete(pair);
+          pair.client.destroy();
+          pair.upstream.destroy();
+        }
+        for (const socket of held) socket.destroy();
+        held.clear();
+      }
     },
     get isCut() {
       return cut;
@@ -94,6 +122,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         pair.upstream.destroy();
       }
       pairs.clear();
+      for (const socket of held) socket.destroy();
+      held.clear();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
