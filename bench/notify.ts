@@ -77,6 +77,11 @@ export class NotifyOrders {
     this.prefix = `n${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')}${tag}`;
   }
 
+  /** LIKE pattern matching these orders' numbers. */
+  get prefixLike(): string {
+    return `${this.prefix}%`;
+  }
+
   get available(): number {
     return this.queue.length - this.head;
   }

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { pidFromFile, startCpuMeter } from './cpu.ts';
+import { runDelivery } from './delivery.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { NotifyOrders, NotifySink } from './notify.ts';
 import { OrderBook, SCENARIOS, scenarioFor, type ScenarioName } from './scenarios.ts';
@@ -12,13 +13,17 @@ import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, 
 
 /**
  * `npm run bench [-- --quick | --concurrency N --notify-concurrency N --duration S --warmup S --pool-size N
- * --log-level L --only a,b --service-dir DIR]` (DIR: another copy of the service, e.g. an earlier version, to compare)
+ * --log-level L --only a,b --service-dir DIR --deliveries N --delivery-concurrency N --delivery-wait S]`
+ * (DIR: another copy of the service, e.g. an earlier version, to compare)
  * Our service and the yardstick (../shared/bench) on fresh MariaDB databases, driven in turn from
- * this process; JSON on stdout and in bench/results/, progress on stderr. Exit 1 when any request failed.
+ * this process; then, unless left out of --only, the `delivery` run of ours alone (bench/delivery.ts:
+ * a fresh service process per NOTIFY_CONCURRENCY value, N paid orders delivered to a receiver here).
+ * JSON on stdout and in bench/results/, progress on stderr. Exit 1 when any request failed or an event
+ * was lost, repeated or left undelivered.
  */
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify] [--service-dir DIR]';
+  'usage: npm run bench -- [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -30,6 +35,9 @@ const { values: args } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     'service-dir': { type: 'string' },
     only: { type: 'string' },
+    deliveries: { type: 'string', default: '3000' },
+    'delivery-concurrency': { type: 'string' },
+    'delivery-wait': { type: 'string', default: '60' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -44,10 +52,15 @@ const positive = (name: string, value: string | undefined, fallback: number): nu
 };
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 if (!LOG_LEVELS.includes(args['log-level'])) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}\n${USAGE}`);
-const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...SCENARIOS];
-const unknown = only.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
-if (unknown.length > 0 || only.length === 0) throw new Error(`--only takes a comma-separated list of ${SCENARIOS.join(', ')}\n${USAGE}`);
+/** The delivery run is ours alone and not a closed-loop load, so it is not one of SCENARIOS. */
+const ALL_SCENARIOS = [...SCENARIOS, 'delivery'] as const;
+const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...ALL_SCENARIOS];
+const unknown = only.filter((s) => !(ALL_SCENARIOS as readonly string[]).includes(s));
+if (unknown.length > 0 || only.length === 0) throw new Error(`--only takes a comma-separated list of ${ALL_SCENARIOS.join(', ')}\n${USAGE}`);
 const scenarios = SCENARIOS.filter((s) => only.includes(s));
+const withDelivery = only.includes('delivery');
+/** NOTIFY_CONCURRENCY values of the delivery runs: the service default, then --delivery-concurrency if given. */
+const DEFAULT_NOTIFY_CONCURRENCY = 16;
 const params = {
   quick: args.quick,
   concurrency: Math.round(positive('concurrency', args.concurrency, 32)),
@@ -59,7 +72,18 @@ const params = {
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
   ours_log_level: args['log-level'],
   ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardstick logs nothing',
-  scenarios,
+  scenarios: withDelivery ? [...scenarios, 'delivery'] : scenarios,
+  deliveries: Math.round(positive('deliveries', args.deliveries, 3000)),
+  delivery_notify_concurrency: [
+    DEFAULT_NOTIFY_CONCURRENCY,
+    ...(args['delivery-concurrency'] !== undefined ? [Math.round(positive('delivery-concurrency', args['delivery-concurrency'], DEFAULT_NOTIFY_CONCURRENCY))] : []),
+  ],
+  delivery_wait_s: positive('delivery-wait', args['delivery-wait'], 60),
+  delivery_method:
+    'ours only, after the other scenarios (their servers stopped): per NOTIFY_CONCURRENCY value a fresh service process on bench_service (other settings as above, NOTIFY_POLL_INTERVAL_MS default); ' +
+    'N pending orders (notify_orders method) whose notify_url is a receiver in this process answering 200 at once; each paid by one POST /notify (64 concurrent, as the notify scenario); ' +
+    'deliveries_per_s = distinct events / (last arrival − first /notify sent); notify_to_delivery_ms per event = arrival − the moment its /notify answered 200 (one monotonic clock); ' +
+    'then up to delivery_wait_s for the stragglers, 1 s for late duplicates, and the notifications rows counted by status',
   notify_orders:
     'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
     'the rest copied from that row (every column but id and order_no) by multi-row INSERT into its database before the warm-up and again before the measured run (sized from the warm-up rate)',
@@ -93,7 +117,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 // The run bounds itself: past its expected length plus a generous margin, give up and clean up.
-const budgetMs = (scenarios.length * 2 * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000) * 1000;
+const deliveryBudgetS = withDelivery ? params.delivery_notify_concurrency.length * (90 + params.delivery_wait_s + params.deliveries / 200) : 0;
+const budgetMs = (scenarios.length * 2 * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000 + deliveryBudgetS) * 1000;
 const watchdog = setTimeout(() => {
   log(`run exceeded ${budgetMs / 1000} s; stopping the servers`);
   void abandon().finally(() => process.exit(2));
@@ -198,9 +223,56 @@ async function main(): Promise<number> {
   log('stopping the servers');
   await stopAll();
   await sink.close();
-  clearTimeout(watchdog);
   const oursLog = await logFileSummary(ours.logFile, 5);
   removeLogFile(ours.logFile);
+
+  // Issue 4 item 7: ours alone, one fresh process per NOTIFY_CONCURRENCY value, nothing else running.
+  const deliveryRuns: Array<Awaited<ReturnType<typeof runDelivery>>['result'] & { exit: string | null; log_tail: string[] }> = [];
+  if (withDelivery) {
+    for (const notifyConcurrency of params.delivery_notify_concurrency) {
+      await sleep(500);
+      const { result, child } = await runDelivery({
+        mysqlUrl,
+        apiKey,
+        gatewaySecret,
+        poolSize: params.ours_pool_size,
+        logLevel: params.ours_log_level,
+        logFile: resolve(tmpdir(), `pcs-bench-delivery-${process.pid}-${startedAt.getTime()}-${notifyConcurrency}.log`),
+        serviceDir: params.ours_dir,
+        mariadbPid,
+        notifyConcurrency,
+        orders: params.deliveries,
+        sendConcurrency: params.notify_concurrency,
+        waitMs: params.delivery_wait_s * 1000,
+        log,
+        onChild: (c) => children.push(c),
+      });
+      deliveryRuns.push({ ...result, exit: child.exit, log_tail: child.tail().slice(-10) });
+      log(
+        `  delivery NOTIFY_CONCURRENCY=${notifyConcurrency}: ${result.delivered_events}/${result.orders} events, ${result.deliveries_per_s} deliveries/s, ` +
+          `notify→delivery p50 ${result.notify_to_delivery_ms.p50} ms p99 ${result.notify_to_delivery_ms.p99} ms, duplicates ${result.duplicates}, missing ${result.missing_events}, ` +
+          `db ${JSON.stringify(result.db.by_status)}`,
+      );
+    }
+  }
+  clearTimeout(watchdog);
+  const deliveryProblems = deliveryRuns.filter((r) => r.notify_requests.errors > 0 || r.duplicates > 0 || r.missing_events > 0 || !r.db.all_delivered || r.malformed_bodies > 0).length;
+  const firstDelivery = deliveryRuns[0];
+  const delivery = withDelivery
+    ? {
+        target: firstDelivery
+          ? {
+              notify_concurrency: firstDelivery.notify_concurrency_setting,
+              deliveries_per_s: firstDelivery.deliveries_per_s,
+              p50_ms: firstDelivery.notify_to_delivery_ms.p50,
+              p99_ms: firstDelivery.notify_to_delivery_ms.p99,
+              at_least_1000_per_s: (firstDelivery.deliveries_per_s ?? 0) >= 1000,
+              p50_at_most_100ms: firstDelivery.notify_to_delivery_ms.p50 <= 100,
+            }
+          : null,
+        runs: deliveryRuns,
+      }
+    : undefined;
 
   type Ratio = { throughput: number | null; p50_latency: number | null; p99_latency: number | null; server_cpu_per_request: number | null };
   const ratios: Record<string, Ratio> = {};
@@ -251,10 +323,10 @@ async function main(): Promise<number> {
       : null;
 
   const document = {
-    benchmark: 'orders and notify',
+    benchmark: withDelivery ? 'orders, notify and delivery' : 'orders and notify',
     started_at: startedAt.toISOString(),
     finished_at: new Date().toISOString(),
-    ok: totalErrors === 0 && skipped === 0 && exhausted === 0 && inconsistent === 0,
+    ok: totalErrors === 0 && skipped === 0 && exhausted === 0 && inconsistent === 0 && deliveryProblems === 0,
     total_errors: totalErrors,
     notify_target: target,
     machine: {
@@ -273,6 +345,7 @@ async function main(): Promise<number> {
     ratios,
     notify_checks: notifyChecks,
     notify_sink_requests: sink.requests,
+    ...(delivery ? { delivery } : {}),
     servers,
   };
   const json = JSON.stringify(document, null, 2);
@@ -283,7 +356,8 @@ async function main(): Promise<number> {
   process.stdout.write(`${json}\n`);
   log(`written to ${file}`);
   if (target) log(`notify: ours ${target.notifications_per_s.ours}/s p99 ${target.p99_ms.ours} ms; yardstick ${target.notifications_per_s.yardstick}/s p99 ${target.p99_ms.yardstick} ms`);
-  if (!document.ok) log(`RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped, ${exhausted} out of orders, ${inconsistent} inconsistent notify checks (see results, notify_checks and servers.*.log_tail)`);
+  for (const r of deliveryRuns) log(`delivery (NOTIFY_CONCURRENCY=${r.notify_concurrency_setting}): ${r.deliveries_per_s} deliveries/s, p50 ${r.notify_to_delivery_ms.p50} ms, p99 ${r.notify_to_delivery_ms.p99} ms`);
+  if (!document.ok) log(`RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped, ${exhausted} out of orders, ${inconsistent} inconsistent notify checks, ${deliveryProblems} delivery runs with lost, repeated or undelivered events (see results, notify_checks, delivery and servers.*.log_tail)`);
   return document.ok ? 0 : 1;
 }
 

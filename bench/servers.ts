@@ -129,6 +129,8 @@ export interface OursOptions {
   logFile: string;
   /** Directory holding the service's src/ (default: this checkout), e.g. a copy of an earlier version to compare. */
   serviceDir?: string;
+  /** Extra environment for the service (e.g. NOTIFY_CONCURRENCY for the delivery scenario). */
+  env?: Record<string, string>;
 }
 
 export async function startOurs(options: OursOptions): Promise<ServerChild> {
@@ -151,6 +153,7 @@ export async function startOurs(options: OursOptions): Promise<ServerChild> {
     // The notify scenario's orders point at a sink on 127.0.0.1; a delivery loop may reach it.
     NOTIFY_ALLOW_PRIVATE_NETWORKS: 'true',
     LOG_LEVEL: options.logLevel,
+    ...options.env,
   };
   // A file, not a pipe: thousands of log lines a second would otherwise be parsed by the load generator.
   const out = openSync(options.logFile, 'w');
