@@ -3,6 +3,7 @@ import { bootstrap } from './bootstrap.ts';
 import { ConfigError } from './config.ts';
 import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
 import { closeServer, createServer, listen } from './server.ts';
+import { openDatabase } from './db/database.ts';
 import { createDispatcher } from './notifications/dispatcher.ts';
 import { createRuntimeSettings } from './settings/runtime-settings.ts';
 import { createLogger } from './shared/logger.ts';
@@ -18,7 +19,9 @@ async function main(): Promise<void> {
   const redis = config.redis ? createRedisRateLimitStore(config.redis, logger) : null;
   const settings = createRuntimeSettings({ db, config, clock: systemClock, logger });
   await settings.start();
-  const dispatcher = createDispatcher({ db, config, logger, clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
+  // The delivery loop gets its own small MySQL pool, so a burst of callbacks cannot starve it of connections.
+  const deliveryDb = db.engine === 'mysql' ? openDatabase(config.database.url, { poolSize: Math.min(config.notify.concurrency, 8) + 2 }) : db;
+  const dispatcher = createDispatcher({ db: deliveryDb, config, logger, clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
   const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, onEventQueued: dispatcher.wake, deliveryMetrics: dispatcher.metrics, settings });
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
       await closeServer(server);
       await dispatcher.stop();
       settings.stop();
+      if (deliveryDb !== db) await deliveryDb.close();
       await redis?.close();
       await readDb?.close();
       await db.close();

@@ -7,7 +7,7 @@ import { createTestContext, TEST_API_KEY, type TestContext } from './helpers/con
 /**
  * Hostile input, part 3 (issue 7 item 3): slow clients cannot hold the process, and /api floods get 429.
  *
- * src/server.ts sets keepAliveTimeout 65 s, headersTimeout 66 s and requestTimeout 30 s, and Node checks the
+ * src/server.ts sets keepAliveTimeout 65 s, headersTimeout 20 s and requestTimeout 30 s, and Node checks the
  * header/request deadlines only every `connectionsCheckingInterval` (30 s by default), so with the production
  * values a slowloris socket lives 30–60 s — too long for a test. The tests below therefore take the server exactly
  * as createServer() builds it, check the production values, and then lower the same three properties (plus the

@@ -27,6 +27,10 @@ function toAppError(err: unknown): { error: AppError; unexpected: boolean } {
   const type = (err as { type?: string } | null)?.type;
   const known = type ? BODY_ERRORS[type] : undefined;
   if (known) return { error: new AppError(known.code, known.message), unexpected: false };
+  // A URL whose percent-escapes do not decode (the router throws URIError with status 400).
+  if (err instanceof URIError && (err as { status?: number }).status === 400) {
+    return { error: new AppError('validation_failed', 'The URL is not valid percent-encoding'), unexpected: false };
+  }
   // Other client errors raised by body parsing (e.g. a body that does not decompress) are 4xx, never 500.
   const e = err as { status?: unknown; expose?: unknown; message?: unknown } | null;
   if (e && e.expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {

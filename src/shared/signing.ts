@@ -27,6 +27,7 @@ export function computeSign(params: Readonly<Record<string, SignableValue>>, sec
 
 /** Constant-time comparison of a presented signature (hex, any case) with the expected one. */
 export function verifySign(params: Readonly<Record<string, SignableValue>>, secret: string, signType: SignType, presented: string): boolean {
+  if (!/^[0-9A-Fa-f]+$/.test(presented)) return false; // hex only: Unicode case folding must not help
   const expected = Buffer.from(computeSign(params, secret, signType), 'utf8');
   const given = Buffer.from(presented.toUpperCase(), 'utf8');
   return given.length === expected.length && timingSafeEqual(given, expected);

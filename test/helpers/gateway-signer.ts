@@ -6,7 +6,7 @@ import { createHash, createHmac } from 'node:crypto';
  */
 export function gatewaySign(params: Record<string, string>, key: string, signType: 'MD5' | 'HMAC-SHA256' = 'MD5'): string {
   const keys = Object.keys(params).filter((k) => k !== 'sign' && params[k] !== '');
-  keys.sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0));
+  keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   let text = '';
   for (const k of keys) text += (text ? '&' : '') + k + '=' + params[k];
   text += '&key=' + key;
