@@ -1,3 +1,4 @@
+import { withBatchedTransaction } from '../db/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
 
@@ -72,11 +73,13 @@ export interface EventUpdate {
   now: Date;
 }
 
-/** Records the attempt and the event's new state; the state only changes while `owner` still holds the lease. */
-export async function completeAttempt(db: Executor, owner: string, attempt: AttemptRecord, update: EventUpdate): Promise<boolean> {
-  await db
-    .insertInto('notification_attempts')
-    .values({
+/**
+ * Records the attempt and the event's new state in one transaction, sent as one batch (one round trip on
+ * MySQL); the state only changes while `owner` still holds the lease. Returns whether it did.
+ */
+export async function completeAttempt(db: Database, owner: string, attempt: AttemptRecord, update: EventUpdate): Promise<boolean> {
+  return withBatchedTransaction(db, async (tx) => {
+    const insert = tx.db.insertInto('notification_attempts').values({
       notification_id: attempt.notificationId,
       attempt_no: attempt.attemptNo,
       started_at: toDbTime(attempt.startedAt),
@@ -84,26 +87,26 @@ export async function completeAttempt(db: Executor, owner: string, attempt: Atte
       status_code: attempt.statusCode,
       error: attempt.error?.slice(0, 1024) ?? null,
       response_excerpt: attempt.excerpt,
-    })
-    .execute();
-  const now = toDbTime(update.now);
-  const result = await db
-    .updateTable('notifications')
-    .set((eb) => ({
-      status: update.status,
-      attempts: eb('attempts', '+', 1),
-      next_attempt_at: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : now,
-      ...(update.scheduleStep !== undefined ? { schedule_step: update.scheduleStep } : {}),
-      lease_owner: null,
-      lease_expires_at: null,
-      last_error: update.lastError?.slice(0, 1024) ?? null,
-      delivered_at: update.status === 'delivered' ? now : null,
-      updated_at: now,
-    }))
-    .where('id', '=', attempt.notificationId)
-    .where('lease_owner', '=', owner)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+    });
+    const now = toDbTime(update.now);
+    const change = tx.db
+      .updateTable('notifications')
+      .set((eb) => ({
+        status: update.status,
+        attempts: eb('attempts', '+', 1),
+        next_attempt_at: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : now,
+        ...(update.scheduleStep !== undefined ? { schedule_step: update.scheduleStep } : {}),
+        lease_owner: null,
+        lease_expires_at: null,
+        last_error: update.lastError?.slice(0, 1024) ?? null,
+        delivered_at: update.status === 'delivered' ? now : null,
+        updated_at: now,
+      }))
+      .where('id', '=', attempt.notificationId)
+      .where('lease_owner', '=', owner);
+    const [, updated] = await tx.commit(insert, change);
+    return (updated?.affectedRows ?? 0) > 0;
+  });
 }
 
 /** On a graceful stop: hand this process's unfinished leases back so another instance delivers at once. */

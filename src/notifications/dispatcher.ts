@@ -56,8 +56,8 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
     const update = next.status === 'pending'
       ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason, now }
       : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason, now };
-    // One transaction, retried on deadlock: a lost bookkeeping write would mean a second delivery after the lease.
-    const kept = await withDeadlockRetry(() => db.kysely.transaction().execute((trx) => completeAttempt(trx, owner, attempt, update)), 5);
+    // One transaction (one round trip), retried on deadlock: a lost bookkeeping write would mean a second delivery.
+    const kept = await withDeadlockRetry(() => completeAttempt(db, owner, attempt, update), 5);
     metrics.record(next.status === 'pending' ? 'retry' : next.status);
     if (!kept) logger.warn({ eventId: event.event_id }, 'delivery finished after its lease was taken over; attempt recorded only');
     if (next.status !== 'delivered') logger.info({ eventId: event.event_id, status: next.status, reason: next.reason }, 'delivery attempt failed');
