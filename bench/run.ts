@@ -12,6 +12,7 @@ import { OrderBook, SCENARIOS, scenarioFor, type ScenarioName } from './scenario
 import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, startYardstick, waitUntilAnswering, YARDSTICK_DB, type ServerChild } from './servers.ts';
 
 /**
+ * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R]`: the soak run of bench/soak.ts instead (issue 7 item 5).
  * `npm run bench [-- --quick | --concurrency N --notify-concurrency N --duration S --warmup S --pool-size N
  * --log-level L --only a,b --service-dir DIR --deliveries N --delivery-concurrency N --delivery-wait S]`
  * (DIR: another copy of the service, e.g. an earlier version, to compare)
@@ -22,8 +23,18 @@ import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, 
  * was lost, repeated or left undelivered.
  */
 
+// Issue 7 item 5: `--soak` is a separate run (bench/soak.ts) with its own options.
+if (process.argv.includes('--soak')) {
+  const { runSoak } = await import('./soak.ts');
+  const code = await runSoak(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`[soak] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  });
+  process.exit(code);
+}
+
 const USAGE =
-  'usage: npm run bench -- [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
