@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { mkdirSync } from 'node:fs';
 import request from 'supertest';
-import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD } from './helpers/admin.ts';
+import { CHROMIUM, HAVE_CHROMIUM, serveWithBrowser } from './helpers/browser.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createOrder, gatewayParams, uid } from './helpers/pages.ts';
@@ -12,10 +11,7 @@ import { startReceiver, type Receiver } from './helpers/receiver.ts';
 
 /** Issue 6 item 9: the operator console in a real Chromium, desktop and 390 px wide. Screenshots go to test-results/. */
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const CI = process.env.CI === 'true';
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const SHOTS = 'test-results';
 
 if (!HAVE_CHROMIUM && !CI) {
@@ -57,7 +53,7 @@ const overflowsX = (page: Page) => page.evaluate<boolean>('document.documentElem
 describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromium on %s', (engine) => {
   let ctx: DeliveryContext;
   let receiver: Receiver;
-  let server: Server;
+  let served: Awaited<ReturnType<typeof serveWithBrowser>> | undefined;
   let base: string;
   let browser: Browser;
   const paid: string[] = [];
@@ -79,15 +75,12 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromi
     expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(ghost))).status).toBe(404);
     expect((await request(ctx.app).post('/notify').type('form').send({ ...gatewayParams(failed), sign: 'BAD' })).status).toBe(401);
     for (const orderNo of paid) await ctx.waitForStatus(orderNo, 'delivered');
-    server = ctx.app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+    served = await serveWithBrowser(ctx.app);
+    ({ base, browser } = served);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    if (server) await new Promise((resolve) => server.close(resolve));
+    await served?.close();
     await receiver?.close();
     await ctx?.close();
   });

@@ -1,18 +1,13 @@
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, HAVE_CHROMIUM, serveWithBrowser } from './helpers/browser.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { orderRow, paymentLogs } from './helpers/pages.ts';
 
 /** DESIGN A8 in a real browser: create a demo order on `/`, pay it in the sandbox, land on the success page. */
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
 const CI = process.env.CI === 'true';
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 if (!HAVE_CHROMIUM && !CI) {
   console.warn(`\n${'!'.repeat(78)}\n!! ${CHROMIUM} not found: the browser tests were NOT run (apt-get install chromium).\n${'!'.repeat(78)}\n`);
@@ -37,22 +32,19 @@ function watch(page: Page): string[] {
 
 describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('sandbox in Chromium on %s', (engine) => {
   let ctx: TestContext;
-  let server: Server;
+  let served: Awaited<ReturnType<typeof serveWithBrowser>> | undefined;
   let base: string;
   let browser: Browser;
 
   beforeAll(async () => {
     if (!HAVE_CHROMIUM) throw new Error(`CI=true but ${CHROMIUM} is missing: the browser tests must run in CI (.ci/run installs chromium).`);
     ctx = await createTestContext(engine);
-    server = ctx.app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+    served = await serveWithBrowser(ctx.app);
+    ({ base, browser } = served);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    if (server) await new Promise((resolve) => server.close(resolve));
+    await served?.close();
     await ctx?.close();
   });
 

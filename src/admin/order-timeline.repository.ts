@@ -1,6 +1,7 @@
 import type { Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderFilter } from '../orders/order.repository.ts';
+import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
 import { withConsoleTables } from './console.tables.ts';
 
 /** Read models of the console's order pages: raw payloads included, which the public API leaves out. */
@@ -23,23 +24,8 @@ export function paymentLogsOfOrder(db: Executor, orderNo: string, limit = 200) {
 
 export type PaymentLogEntry = Awaited<ReturnType<typeof paymentLogsOfOrder>>[number];
 
-/** The order's outbox events (with payload) and every delivery attempt of each (index notifications_order_idx). */
-export async function eventsOfOrder(db: Executor, orderNo: string) {
-  const events = await db
-    .selectFrom('notifications')
-    .select(['id', 'event_id', 'type', 'seq', 'payload', 'url', 'status', 'attempts', 'next_attempt_at', 'last_error', 'delivered_at', 'created_at'])
-    .where('order_no', '=', orderNo)
-    .orderBy('seq')
-    .execute();
-  if (events.length === 0) return [];
-  const attempts = await db
-    .selectFrom('notification_attempts')
-    .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt'])
-    .where('notification_id', 'in', events.map((e) => e.id))
-    .orderBy('attempt_no')
-    .execute();
-  return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => Number(a.notification_id) === Number(event.id)) }));
-}
+/** The order's outbox events (with payload) and every delivery attempt of each: the API's own query. */
+export const eventsOfOrder = (db: Executor, orderNo: string) => listNotificationsForOrder(db, orderNo);
 
 export type EventEntry = Awaited<ReturnType<typeof eventsOfOrder>>[number];
 

@@ -4,7 +4,7 @@ import type { Executor } from '../db/database.ts';
 export async function listNotificationsForOrder(db: Executor, orderNo: string) {
   const events = await db
     .selectFrom('notifications')
-    .select(['id', 'event_id', 'type', 'seq', 'url', 'status', 'attempts', 'next_attempt_at', 'last_error', 'delivered_at', 'created_at'])
+    .select(['id', 'event_id', 'type', 'seq', 'payload', 'url', 'status', 'attempts', 'next_attempt_at', 'last_error', 'delivered_at', 'created_at'])
     .where('order_no', '=', orderNo)
     .orderBy('seq', 'asc')
     .execute();
@@ -15,7 +15,7 @@ export async function listNotificationsForOrder(db: Executor, orderNo: string) {
     .where('notification_id', 'in', events.map((e) => e.id))
     .orderBy('attempt_no', 'asc')
     .execute();
-  return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => a.notification_id === event.id) }));
+  return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => Number(a.notification_id) === Number(event.id)) }));
 }
 
 export type NotificationWithAttempts = Awaited<ReturnType<typeof listNotificationsForOrder>>[number];
