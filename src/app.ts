@@ -1,11 +1,12 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import express, { type Express, type Request } from 'express';
+import express, { type Express } from 'express';
 import type { Store } from 'express-rate-limit';
 import type { AppConfig } from './config.ts';
 import type { Database } from './db/database.ts';
 import { adminRoutes } from './admin/admin.routes.ts';
 import { createApiKeyService } from './auth/api-key.service.ts';
+import { formBody, jsonBody } from './http/body-parsers.ts';
 import { callbackRoutes } from './callbacks/callback.routes.ts';
 import { createCallbackService } from './callbacks/callback.service.ts';
 import { createGatewayAdapters, gatewayRoutes } from './callbacks/gateway.routes.ts';
@@ -51,14 +52,8 @@ export interface AppDeps {
   settings?: RuntimeSettings;
 }
 
-const BODY_LIMIT = '64kb';
 const BOOTSTRAP_DIR = join(dirname(createRequire(import.meta.url).resolve('bootstrap/package.json')), 'dist');
 const STATIC_OPTIONS = { maxAge: '30d', immutable: true, index: false } as const;
-
-/** Keeps the exact body bytes: gateways sign raw bodies, and payment logs store requests verbatim. */
-const keepRawBody = (req: Request, _res: unknown, buf: Buffer) => {
-  (req as Request & { rawBody?: Buffer }).rawBody = buf;
-};
 
 /** Builds the Express app without listening: main.ts serves it, tests drive it with supertest. */
 export function createApp(deps: AppDeps): Express {
@@ -89,10 +84,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(httpMetrics(metrics));
   app.use(requestLogger(logger));
   app.use(securityHeaders(config.tls !== null));
+  // Gateways first, with their own body readers: the busiest path skips everything it does not need.
+  app.use(callbackRoutes(callbacks, generic, pages));
+  app.use(gatewayRoutes(callbacks, createGatewayAdapters(config), pages));
   app.use('/assets/vendor/bootstrap', express.static(BOOTSTRAP_DIR, STATIC_OPTIONS));
   app.use('/assets', express.static(PUBLIC_DIR, STATIC_OPTIONS));
-  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'], verify: keepRawBody }));
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 256, verify: keepRawBody }));
+  app.use(jsonBody(), formBody());
 
   app.use(healthRoutes(db));
   app.use(metricsRoutes(metrics, config.metricsToken));
@@ -108,8 +105,6 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/orders', orderRoutes(orders));
   app.use('/api/orders', notificationRoutes(notifications));
   app.use(queryOrderRoutes(orders));
-  app.use(callbackRoutes(callbacks, generic, pages));
-  app.use(gatewayRoutes(callbacks, createGatewayAdapters(config), pages));
 
   if (config.sandboxEnabled) {
     const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { notifyBodyParsers, pageBodyParsers } from '../http/body-parsers.ts';
 import type { GatewayAdapter } from './gateways/gateway.ts';
 import type { CallbackInput, CallbackService } from './callback.service.ts';
 import type { ResultPages } from '../pages/result.page.ts';
@@ -28,30 +29,23 @@ function formParams(text: string): Record<string, unknown> {
 export function callbackInput(req: Request, gateway: GatewayAdapter, kind: CallbackInput['kind']): CallbackInput {
   const rawBody = (req as Request & { rawBody?: Buffer }).rawBody;
   const isForm = req.method === 'POST' && rawBody !== undefined && req.is('application/x-www-form-urlencoded') !== false;
-  const fromBody = req.method === 'POST' && req.body !== undefined && (Array.isArray(req.body) || Object.keys(req.body as object).length > 0);
+  const body: unknown = req.body;
+  const isJson = !isForm && req.method === 'POST' && typeof body === 'object' && body !== null && (Array.isArray(body) || Object.keys(body).length > 0);
   const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
-  const params = isForm ? formParams(rawBody.toString('utf8')) : fromBody ? (req.body as Record<string, unknown>) : formParams(query);
+  const params = isForm ? formParams(rawBody.toString('utf8')) : isJson ? (body as Record<string, unknown>) : formParams(query);
   // `?lang=` picks the page language (the page's language switch adds it); it is ours, not the gateway's.
-  if (kind === 'return' && !fromBody) delete params.lang;
-  return {
-    gateway,
-    kind,
-    params,
-    rawBody: (req as Request & { rawBody?: Buffer }).rawBody,
-    raw: rawOf(req),
-    headers: req.headers,
-    remoteIp: req.ip ?? null,
-  };
+  if (kind === 'return' && !isForm && !isJson) delete params.lang;
+  return { gateway, kind, params, rawBody, raw: rawOf(req), headers: req.headers, remoteIp: req.ip ?? null };
 }
 
 /** `/notify` (server to server) and `/callback` (the shopper's browser) for the generic gateway (DESIGN A5). */
 export function callbackRoutes(callbacks: CallbackService, generic: GatewayAdapter, pages: ResultPages): Router {
   const router = Router();
-  router.post(['/notify', '/notify/generic', '/notify.php'], async (req: Request, res: Response) => {
+  router.post(['/notify', '/notify/generic', '/notify.php'], ...notifyBodyParsers(), async (req: Request, res: Response) => {
     const outcome = await callbacks.handle(callbackInput(req, generic, 'notify'));
     generic.acknowledge(res, outcome);
   });
-  router.all(['/callback', '/callback/generic', '/callback.php'], async (req: Request, res: Response) => {
+  router.all(['/callback', '/callback/generic', '/callback.php'], ...pageBodyParsers(), async (req: Request, res: Response) => {
     if (req.method !== 'GET' && req.method !== 'POST') {
       res.setHeader('Allow', 'GET, POST');
       return pages.renderRejection(req, res, 405, 'Method not allowed');

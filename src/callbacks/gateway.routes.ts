@@ -5,6 +5,7 @@ import { AppError } from '../shared/errors.ts';
 import { isStorageUnavailable } from '../shared/storage-errors.ts';
 import type { ResultPages } from '../pages/result.page.ts';
 import type { CallbackService } from './callback.service.ts';
+import { notifyBodyParsers } from '../http/body-parsers.ts';
 import { callbackInput } from './callback.routes.ts';
 import { createAlipayGateway } from './gateways/alipay.ts';
 import type { GatewayAdapter } from './gateways/gateway.ts';
@@ -48,9 +49,10 @@ function notifyHandler(callbacks: CallbackService, adapter: GatewayAdapter) {
 /** `POST /notify/alipay|wechatpay|stripe` and Alipay's return URL `GET /callback/alipay` (DESIGN A6). */
 export function gatewayRoutes(callbacks: CallbackService, adapters: ReturnType<typeof createGatewayAdapters>, pages: ResultPages): Router {
   const router = Router();
+  const bodies = notifyBodyParsers();
   for (const name of ['alipay', 'wechatpay', 'stripe'] as const) {
     const adapter = adapters[name];
-    router.post(`/notify/${name}`, adapter ? notifyHandler(callbacks, adapter) : notConfigured(name));
+    router.post(`/notify/${name}`, ...bodies, adapter ? notifyHandler(callbacks, adapter) : notConfigured(name));
   }
   const alipay = adapters.alipay;
   router.get('/callback/alipay', alipay
