@@ -92,6 +92,7 @@ export interface DeliveryRunOptions {
   logLevel: string;
   logFile: string;
   serviceDir: string;
+  fromSource?: boolean;
   mariadbPid: number | undefined;
   /** NOTIFY_CONCURRENCY of the service for this run. */
   notifyConcurrency: number;
@@ -130,6 +131,7 @@ export async function runDelivery(o: DeliveryRunOptions) {
     logLevel: o.logLevel,
     logFile: o.logFile,
     serviceDir: o.serviceDir,
+    fromSource: o.fromSource,
     env: { NOTIFY_CONCURRENCY: String(o.notifyConcurrency) },
   });
   o.onChild?.(child);

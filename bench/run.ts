@@ -14,8 +14,9 @@ import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, 
 /**
  * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R]`: the soak run of bench/soak.ts instead (issue 7 item 5).
  * `npm run bench [-- --quick | --concurrency N --notify-concurrency N --duration S --warmup S --pool-size N
- * --log-level L --only a,b --service-dir DIR --deliveries N --delivery-concurrency N --delivery-wait S]`
- * (DIR: another copy of the service, e.g. an earlier version, to compare)
+ * --log-level L --only a,b --service-dir DIR --from-source --deliveries N --delivery-concurrency N --delivery-wait S]`
+ * (DIR: another copy of the service, e.g. an earlier version, to compare; the service is compiled to dist/
+ * and run with plain node as INSTALL.md does in production, or from src/ through tsx with --from-source)
  * Our service and the yardstick (../shared/bench) on fresh MariaDB databases, driven in turn from
  * this process; then, unless left out of --only, the `delivery` run of ours alone (bench/delivery.ts:
  * a fresh service process per NOTIFY_CONCURRENCY value, N paid orders delivered to a receiver here).
@@ -34,7 +35,7 @@ if (process.argv.includes('--soak')) {
 }
 
 const USAGE =
-  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     deliveries: { type: 'string', default: '3000' },
     'delivery-concurrency': { type: 'string' },
     'delivery-wait': { type: 'string', default: '60' },
+    'from-source': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -80,6 +82,7 @@ const params = {
   warmup_s: positive('warmup', args.warmup, args.quick ? 1 : 2),
   ours_pool_size: Math.round(positive('pool-size', args['pool-size'], 16)),
   ours_dir: args['service-dir'] ? resolve(args['service-dir']) : ROOT,
+  ours_run: args['from-source'] ? 'tsx src/main.ts (--from-source)' : 'node dist/src/main.js (compiled by tsc -p tsconfig.build.json at the start of the run)',
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
   ours_log_level: args['log-level'],
   ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardstick logs nothing',
@@ -155,7 +158,7 @@ async function main(): Promise<number> {
   const apiKey = `pcs_bench_${randomBytes(32).toString('base64url')}`;
   const gatewaySecret = randomBytes(32).toString('hex');
   const logFile = resolve(tmpdir(), `pcs-bench-ours-${process.pid}-${startedAt.getTime()}.log`);
-  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile, serviceDir: params.ours_dir });
+  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile, serviceDir: params.ours_dir, fromSource: args['from-source'] });
   children.push(ours);
   const yardstick = await startYardstick(mysqlUrl, gatewaySecret);
   children.push(yardstick);
@@ -250,6 +253,7 @@ async function main(): Promise<number> {
         logLevel: params.ours_log_level,
         logFile: resolve(tmpdir(), `pcs-bench-delivery-${process.pid}-${startedAt.getTime()}-${notifyConcurrency}.log`),
         serviceDir: params.ours_dir,
+        fromSource: args['from-source'],
         mariadbPid,
         notifyConcurrency,
         orders: params.deliveries,

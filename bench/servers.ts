@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -97,7 +97,7 @@ function track(name: string, origin: string, proc: ChildProcess, logFile: string
   return child;
 }
 
-/** SIGTERM, then SIGKILL to the child's process group (tsx runs the app in a grandchild) after 10 s. */
+/** SIGTERM, then SIGKILL to the child's process group after 10 s. */
 async function stopChild(child: ServerChild, proc: ChildProcess): Promise<void> {
   if (child.exit !== null || proc.pid === undefined) return;
   proc.kill('SIGTERM');
@@ -131,6 +131,18 @@ export interface OursOptions {
   serviceDir?: string;
   /** Extra environment for the service (e.g. NOTIFY_CONCURRENCY for the delivery scenario). */
   env?: Record<string, string>;
+  /** Run src/main.ts through tsx instead of the compiled dist/ (INSTALL.md's production way). */
+  fromSource?: boolean;
+}
+
+const built = new Set<string>();
+
+/** Compiles the service in `dir` to dist/ once per bench run, as INSTALL.md does for production. */
+function ensureBuilt(dir: string): void {
+  if (built.has(dir)) return;
+  process.stderr.write(`[bench] compiling ${dir} to dist/ (tsc -p tsconfig.build.json)\n`);
+  execFileSync(process.execPath, [resolve(ROOT, 'node_modules/typescript/bin/tsc'), '-p', resolve(dir, 'tsconfig.build.json')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  built.add(dir);
 }
 
 export async function startOurs(options: OursOptions): Promise<ServerChild> {
@@ -156,9 +168,13 @@ export async function startOurs(options: OursOptions): Promise<ServerChild> {
     ...options.env,
   };
   // A file, not a pipe: thousands of log lines a second would otherwise be parsed by the load generator.
+  if (!options.fromSource) ensureBuilt(cwd);
   const out = openSync(options.logFile, 'w');
   try {
-    const proc = spawn(resolve(ROOT, 'node_modules/.bin/tsx'), ['src/main.ts'], { cwd, env, stdio: ['ignore', out, 'pipe'], detached: true });
+    // BENCH_CPU_PROF_DIR: write a V8 CPU profile of the service there (for finding where its time goes).
+    const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+    const entry = options.fromSource ? ['--import', 'tsx', 'src/main.ts'] : ['dist/src/main.js'];
+    const proc = spawn(process.execPath, [...profile, ...entry], { cwd, env, stdio: ['ignore', out, 'pipe'], detached: true });
     return track('ours', `http://127.0.0.1:${port}`, proc, options.logFile);
   } finally {
     closeSync(out);

@@ -13,7 +13,7 @@ import { md5Sign, NOTIFY_AMOUNT } from './notify.ts';
 import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
 
 /**
- * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R] [--pool-size 16] [--log-level info]`
+ * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R] [--pool-size 16] [--log-level info] [--from-source]`
  * (issue 7 item 5). Ours alone on a fresh MariaDB database (bench_service), its notify_url a
  * DeliveryReceiver in this process. First a 5 s closed-loop calibration of the same mix (32 workers)
  * measures the maximum rate; unless --soak-rate is given the soak runs open-loop at half of it.
@@ -226,6 +226,7 @@ export async function runSoak(argv: string[]): Promise<number> {
       'soak-rate': { type: 'string' },
       'pool-size': { type: 'string', default: '16' },
       'log-level': { type: 'string', default: 'info' },
+      'from-source': { type: 'boolean', default: false },
     },
   });
   const num = (name: string, v: string | undefined): number | undefined => {
@@ -265,7 +266,7 @@ export async function runSoak(argv: string[]): Promise<number> {
     void (child?.stop() ?? Promise.resolve()).finally(() => process.exit(2));
   }, (seconds + 300) * 1000);
   try {
-    child = await startOurs({ mysqlUrl, apiKey, poolSize, gatewaySecret, logLevel: args['log-level'], logFile });
+    child = await startOurs({ mysqlUrl, apiKey, poolSize, gatewaySecret, logLevel: args['log-level'], logFile, fromSource: args['from-source'] });
     const server = child;
     void server.exited.then(() => abort.abort());
     await waitUntilAnswering(server, '/readyz', {});
