@@ -63,6 +63,7 @@ const envSchema = z.object({
   NOTIFY_CONCURRENCY: withDefault(int(1, 1000), '16'),
   NOTIFY_EXPECT_BODY: opt(z.string()),
   NOTIFY_ALLOW_PRIVATE_NETWORKS: opt(bool),
+  NOTIFY_WORKER: opt(bool),
   API_IP_ALLOWLIST: opt(allowlist),
   TRUST_PROXY: opt(trustProxy),
   RATE_LIMIT_PER_MINUTE: withDefault(int(1, 1_000_000), '600'),
@@ -109,6 +110,8 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
       concurrency: env.NOTIFY_CONCURRENCY,
       expectBody: env.NOTIFY_EXPECT_BODY ?? null,
       allowPrivateNetworks: env.NOTIFY_ALLOW_PRIVATE_NETWORKS ?? !production,
+      // false: this process only accepts requests; another instance on the same database delivers.
+      worker: env.NOTIFY_WORKER ?? true,
     },
     apiIpAllowlist: env.API_IP_ALLOWLIST ?? null,
     callbackIpAllowlists: callbackAllowlists,

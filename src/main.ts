@@ -20,9 +20,11 @@ async function main(): Promise<void> {
   const settings = createRuntimeSettings({ db, config, clock: systemClock, logger });
   await settings.start();
   // The delivery loop gets its own small MySQL pool, so a burst of callbacks cannot starve it of connections.
-  const deliveryDb = db.engine === 'mysql' ? openDatabase(config.database.url, { poolSize: Math.min(config.notify.concurrency, 8) + 2 }) : db;
+  const worker = config.notify.worker;
+  const deliveryDb = worker && db.engine === 'mysql' ? openDatabase(config.database.url, { poolSize: Math.min(config.notify.concurrency, 8) + 2 }) : db;
   const dispatcher = createDispatcher({ db: deliveryDb, config, logger, clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
-  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, onEventQueued: dispatcher.wake, deliveryMetrics: dispatcher.metrics, settings });
+  const onEventQueued = worker ? dispatcher.wake : undefined;
+  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, onEventQueued, deliveryMetrics: worker ? dispatcher.metrics : undefined, settings });
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';
@@ -37,7 +39,8 @@ async function main(): Promise<void> {
     console.log('');
   }
 
-  dispatcher.start();
+  if (worker) dispatcher.start();
+  else logger.warn('NOTIFY_WORKER=false: this process delivers no merchant notifications; another instance on this database must');
   const stopMaintenance = startMaintenance(db, systemClock, logger, { retentionDays: config.retentionDays });
 
   let stopping = false;

@@ -62,6 +62,7 @@ describe('loadConfig defaults (DESIGN A2)', () => {
       concurrency: 16,
       expectBody: null,
       allowPrivateNetworks: true,
+      worker: true,
     });
     expect(Object.values(c.secrets)).toEqual([undefined, undefined, undefined, undefined]);
     expect(Object.isFrozen(c)).toBe(true);
@@ -79,6 +80,8 @@ describe('loadConfig defaults (DESIGN A2)', () => {
     expect([c.port, c.host, c.apiKeys, c.trustProxy, c.rateLimitPerMinute]).toEqual([8080, '127.0.0.1', ['a', 'b'], 'loopback', 5]);
     expect(c.redis).toEqual({ url: 'redis://r:6379', prefix: 'pcs:' });
     expect(c.notify.expectBody).toBe('success');
+    expect(loadConfig({ NOTIFY_WORKER: 'false' }).notify.worker).toBe(false);
+    expect(problemsOf({ NOTIFY_WORKER: 'maybe' })).toEqual([expect.stringMatching(/^NOTIFY_WORKER: /)]);
     expect(c.database.readUrl).toBe('mysql://u@h/db');
     expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
     expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);

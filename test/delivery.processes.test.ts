@@ -156,6 +156,25 @@ describe.skipIf(!MYSQL_URL)('three service processes on one MariaDB/MySQL databa
 });
 
 describe.each(ENGINES)('delivery across process crashes and restarts on %s', (engine) => {
+  it('NOTIFY_WORKER=false: a web-only process delivers nothing; a worker on the same database delivers its events', { timeout: 90_000 }, async () => {
+    const { url, db } = await freshDatabase(engine);
+    const merchant = await receiver((_n, res) => res.end('ok'));
+    const web = await service('web', serviceEnv(url, { NOTIFY_WORKER: 'false' }));
+    const before = await paidOrder(web, merchant.url);
+    await pause(1500); // several poll intervals: a loop, had it run, would have delivered by now
+    expect(merchant.received).toHaveLength(0);
+    expect(await eventOf(db, before)).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(web.output()).toContain('NOTIFY_WORKER=false');
+
+    const worker = await service('worker', serviceEnv(url));
+    await waitForStatus(db, before, 'delivered', 10_000);
+    const after = await paidOrder(web, merchant.url); // paid at the web process, found by the worker's poll
+    await waitForStatus(db, after, 'delivered', 10_000);
+    const delivered = merchant.received.map((r) => (JSON.parse(r.body) as { order_no: string }).order_no);
+    expect(delivered.sort()).toEqual([before, after].sort());
+    for (const svc of [web, worker]) expect(svc.output()).not.toMatch(/"level":(50|60)/);
+  });
+
   it('SIGKILL mid-delivery → another process delivers the event after the lease expires', { timeout: 90_000 }, async () => {
     const { url, db } = await freshDatabase(engine);
     // The first request is never answered (the socket stays open); later ones get 200.
