@@ -1,9 +1,15 @@
 import type { Executor } from '../db/database.ts';
+import { queryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
+
+// On every callback: compiled once per database, then only the values change.
+const insertNonceTemplate = queryTemplate({ scope: true, nonce: true, expiresAt: true }, (db, v: { scope: string; nonce: string; expiresAt: string }) =>
+  db.insertInto('replay_nonces').values({ scope: v.scope, nonce: v.nonce, expires_at: v.expiresAt }),
+);
 
 /** The insert recording a nonce, unexecuted (to send with other statements); fails as a unique violation when seen before. */
 export function nonceInsert(db: Executor, scope: string, nonce: string, expiresAt: Date) {
-  return db.insertInto('replay_nonces').values({ scope, nonce, expires_at: toDbTime(expiresAt) });
+  return insertNonceTemplate.bind(db, { scope, nonce, expiresAt: toDbTime(expiresAt) });
 }
 
 /** Records a nonce; throws the engine's unique violation when it was seen before (within its lifetime). */

@@ -1,4 +1,7 @@
+import type { Insertable } from 'kysely';
 import type { Executor } from '../db/database.ts';
+import { queryTemplate } from '../db/query-template.ts';
+import type { PaymentLogsTable } from '../db/schema.ts';
 
 /** Payment-log entries of one order, newest first (the order detail's `payments`). */
 export function listPaymentLogsForOrder(db: Executor, orderNo: string, limit = 200) {
@@ -31,26 +34,48 @@ export interface NewPaymentLog {
   now: string;
 }
 
+/** Every column but the id, none optional. */
+type PaymentLogRow = Required<Omit<Insertable<PaymentLogsTable>, 'id'>>;
+
+// Every column is always listed (NULL when absent), so one compiled statement serves every entry.
+const insertPaymentLogTemplate = queryTemplate(
+  {
+    order_no: true,
+    gateway: true,
+    kind: true,
+    transaction_id: true,
+    amount_minor: true,
+    currency: true,
+    status: true,
+    verdict: true,
+    flagged: true,
+    message: true,
+    payment_data: true,
+    callback_data: true,
+    remote_ip: true,
+    created_at: true,
+  },
+  (db, row: PaymentLogRow) => db.insertInto('payment_logs').values(row),
+);
+
 /** The payment-log insert, unexecuted (to send with other statements of a transaction). */
 export function paymentLogInsert(db: Executor, log: NewPaymentLog) {
-  return db
-    .insertInto('payment_logs')
-    .values({
-      order_no: log.orderNo,
-      gateway: log.gateway,
-      kind: log.kind,
-      transaction_id: log.transactionId ?? null,
-      amount_minor: log.amountMinor ?? null,
-      currency: log.currency ?? null,
-      status: log.status ?? null,
-      verdict: log.verdict,
-      flagged: log.flagged ? 1 : 0,
-      message: log.message ? log.message.slice(0, 512) : null,
-      payment_data: log.paymentData ?? null,
-      callback_data: log.callbackData,
-      remote_ip: log.remoteIp,
-      created_at: log.now,
-    });
+  return insertPaymentLogTemplate.bind(db, {
+    order_no: log.orderNo,
+    gateway: log.gateway,
+    kind: log.kind,
+    transaction_id: log.transactionId ?? null,
+    amount_minor: log.amountMinor ?? null,
+    currency: log.currency ?? null,
+    status: log.status ?? null,
+    verdict: log.verdict,
+    flagged: log.flagged ? 1 : 0,
+    message: log.message ? log.message.slice(0, 512) : null,
+    payment_data: log.paymentData ?? null,
+    callback_data: log.callbackData,
+    remote_ip: log.remoteIp,
+    created_at: log.now,
+  });
 }
 
 export async function insertPaymentLog(db: Executor, log: NewPaymentLog): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Executor } from '../db/database.ts';
+import { queryTemplate } from '../db/query-template.ts';
 
 /** Events of one order with their delivery attempts, oldest event first (the order detail's `notifications`). */
 export async function listNotificationsForOrder(db: Executor, orderNo: string) {
@@ -30,22 +31,28 @@ export interface NewEvent {
   now: string;
 }
 
+// On every applied callback: compiled once per database, then only the values change.
+const insertEventTemplate = queryTemplate(
+  { eventId: true, orderNo: true, type: true, seq: true, payload: true, url: true, status: true, now: true },
+  (db, v: NewEvent & { status: string }) =>
+    db.insertInto('notifications').values({
+      event_id: v.eventId,
+      order_no: v.orderNo,
+      type: v.type,
+      seq: v.seq,
+      payload: v.payload,
+      url: v.url,
+      status: v.status,
+      next_attempt_at: v.now,
+      created_at: v.now,
+      updated_at: v.now,
+    }),
+);
+
 /** The transactional-outbox insert, unexecuted: it must go in the same transaction as the state change it announces. */
 export function eventInsert(db: Executor, event: NewEvent) {
-  return db
-    .insertInto('notifications')
-    .values({
-      event_id: event.eventId,
-      order_no: event.orderNo,
-      type: event.type,
-      seq: event.seq,
-      payload: event.payload,
-      url: event.url,
-      status: 'pending',
-      next_attempt_at: event.now,
-      created_at: event.now,
-      updated_at: event.now,
-    });
+  // The status is a bound value like the rest: a template holds no constants in its parameters.
+  return insertEventTemplate.bind(db, { ...event, status: 'pending' });
 }
 
 /** The transactional-outbox row: written in the same transaction as the state change it announces. */

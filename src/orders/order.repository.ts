@@ -1,6 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { Executor } from '../db/database.ts';
 import type { OrdersTable } from '../db/schema.ts';
+import { queryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderCursor, OrderStatus } from './order.schema.ts';
 
@@ -58,37 +59,71 @@ export interface TransitionChange {
   now: Date;
 }
 
+interface TransitionValues {
+  orderNo: string;
+  fromStatus: string;
+  expectedSeq: number;
+  to: string;
+  nextSeq: number;
+  now: string;
+  /** NULL keeps the column as it is (one statement serves every kind of transition). */
+  transactionId: string | null;
+  paidAt: string | null;
+  flagged: number | null;
+}
+
+// On every applied callback: compiled once per database, then only the values change.
+const transitionTemplate = queryTemplate(
+  { orderNo: true, fromStatus: true, expectedSeq: true, to: true, nextSeq: true, now: true, transactionId: true, paidAt: true, flagged: true },
+  (db, v: TransitionValues) =>
+    db
+      .updateTable('orders')
+      .set((eb) => ({
+        status: v.to,
+        seq: v.nextSeq,
+        updated_at: v.now,
+        transaction_id: eb.fn.coalesce(eb.val(v.transactionId), eb.ref('transaction_id')),
+        paid_at: eb.fn.coalesce(eb.val(v.paidAt), eb.ref('paid_at')),
+        flagged: eb.fn.coalesce(eb.val(v.flagged), eb.ref('flagged')),
+      }))
+      .where('order_no', '=', v.orderNo)
+      .where('status', '=', v.fromStatus)
+      .where('seq', '=', v.expectedSeq),
+);
+
 /** The compare-and-swap update of one A4 transition, unexecuted: one affected row means it applied. */
 export function transitionUpdate(db: Executor, change: TransitionChange) {
   const now = toDbTime(change.now);
-  return db
-    .updateTable('orders')
-    .set({
-      status: change.to,
-      seq: change.expectedSeq + 1,
-      updated_at: now,
-      ...(change.transactionId !== undefined ? { transaction_id: change.transactionId } : {}),
-      ...(change.to === 'paid' ? { paid_at: now } : {}),
-      ...(change.flagged ? { flagged: 1 } : {}),
-    })
-    .where('order_no', '=', change.orderNo)
-    .where('status', '=', change.fromStatus)
-    .where('seq', '=', change.expectedSeq);
+  return transitionTemplate.bind(db, {
+    orderNo: change.orderNo,
+    fromStatus: change.fromStatus,
+    expectedSeq: change.expectedSeq,
+    to: change.to,
+    nextSeq: change.expectedSeq + 1,
+    now,
+    transactionId: change.transactionId ?? null,
+    paidAt: change.to === 'paid' ? now : null,
+    flagged: change.flagged ? 1 : null,
+  });
 }
 
 /** Applies one A4 transition and bumps the order's event `seq`; false when another writer got there first. */
 export async function transitionOrder(db: Executor, change: TransitionChange): Promise<boolean> {
-  const result = await transitionUpdate(db, change).executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+  const result = await transitionUpdate(db, change).execute();
+  return Number(result.numAffectedRows ?? 0) > 0;
 }
+
+// The callback's locking read; `FOR UPDATE` only where there are row locks (SQLite has one writer anyway).
+const lockedOrderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo).forUpdate());
+const orderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo));
 
 /** The locking read of one order, unexecuted: on MySQL it sees the latest committed row and holds it until the transaction ends; SQLite has one writer anyway. */
 export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite') {
-  const query = db.selectFrom('orders').selectAll().where('order_no', '=', orderNo);
-  return engine === 'mysql' ? query.forUpdate() : query;
+  return (engine === 'mysql' ? lockedOrderTemplate : orderTemplate).bind(db, { orderNo });
 }
 
 /** A locking read on MySQL (sees the latest committed row inside a transaction); SQLite has one writer anyway. */
-export function findOrderForUpdate(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite'): Promise<OrderRow | undefined> {
-  return orderForUpdateSelect(db, orderNo, engine).executeTakeFirst();
+export async function findOrderForUpdate(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite'): Promise<OrderRow | undefined> {
+  const { rows } = await orderForUpdateSelect(db, orderNo, engine).execute();
+  return rows[0];
 }

@@ -1,0 +1,117 @@
+import { createQueryId, type Compilable, type CompiledQuery, type QueryResult, type RootOperationNode } from 'kysely';
+import type { Executor } from './database.ts';
+
+/**
+ * A statement whose SQL is built and compiled by Kysely once per database, then reused with new values.
+ *
+ * The build function receives a placeholder object for each named input (a "sentinel") instead of a value;
+ * after compiling, every bound parameter must be one of those sentinels, so the positions of the inputs
+ * are known and a request only fills in values. The statement keeps its bound parameters (`?`): values
+ * never become SQL text.
+ */
+
+/** Stands for one named input while the template compiles; never sent to the database. */
+class Sentinel {
+  constructor(readonly name: string) {}
+}
+
+/** The named inputs of a template, as an object type (interfaces included). */
+type Inputs = object;
+
+/** Each input of `I` listed exactly once (the compiler checks that none is missing or extra). */
+export type InputNames<I extends Inputs> = { readonly [K in keyof I]-?: true };
+
+interface Compiled {
+  sql: string;
+  query: RootOperationNode;
+  /** The input whose value goes to each parameter position, in order. */
+  positions: readonly string[];
+}
+
+/** A template's statement with this request's values, bound to the executor it runs on. */
+export class BoundQuery<R> implements Compilable<R> {
+  constructor(
+    private readonly db: Executor,
+    private readonly compiled: CompiledQuery<R>,
+  ) {}
+
+  compile(): CompiledQuery<R> {
+    return this.compiled;
+  }
+
+  /** Runs the statement alone (outside a batch); rows and affected rows come back as Kysely reports them. */
+  execute(): Promise<QueryResult<R>> {
+    return this.db.executeQuery(this.compiled);
+  }
+}
+
+export class QueryTemplate<I extends Inputs, R> {
+  private readonly names: readonly string[];
+  /** Keyed by the dialect adapter: one per root Kysely, shared by its connections and transactions. */
+  private readonly byAdapter = new WeakMap<object, Compiled>();
+
+  constructor(
+    inputs: InputNames<I>,
+    private readonly build: (db: Executor, inputs: I) => Compilable<R>,
+  ) {
+    this.names = Object.keys(inputs);
+  }
+
+  /** The statement with `values` in their parameter positions, compiled on first use for `db`'s dialect. */
+  bind(db: Executor, values: I): BoundQuery<R> {
+    const compiled = this.compiledFor(db);
+    const parameters = compiled.positions.map((name) => {
+      const value = (values as Record<string, unknown>)[name];
+      // A missing value would be bound as NULL by one driver and refused by another: refuse it here.
+      if (value === undefined) throw new Error(`query template: no value for input "${name}"`);
+      return value;
+    });
+    return new BoundQuery(db, { sql: compiled.sql, query: compiled.query, parameters, queryId: createQueryId() });
+  }
+
+  /** The compiled form for `db`'s dialect (the SQL of this instance's engine), compiling it if needed. */
+  sqlFor(db: Executor): { sql: string; positions: readonly string[] } {
+    const { sql, positions } = this.compiledFor(db);
+    return { sql, positions };
+  }
+
+  private compiledFor(db: Executor): Compiled {
+    // getExecutor() is marked internal in Kysely's typings; its adapter is the one object per root Kysely we can key on.
+    const executor = db.getExecutor();
+    // Plugins may rewrite a query, and a connection's copy of them is a new array: do not guess, refuse.
+    if (executor.plugins.length > 0) throw new Error('query template: Kysely instances with plugins are not supported');
+    let compiled = this.byAdapter.get(executor.adapter);
+    if (!compiled) {
+      compiled = this.compile(db);
+      this.byAdapter.set(executor.adapter, compiled);
+    }
+    return compiled;
+  }
+
+  private compile(db: Executor): Compiled {
+    const sentinels: Record<string, Sentinel> = Object.fromEntries(this.names.map((name) => [name, new Sentinel(name)]));
+    // Reading an undeclared input fails here: Kysely would silently drop an `undefined` insert column.
+    const declared = new Proxy(sentinels, {
+      get: (target, key) => {
+        if (typeof key === 'string' && !(key in target)) throw new Error(`query template: input "${key}" is not declared (${this.names.join(', ')})`);
+        return Reflect.get(target, key);
+      },
+    });
+    const { sql, query, parameters } = this.build(db, declared as unknown as I).compile();
+    const positions = parameters.map((parameter, index) => {
+      // Constants must be inputs too: otherwise they would be frozen into the first request's parameters unnoticed.
+      if (!(parameter instanceof Sentinel) || sentinels[parameter.name] !== parameter) {
+        throw new Error(`query template: parameter ${index + 1} of "${sql}" is not one of the inputs (${this.names.join(', ')})`);
+      }
+      return parameter.name;
+    });
+    const unused = this.names.filter((name) => !positions.includes(name));
+    if (unused.length > 0) throw new Error(`query template: input(s) ${unused.join(', ')} not used by "${sql}"`);
+    return { sql, query, positions };
+  }
+}
+
+/** A statement built once per database; `inputs` lists its named inputs, `build` writes it with Kysely. */
+export function queryTemplate<I extends Inputs, R>(inputs: InputNames<I>, build: (db: Executor, inputs: I) => Compilable<R>): QueryTemplate<I, R> {
+  return new QueryTemplate(inputs, build);
+}

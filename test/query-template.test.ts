@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CamelCasePlugin,
+  DummyDriver,
+  Kysely,
+  MysqlAdapter,
+  MysqlIntrospector,
+  MysqlQueryCompiler,
+  SqliteAdapter,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+} from 'kysely';
+import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
+import { paymentLogInsert } from '../src/callbacks/payment-log.repository.ts';
+import { withBatchedTransaction } from '../src/db/batched-transaction.ts';
+import { queryTemplate } from '../src/db/query-template.ts';
+import type { DB } from '../src/db/schema.ts';
+import { eventInsert } from '../src/notifications/outbox.repository.ts';
+import { findOrderForUpdate, orderForUpdateSelect, transitionOrder, transitionUpdate } from '../src/orders/order.repository.ts';
+import { ENGINES } from './helpers/engines.ts';
+import { createTestContext, type TestContext } from './helpers/context.ts';
+
+/** Kysely's compile-only setup (no connection): the SQL text of each dialect, whatever database is running. */
+function compileOnly(engine: 'mysql' | 'sqlite'): Kysely<DB> {
+  const mysql = engine === 'mysql';
+  return new Kysely<DB>({
+    dialect: {
+      createAdapter: () => (mysql ? new MysqlAdapter() : new SqliteAdapter()),
+      createDriver: () => new DummyDriver(),
+      createIntrospector: (db) => (mysql ? new MysqlIntrospector(db) : new SqliteIntrospector(db)),
+      createQueryCompiler: () => (mysql ? new MysqlQueryCompiler() : new SqliteQueryCompiler()),
+    },
+  });
+}
+
+const byStatus = (db: Kysely<DB>, v: { first: string; second: string }) =>
+  db.selectFrom('orders').select('id').where('order_no', '=', v.second).where('status', '=', v.first).where('transaction_id', '=', v.second);
+
+describe('query templates', () => {
+  const mysql = compileOnly('mysql');
+  const sqlite = compileOnly('sqlite');
+
+  it('puts each input at every parameter position it compiled to, in order', () => {
+    const template = queryTemplate({ first: true, second: true }, byStatus);
+    expect(template.sqlFor(sqlite)).toEqual({ sql: 'select "id" from "orders" where "order_no" = ? and "status" = ? and "transaction_id" = ?', positions: ['second', 'first', 'second'] });
+    const compiled = template.bind(sqlite, { first: 'paid', second: 'O-1' }).compile();
+    expect(compiled.parameters).toEqual(['O-1', 'paid', 'O-1']);
+    expect(compiled.query.kind).toBe('SelectQueryNode');
+  });
+
+  it('compiles once per database, including its connections and transactions, and once more for another dialect', async () => {
+    let builds = 0;
+    const template = queryTemplate({ first: true, second: true }, (db, v: { first: string; second: string }) => (builds++, byStatus(db, v)));
+    template.bind(sqlite, { first: 'a', second: 'b' });
+    const again = template.bind(sqlite, { first: 'c', second: 'd' }).compile();
+    expect(again.parameters).toEqual(['d', 'c', 'd']);
+    await sqlite.connection().execute(async (conn) => template.bind(conn, { first: 'e', second: 'f' }));
+    await sqlite.transaction().execute(async (trx) => template.bind(trx, { first: 'g', second: 'h' }));
+    expect(builds).toBe(1);
+    expect(template.bind(mysql, { first: 'a', second: 'b' }).compile().sql).toBe('select `id` from `orders` where `order_no` = ? and `status` = ? and `transaction_id` = ?');
+    expect(builds).toBe(2);
+  });
+
+  it('refuses an input the statement does not use', () => {
+    const template = queryTemplate({ first: true, second: true, third: true }, (db, v: { first: string; second: string; third: string }) => byStatus(db, v));
+    expect(() => template.sqlFor(sqlite)).toThrow(/input\(s\) third not used/);
+  });
+
+  it('refuses an input that was not declared, before Kysely can drop it as undefined', () => {
+    const template = queryTemplate({ scope: true } as never, (db, v: { scope: string; nonce: string }) => db.insertInto('replay_nonces').values({ scope: v.scope, nonce: v.nonce, expires_at: v.scope }));
+    expect(() => template.sqlFor(sqlite)).toThrow(/input "nonce" is not declared/);
+    // @ts-expect-error the type already asks for every input by name
+    expect(() => queryTemplate({ first: true }, byStatus).sqlFor(sqlite)).toThrow(/input "second" is not declared/);
+  });
+
+  it('refuses a parameter that is not an input (a constant would be frozen into every request)', () => {
+    const template = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').select('id').where('order_no', '=', v.orderNo).where('status', '=', 'paid'));
+    expect(() => template.sqlFor(mysql)).toThrow(/parameter 2 of .* is not one of the inputs/);
+  });
+
+  it('refuses a missing value at run time', () => {
+    const template = queryTemplate({ first: true, second: true }, byStatus);
+    expect(() => template.bind(sqlite, { first: 'paid' } as never)).toThrow(/no value for input "second"/);
+  });
+
+  it('refuses Kysely instances with plugins, whose SQL could differ', () => {
+    const template = queryTemplate({ first: true, second: true }, byStatus);
+    expect(() => template.bind(sqlite.withPlugin(new CamelCasePlugin()), { first: 'a', second: 'b' })).toThrow(/plugins/);
+  });
+
+  it('gives the hot-path statements their SQL on each engine, values as bound parameters', () => {
+    const now = new Date('2026-01-02T03:04:05.678Z');
+    const stamp = '2026-01-02 03:04:05.678';
+    for (const [db, q] of [[mysql, '`'], [sqlite, '"']] as const) {
+      const id = (sql: string) => sql.replaceAll('"', q);
+      expect(nonceInsert(db, 'generic', 'n1', now).compile()).toMatchObject({ sql: id('insert into "replay_nonces" ("scope", "nonce", "expires_at") values (?, ?, ?)'), parameters: ['generic', 'n1', stamp] });
+      const paid = transitionUpdate(db, { orderNo: 'O1', fromStatus: 'pending', expectedSeq: 3, to: 'paid', transactionId: 'T1', flagged: true, now }).compile();
+      expect(paid.sql).toBe(
+        id('update "orders" set "status" = ?, "seq" = ?, "updated_at" = ?, "transaction_id" = coalesce(?, "transaction_id"), "paid_at" = coalesce(?, "paid_at"), "flagged" = coalesce(?, "flagged") where "order_no" = ? and "status" = ? and "seq" = ?'),
+      );
+      expect(paid.parameters).toEqual(['paid', 4, stamp, 'T1', stamp, 1, 'O1', 'pending', 3]);
+      const closed = transitionUpdate(db, { orderNo: 'O1', fromStatus: 'failed', expectedSeq: 1, to: 'closed', now }).compile();
+      expect(closed.sql).toBe(paid.sql);
+      expect(closed.parameters).toEqual(['closed', 2, stamp, null, null, null, 'O1', 'failed', 1]);
+      const event = eventInsert(db, { eventId: 'e1', orderNo: 'O1', type: 'order.paid', seq: 4, payload: '{}', url: 'http://x', now: stamp }).compile();
+      expect(event.parameters).toEqual(['e1', 'O1', 'order.paid', 4, '{}', 'http://x', 'pending', stamp, stamp, stamp]);
+      const bare = paymentLogInsert(db, { orderNo: null, gateway: 'generic', kind: 'notify', verdict: 'forbidden', callbackData: '{}', remoteIp: null, now: stamp }).compile();
+      const full = paymentLogInsert(db, { orderNo: 'O1', gateway: 'generic', kind: 'return', transactionId: 'T1', amountMinor: 100, currency: 'USD', status: 'paid', verdict: 'applied', flagged: true, message: 'm'.repeat(600), paymentData: '{"a":1}', callbackData: '{}', remoteIp: '::1', now: stamp }).compile();
+      expect(full.sql).toBe(bare.sql);
+      expect(bare.parameters).toEqual([null, 'generic', 'notify', null, null, null, null, 'forbidden', 0, null, null, '{}', null, stamp]);
+      expect(full.parameters).toEqual(['O1', 'generic', 'return', 'T1', 100, 'USD', 'paid', 'applied', 1, 'm'.repeat(512), '{"a":1}', '{}', '::1', stamp]);
+    }
+    expect(orderForUpdateSelect(mysql, 'O1', 'mysql').compile().sql).toBe('select * from `orders` where `order_no` = ? for update');
+    expect(orderForUpdateSelect(sqlite, 'O1', 'sqlite').compile().sql).toBe('select * from "orders" where "order_no" = ?');
+  });
+});
+
+describe.each(ENGINES)('query templates on %s', (engine) => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext(engine);
+    await ctx.api('post', '/api/orders').send({ order_no: 'QT1', amount: '1.00' });
+  });
+  afterAll(() => ctx.close());
+
+  const order = () => ctx.db.kysely.selectFrom('orders').select(['status', 'seq', 'transaction_id', 'paid_at', 'flagged']).where('order_no', '=', 'QT1').executeTakeFirstOrThrow();
+
+  it('runs alone and in a batched transaction, and keeps the columns a transition does not set', async () => {
+    const t1 = new Date('2026-01-02T03:04:05.678Z');
+    expect(await transitionOrder(ctx.db.kysely, { orderNo: 'QT1', fromStatus: 'pending', expectedSeq: 0, to: 'paid', transactionId: 'T1', flagged: true, now: t1 })).toBe(true);
+    expect(await order()).toEqual({ status: 'paid', seq: 1, transaction_id: 'T1', paid_at: '2026-01-02 03:04:05.678', flagged: 1 });
+    expect(await transitionOrder(ctx.db.kysely, { orderNo: 'QT1', fromStatus: 'pending', expectedSeq: 0, to: 'paid', now: t1 })).toBe(false);
+
+    const read = await withBatchedTransaction(ctx.db, async (tx) => {
+      const [, locked] = await tx.send(nonceInsert(tx.db, 'qt', 'n1', t1), orderForUpdateSelect(tx.db, 'QT1', ctx.db.engine));
+      await tx.commit(transitionUpdate(tx.db, { orderNo: 'QT1', fromStatus: 'paid', expectedSeq: 1, to: 'closed', now: new Date('2026-01-03T00:00:00Z') }));
+      return locked!.rows;
+    });
+    expect(read).toMatchObject([{ order_no: 'QT1', status: 'paid', seq: 1 }]);
+    expect(await order()).toEqual({ status: 'closed', seq: 2, transaction_id: 'T1', paid_at: '2026-01-02 03:04:05.678', flagged: 1 });
+    expect(await findOrderForUpdate(ctx.db.kysely, 'QT1', ctx.db.engine)).toMatchObject({ order_no: 'QT1', status: 'closed' });
+    expect(await findOrderForUpdate(ctx.db.kysely, 'nope', ctx.db.engine)).toBeUndefined();
+    expect(await ctx.db.kysely.selectFrom('replay_nonces').select('nonce').where('scope', '=', 'qt').execute()).toEqual([{ nonce: 'n1' }]);
+  });
+});
