@@ -108,7 +108,7 @@ export interface DeliveryRunOptions {
 
 const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
-function stats(values: number[]) {
+export function stats(values: number[]) {
   const sorted = Float64Array.from(values).sort();
   const sum = values.reduce((a, b) => a + b, 0);
   return {
@@ -215,7 +215,7 @@ export async function runDelivery(o: DeliveryRunOptions) {
   }
 }
 
-async function dbChecks(url: string, like: string) {
+export async function dbChecks(url: string, like: string) {
   const conn = await mysql.createConnection({ uri: url });
   try {
     const [statusRows] = await conn.query('SELECT status, COUNT(*) AS n FROM notifications WHERE order_no LIKE ? GROUP BY status', [like]);
