@@ -36,7 +36,7 @@ if (process.argv.includes('--soak')) {
 }
 
 const USAGE =
-  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--web-only]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -52,6 +52,7 @@ const { values: args } = parseArgs({
     'delivery-concurrency': { type: 'string' },
     'delivery-wait': { type: 'string', default: '60' },
     'delivery-light-senders': { type: 'string', default: '4' },
+    'web-only': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -84,6 +85,7 @@ const params = {
   warmup_s: positive('warmup', args.warmup, args.quick ? 1 : 2),
   ours_pool_size: Math.round(positive('pool-size', args['pool-size'], 16)),
   ours_dir: args['service-dir'] ? resolve(args['service-dir']) : ROOT,
+  ours_notify_worker: !args['web-only'],
   ours_run: args['from-source'] ? 'tsx src/main.ts (--from-source)' : 'node dist/src/main.js (compiled by tsc -p tsconfig.build.json at the start of the run)',
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
   ours_log_level: args['log-level'],
@@ -108,6 +110,7 @@ const params = {
     'the rest copied from that row (every column but id and order_no) by multi-row INSERT into its database before the warm-up and again before the measured run (sized from the warm-up rate)',
   notify_request: 'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign (DESIGN A5); passes only as 200 with data.status paid',
   notify_delivery:
+    'with --web-only ours runs with NOTIFY_WORKER=false (no delivery loop, its outbox rows stay pending, as the yardstick\'s do); otherwise ' +
     'ours runs its delivery loop (A7) during its notify run, POSTing each event to the sink (NOTIFY_ALLOW_PRIVATE_NETWORKS=true); before the yardstick (which delivers nothing) is measured, the bench waits until ours has delivered every event (notify_checks.ours.outbox_drain_after_run_s)',
 };
 const concurrencyOf = (scenario: ScenarioName) => (scenario === 'notify' ? params.notify_concurrency : params.concurrency);
@@ -163,7 +166,9 @@ async function main(): Promise<number> {
   const apiKey = `pcs_bench_${randomBytes(32).toString('base64url')}`;
   const gatewaySecret = randomBytes(32).toString('hex');
   const logFile = resolve(tmpdir(), `pcs-bench-ours-${process.pid}-${startedAt.getTime()}.log`);
-  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile, serviceDir: params.ours_dir, fromSource: args['from-source'] });
+  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile, serviceDir: params.ours_dir, fromSource: args['from-source'],
+    // --web-only: like the yardstick, ours only writes its outbox rows during the orders/notify scenarios (no delivery loop).
+    env: args['web-only'] ? { NOTIFY_WORKER: 'false' } : undefined });
   children.push(ours);
   const yardstick = await startYardstick(mysqlUrl, gatewaySecret);
   children.push(yardstick);
@@ -222,7 +227,7 @@ async function main(): Promise<number> {
         const accepted = warm.ok + loaded.ok;
         const counts = await impl.notifyOrders.count();
         // Ours delivers its outbox to the sink; let it finish before anything else is measured.
-        const drain = impl.name === 'ours' ? await impl.notifyOrders.drainOutbox(NOTIFY_DRAIN_TIMEOUT_MS) : null;
+        const drain = impl.name === 'ours' && !args['web-only'] ? await impl.notifyOrders.drainOutbox(NOTIFY_DRAIN_TIMEOUT_MS) : null;
         notifyChecks[impl.name] = {
           accepted_notifications: accepted,
           ...counts,
