@@ -1,3 +1,4 @@
+import { CompiledQuery } from 'kysely';
 import { withBatchedTransaction } from '../db/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
@@ -14,98 +15,31 @@ export interface ClaimedEvent {
   schedule_step: number;
 }
 
+const COLUMNS = ['id', 'event_id', 'url', 'payload', 'attempts', 'schedule_step'] as const;
+type DueRow = ClaimedEvent & { next_attempt_at: string };
+
 /**
  * Leases up to `limit` due events to `owner`. A lease is stored as next_attempt_at, so an expired lease is
  * simply due again and one index (status, next_attempt_at) serves both. MySQL: FOR UPDATE SKIP LOCKED, so
- * several instances never claim the same row; SQLite: one writer, a compare-and-swap per row.
+ * several instances never claim the same row; SQLite: one writer, so one UPDATE … RETURNING is atomic.
  */
 export async function claimDueEvents(db: Database, owner: string, limit: number, leaseMs: number, now: Date): Promise<ClaimedEvent[]> {
   const nowText = toDbTime(now);
   const leaseUntil = toDbTime(new Date(now.getTime() + leaseMs));
-  const due = (executor: Executor) =>
-    executor
-      .selectFrom('notifications')
-      .select(['id', 'event_id', 'url', 'payload', 'attempts', 'schedule_step'])
-      .where('status', 'in', CLAIMABLE)
-      .where('next_attempt_at', '<=', nowText)
-      .orderBy('next_attempt_at')
-      .limit(limit);
   const lease = { status: 'delivering', lease_owner: owner, lease_expires_at: leaseUntil, next_attempt_at: leaseUntil, updated_at: nowText };
-
-  if (db.engine === 'mysql') {
-    // READ COMMITTED: the claim must not take gap locks that block concurrent outbox inserts (deadlocks).
-    return db.kysely.transaction().setIsolationLevel('read committed').execute(async (trx) => {
-      const rows = await due(trx).forUpdate().skipLocked().execute();
-      if (rows.length > 0) await trx.updateTable('notifications').set(lease).where('id', 'in', rows.map((r) => r.id)).execute();
-      return rows;
-    });
+  if (db.engine === 'sqlite') {
+    const due = db.kysely.selectFrom('notifications').select('id').where('status', 'in', CLAIMABLE).where('next_attempt_at', '<=', nowText).orderBy('next_attempt_at').limit(limit);
+    return db.kysely.updateTable('notifications').set(lease).where('id', 'in', due).returning(COLUMNS).execute();
   }
-  const rows = await due(db.kysely).execute();
-  const claimed: ClaimedEvent[] = [];
-  for (const row of rows) {
-    const result = await db.kysely
-      .updateTable('notifications')
-      .set(lease)
-      .where('id', '=', row.id)
-      .where('status', 'in', CLAIMABLE)
-      .where('next_attempt_at', '<=', nowText)
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) > 0) claimed.push(row);
-  }
-  return claimed;
-}
-
-export interface AttemptRecord {
-  notificationId: number;
-  attemptNo: number;
-  startedAt: Date;
-  durationMs: number;
-  statusCode: number | null;
-  error: string | null;
-  excerpt: string | null;
-}
-
-export interface EventUpdate {
-  status: 'pending' | 'delivered' | 'dead' | 'abandoned';
-  nextAttemptAt?: Date;
-  scheduleStep?: number;
-  lastError: string | null;
-  now: Date;
-}
-
-/**
- * Records the attempt and the event's new state in one transaction, sent as one batch (one round trip on
- * MySQL); the state only changes while `owner` still holds the lease. Returns whether it did.
- */
-export async function completeAttempt(db: Database, owner: string, attempt: AttemptRecord, update: EventUpdate): Promise<boolean> {
   return withBatchedTransaction(db, async (tx) => {
-    const insert = tx.db.insertInto('notification_attempts').values({
-      notification_id: attempt.notificationId,
-      attempt_no: attempt.attemptNo,
-      started_at: toDbTime(attempt.startedAt),
-      duration_ms: attempt.durationMs,
-      status_code: attempt.statusCode,
-      error: attempt.error?.slice(0, 1024) ?? null,
-      response_excerpt: attempt.excerpt,
-    });
-    const now = toDbTime(update.now);
-    const change = tx.db
-      .updateTable('notifications')
-      .set((eb) => ({
-        status: update.status,
-        attempts: eb('attempts', '+', 1),
-        next_attempt_at: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : now,
-        ...(update.scheduleStep !== undefined ? { schedule_step: update.scheduleStep } : {}),
-        lease_owner: null,
-        lease_expires_at: null,
-        last_error: update.lastError?.slice(0, 1024) ?? null,
-        delivered_at: update.status === 'delivered' ? now : null,
-        updated_at: now,
-      }))
-      .where('id', '=', attempt.notificationId)
-      .where('lease_owner', '=', owner);
-    const [, updated] = await tx.commit(insert, change);
-    return (updated?.affectedRows ?? 0) > 0;
+    // One read per status: with both in one IN list, MariaDB sorts every due row (filesort) and locks them all.
+    const due = (status: (typeof CLAIMABLE)[number]) =>
+      tx.db.selectFrom('notifications').select([...COLUMNS, 'next_attempt_at']).where('status', '=', status).where('next_attempt_at', '<=', nowText).orderBy('next_attempt_at').limit(limit).forUpdate().skipLocked();
+    // READ COMMITTED (no gap locks that would block outbox inserts) can only be set between transactions: end the empty one first.
+    const [, , , expired, pending] = await tx.send(CompiledQuery.raw('commit'), CompiledQuery.raw('set transaction isolation level read committed'), CompiledQuery.raw('begin'), due('delivering'), due('pending'));
+    const rows = [...(expired!.rows as DueRow[]), ...(pending!.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
+    await tx.commit(...(rows.length > 0 ? [tx.db.updateTable('notifications').set(lease).where('id', 'in', rows.map((r) => r.id))] : []));
+    return rows.map(({ next_attempt_at: _, ...row }) => row);
   });
 }
 

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { withDeadlockRetry } from '../callbacks/deadlock-retry.ts';
 import type { AppConfig } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { attemptDelivery, createDeliveryAgent, type DeliverySettings } from './delivery.ts';
-import { claimDueEvents, completeAttempt, releaseLeases, type ClaimedEvent } from './delivery.repository.ts';
+import { createCompletionBatcher } from './completion-batcher.ts';
+import type { EventUpdate } from './completion.repository.ts';
+import { claimDueEvents, releaseLeases, type ClaimedEvent } from './delivery.repository.ts';
 import { DeliveryMetrics } from './delivery.metrics.ts';
 import type { OrderEventPayload } from './order-event.ts';
 import { nextState } from './retry-policy.ts';
@@ -38,6 +39,7 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
   };
   const leaseMs = settings.timeoutMs + LEASE_MARGIN_MS;
   const agent = createDeliveryAgent(settings);
+  const completions = createCompletionBatcher(db, owner, clock);
   const inFlight = new Set<Promise<void>>();
   let running = false;
   let polling = false;
@@ -50,14 +52,13 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
     const startedAt = clock();
     const payload = JSON.parse(event.payload) as OrderEventPayload;
     const result = await attemptDelivery(event.url, payload, settings, agent, startedAt);
-    const now = clock();
-    const next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), now);
+    const next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), clock());
     const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt };
-    const update = next.status === 'pending'
-      ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason, now }
-      : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason, now };
-    // One transaction (one round trip), retried on deadlock: a lost bookkeeping write would mean a second delivery.
-    const kept = await withDeadlockRetry(() => completeAttempt(db, owner, attempt, update), 5);
+    const update: EventUpdate = next.status === 'pending'
+      ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason }
+      : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason };
+    // Grouped with other finished deliveries into one transaction, retried on deadlock: a lost write would mean a second delivery.
+    const kept = await completions.complete({ attempt, update });
     metrics.record(next.status === 'pending' ? 'retry' : next.status);
     if (!kept) logger.warn({ eventId: event.event_id }, 'delivery finished after its lease was taken over; attempt recorded only');
     if (next.status !== 'delivered') logger.info({ eventId: event.event_id, status: next.status, reason: next.reason }, 'delivery attempt failed');
