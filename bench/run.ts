@@ -86,7 +86,7 @@ const params = {
   ours_pool_size: Math.round(positive('pool-size', args['pool-size'], 16)),
   ours_dir: args['service-dir'] ? resolve(args['service-dir']) : ROOT,
   ours_notify_worker: !args['web-only'],
-  ours_run: args['from-source'] ? 'tsx src/main.ts (--from-source)' : 'node dist/src/main.js (compiled by tsc -p tsconfig.build.json at the start of the run)',
+  ours_run: `${args['from-source'] ? 'node --import tsx src/main.ts (--from-source)' : 'node dist/src/main.js (compiled by tsc -p tsconfig.build.json at the start of the run)'}, with the node options of npm run start:built`,
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
   ours_log_level: args['log-level'],
   ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardstick logs nothing',

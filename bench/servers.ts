@@ -137,6 +137,13 @@ export interface OursOptions {
 
 const built = new Set<string>();
 
+/** The node options of `npm run start:built` in `dir` (e.g. heap settings): the bench runs the service as production does. */
+function productionNodeFlags(dir: string): string[] {
+  const scripts = (JSON.parse(readFileSync(resolve(dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }).scripts ?? {};
+  const words = (scripts['start:built'] ?? '').split(/\s+/);
+  return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
+}
+
 /** Compiles the service in `dir` to dist/ once per bench run, as INSTALL.md does for production. */
 function ensureBuilt(dir: string): void {
   if (built.has(dir)) return;
@@ -173,8 +180,10 @@ export async function startOurs(options: OursOptions): Promise<ServerChild> {
   try {
     // BENCH_CPU_PROF_DIR: write a V8 CPU profile of the service there (for finding where its time goes).
     const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-    const entry = options.fromSource ? ['--import', 'tsx', 'src/main.ts'] : ['dist/src/main.js'];
-    const proc = spawn(process.execPath, [...profile, ...entry], { cwd, env, stdio: ['ignore', out, 'pipe'], detached: true });
+    const entry = [...productionNodeFlags(cwd), ...(options.fromSource ? ['--import', 'tsx', 'src/main.ts'] : ['dist/src/main.js'])];
+    // BENCH_NODE_FLAGS: extra node options for the service (e.g. heap settings to compare).
+    const flags = process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+    const proc = spawn(process.execPath, [...profile, ...flags, ...entry], { cwd, env, stdio: ['ignore', out, 'pipe'], detached: true });
     return track('ours', `http://127.0.0.1:${port}`, proc, options.logFile);
   } finally {
     closeSync(out);

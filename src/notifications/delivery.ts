@@ -106,10 +106,14 @@ export async function attemptDelivery(url: string, payload: OrderEventPayload, s
   const done = (verdict: AttemptVerdict, statusCode: number | null, error: string | null, excerpt: string | null): AttemptResult => ({
     verdict, statusCode, error, excerpt, durationMs: Math.round(performance.now() - started),
   });
+  // A timer cleared when the attempt ends: AbortSignal.timeout() would keep the request reachable for the
+  // whole timeout, so every delivery's objects outlived it by seconds and filled the old generation.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new DOMException(`timeout after ${settings.timeoutMs} ms`, 'TimeoutError')), settings.timeoutMs);
   try {
     const response = await request(url, {
       method: 'POST', body, headers, dispatcher,
-      signal: AbortSignal.timeout(settings.timeoutMs),
+      signal: abort.signal,
       headersTimeout: settings.timeoutMs,
       bodyTimeout: settings.timeoutMs,
     });
@@ -124,5 +128,7 @@ export async function attemptDelivery(url: string, payload: OrderEventPayload, s
     }
     const reason = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${settings.timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
     return done({ kind: 'failed', reason }, null, reason.slice(0, 1000), null);
+  } finally {
+    clearTimeout(timer);
   }
 }
