@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withConsoleTables } from '../src/admin/console.tables.ts';
@@ -161,6 +162,27 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect(again.headers.location).toBe(`/admin/orders/${orderNo}?flash=close_refused`);
     const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).execute();
     expect(audit.map((a) => [a.actor, a.action, a.old_value, a.new_value])).toEqual([['Olivia', 'order.close', '{"status":"pending"}', '{"status":"closed"}']]);
+  });
+
+  it('an action whose audit row cannot be written changes nothing (the row commits with the change or not at all)', async () => {
+    const orderNo = `${tag}N04`;
+    const paid = await ctx.paidOrder(receiver.url);
+    await ctx.waitForStatus(paid, 'delivered');
+    const { csrf } = await consolePage(agent, `/admin/orders/${orderNo}`);
+    await sql`ALTER TABLE audit_log RENAME TO audit_log_away`.execute(ctx.db.kysely);
+    try {
+      // A missing table is an internal error on SQLite and a storage error (503) on MySQL; either way it fails.
+      expect([500, 503]).toContain((await agent.post(`/admin/orders/${orderNo}/close`).type('form').send({ _csrf: csrf })).status);
+      expect([500, 503]).toContain((await agent.post(`/admin/orders/${paid}/resend`).type('form').send({ _csrf: csrf })).status);
+    } finally {
+      await sql`ALTER TABLE audit_log_away RENAME TO audit_log`.execute(ctx.db.kysely);
+    }
+    const order = await orderRow(ctx, orderNo);
+    expect([order.status, Number(order.seq)]).toEqual(['pending', 0]);
+    const events = await ctx.db.kysely.selectFrom('notifications').select(['status', 'schedule_step']).where('order_no', 'in', [orderNo, paid]).execute();
+    expect(events).toEqual([{ status: 'delivered', schedule_step: 0 }]);
+    const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').select('id').where('target', 'in', [`order:${orderNo}`, `order:${paid}`]).execute();
+    expect(audit).toEqual([]);
   });
 
   it('unknown orders and bad order numbers are console error pages', async () => {

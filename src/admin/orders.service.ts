@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Database } from '../db/database.ts';
+import type { Database, Executor } from '../db/database.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import { listOrdersSchema, orderNoSchema } from '../orders/order.schema.ts';
@@ -83,12 +83,12 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
   async function act(kind: 'close' | 'resend', orderNo: string, actor: ConsoleActor): Promise<'closed' | 'close_refused' | 'resent' | 'resend_refused'> {
     const before = await findOrderByNo(deps.db.kysely, orderNo);
     if (!before) throw new NotFoundError(`Order ${orderNo} not found`);
+    // The audit row is written in the action's own transaction: no change without its record, nor the reverse.
+    const audit = (trx: Executor, oldValue: unknown, newValue: unknown) =>
+      recordAudit(trx, { actor: actor.operator, action: `order.${kind}`, target: `order:${orderNo}`, oldValue, newValue, remoteIp: actor.remoteIp, now: deps.clock() });
     try {
-      const change =
-        kind === 'close'
-          ? { old: { status: before.status }, new: { status: (await deps.orders.close(orderNo)).status } }
-          : { old: null, new: await deps.notifications.resend(orderNo) };
-      await recordAudit(deps.db.kysely, { actor: actor.operator, action: `order.${kind}`, target: `order:${orderNo}`, oldValue: change.old, newValue: change.new, remoteIp: actor.remoteIp, now: deps.clock() });
+      if (kind === 'close') await deps.orders.close(orderNo, (trx, from) => audit(trx, { status: from }, { status: 'closed' }));
+      else await deps.notifications.resend(orderNo, (trx, resent) => audit(trx, null, resent));
       return kind === 'close' ? 'closed' : 'resent';
     } catch (err) {
       if (err instanceof AppError && err.code === 'invalid_state') return kind === 'close' ? 'close_refused' : 'resend_refused';

@@ -1,4 +1,4 @@
-import type { Database } from '../db/database.ts';
+import type { Database, Executor } from '../db/database.ts';
 import { listPaymentLogsForOrder } from '../callbacks/payment-log.repository.ts';
 import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
 import { recordOrderEvent } from '../notifications/order-event.ts';
@@ -95,8 +95,11 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
     return { items: items.map(toOrderJson), page: query.cursor ? null : query.page, limit: query.limit, total, next_cursor: nextCursor };
   }
 
-  /** pending|failed → closed with its `order.closed` event, in one transaction (compare-and-swap on seq). */
-  async function close(orderNo: string) {
+  /**
+   * pending|failed → closed with its `order.closed` event, in one transaction (compare-and-swap on seq);
+   * `alsoInTransaction` records more in it (the console's audit row), so all of it commits or none.
+   */
+  async function close(orderNo: string, alsoInTransaction?: (trx: Executor, from: string) => Promise<void>) {
     const result = await db.kysely.transaction().execute(async (trx) => {
       const row = await repo.findOrderForUpdate(trx, orderNo, db.engine);
       if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
@@ -108,6 +111,7 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
       if (!(await repo.transitionOrder(trx, change))) throw new InvalidStateError(`Order ${orderNo} changed concurrently; retry`);
       const closed = (await repo.findOrderByNo(trx, orderNo))!;
       const event = await recordOrderEvent(trx, closed, 'closed', closed.seq, now);
+      await alsoInTransaction?.(trx, row.status);
       return { order: toOrderJson(closed), queued: event !== null };
     });
     if (result.queued) onEventQueued?.();
