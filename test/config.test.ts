@@ -149,6 +149,16 @@ describe('loadConfig validation', () => {
     ]);
   });
 
+  it('reports unusable gateway keys as configuration problems, with the others', () => {
+    const problems = problemsOf({ PORT: 'x', ALIPAY_APP_ID: '2021', ALIPAY_PUBLIC_KEY: 'not-a-key', WECHATPAY_PLATFORM_KEYS: '{"S1":"nope"}' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PORT: /),
+      expect.stringMatching(/^ALIPAY_PUBLIC_KEY[: ].*public key/),
+      expect.stringMatching(/^WECHATPAY_PLATFORM_KEYS: .*S1/),
+    ]);
+    expect(problemsOf({ WECHATPAY_PLATFORM_KEYS: '{broken' })).toEqual([expect.stringMatching(/^WECHATPAY_PLATFORM_KEYS: .*JSON/)]);
+  });
+
   it('lists several problems at once, including checks that run after field parsing', () => {
     const problems = problemsOf({ PORT: 'abc', NOTIFY_RETRY_SCHEDULE: '5x', API_IP_ALLOWLIST: '999.1.1.1', TLS_CERT_FILE: certFile, CALLBACK_IP_ALLOWLIST_FOO: '1.1.1.1' });
     for (const name of ['PORT', 'NOTIFY_RETRY_SCHEDULE', 'API_IP_ALLOWLIST', 'TLS_CERT_FILE and TLS_KEY_FILE', 'CALLBACK_IP_ALLOWLIST_FOO']) {
