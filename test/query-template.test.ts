@@ -13,7 +13,7 @@ import {
 import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
 import { paymentLogInsert } from '../src/callbacks/payment-log.repository.ts';
 import { withBatchedTransaction } from '../src/db/batched-transaction.ts';
-import { queryTemplate } from '../src/db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../src/db/query-template.ts';
 import type { DB } from '../src/db/schema.ts';
 import { eventInsert } from '../src/notifications/outbox.repository.ts';
 import { findOrderForUpdate, orderForUpdateSelect, transitionOrder, transitionUpdate } from '../src/orders/order.repository.ts';
@@ -86,6 +86,34 @@ describe('query templates', () => {
   it('refuses Kysely instances with plugins, whose SQL could differ', () => {
     const template = queryTemplate({ first: true, second: true }, byStatus);
     expect(() => template.bind(sqlite.withPlugin(new CamelCasePlugin()), { first: 'a', second: 'b' })).toThrow(/plugins/);
+  });
+
+  it('compiles a list template once per list length, with each row\'s fields in their positions', () => {
+    let builds = 0;
+    const template = listQueryTemplate({ owner: true }, { id: true, attempt: true }, 3, (db, v: { owner: string }, rows: readonly { id: number; attempt: number }[]) => {
+      builds++;
+      return db.insertInto('notification_attempts').values(rows.map((r) => ({ notification_id: r.id, attempt_no: r.attempt, started_at: v.owner, duration_ms: r.attempt, status_code: r.id, error: v.owner, response_excerpt: v.owner })));
+    });
+    const two = template.bind(sqlite, { owner: 'o' }, [{ id: 1, attempt: 2 }, { id: 3, attempt: 4 }]).compile();
+    expect(two.sql).toBe('insert into "notification_attempts" ("notification_id", "attempt_no", "started_at", "duration_ms", "status_code", "error", "response_excerpt") values (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)');
+    expect(two.parameters).toEqual([1, 2, 'o', 2, 1, 'o', 'o', 3, 4, 'o', 4, 3, 'o', 'o']);
+    expect(template.bind(sqlite, { owner: 'p' }, [{ id: 5, attempt: 6 }, { id: 7, attempt: 8 }]).compile().parameters).toEqual([5, 6, 'p', 6, 5, 'p', 'p', 7, 8, 'p', 8, 7, 'p', 'p']);
+    expect(template.bind(sqlite, { owner: 'q' }, [{ id: 9, attempt: 1 }]).compile().parameters).toEqual([9, 1, 'q', 1, 9, 'q', 'q']);
+    expect(builds).toBe(2);
+    // Longer than the bound: compiled per call (correct, just not kept).
+    const rows = Array.from({ length: 4 }, (_, i) => ({ id: i, attempt: i }));
+    expect(template.bind(sqlite, { owner: 'r' }, rows).compile().parameters).toHaveLength(28);
+    template.bind(sqlite, { owner: 'r' }, rows);
+    expect(builds).toBe(4);
+    expect(() => template.bind(sqlite, { owner: 's' }, [])).toThrow(/at least one row/);
+    expect(() => template.bind(sqlite, { owner: 's' }, [{ id: 1 } as never])).toThrow(/no value for input "0#attempt"/);
+  });
+
+  it('refuses a list template whose statement holds a constant or an undeclared row field', () => {
+    const constant = listQueryTemplate({}, { id: true }, 8, (db, _v, rows: readonly { id: number }[]) => db.selectFrom('orders').select('id').where('id', 'in', rows.map((r) => r.id)).where('status', '=', 'paid'));
+    expect(() => constant.bind(mysql, {}, [{ id: 1 }])).toThrow(/parameter 2 of .* is not one of the inputs/);
+    const undeclared = listQueryTemplate({}, { id: true } as never, 8, (db, _v, rows: readonly { id: number; seq: number }[]) => db.selectFrom('orders').select('id').where('id', 'in', rows.map((r) => r.id)).where('seq', 'in', rows.map((r) => r.seq)));
+    expect(() => undeclared.bind(mysql, {}, [{ id: 1, seq: 2 }])).toThrow(/not one of the inputs/);
   });
 
   it('gives the hot-path statements their SQL on each engine, values as bound parameters', () => {

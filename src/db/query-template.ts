@@ -111,6 +111,61 @@ export class QueryTemplate<I extends Inputs, R> {
   }
 }
 
+/**
+ * A statement with a list of rows whose length varies (an IN list, a multi-row insert): one template per
+ * list length, kept for lengths up to `maxRows` (longer lists are compiled per call). Each row's fields are
+ * inputs like the others, so values still only ever travel as bound parameters.
+ */
+export class ListQueryTemplate<I extends Inputs, T extends Inputs, R> {
+  private readonly fields: readonly string[];
+  private readonly bySize = new Map<number, { template: QueryTemplate<Record<string, unknown>, R>; names: readonly (readonly string[])[] }>();
+
+  constructor(
+    private readonly inputs: InputNames<I>,
+    rowInputs: InputNames<T>,
+    private readonly maxRows: number,
+    private readonly build: (db: Executor, inputs: I, rows: readonly T[]) => Compilable<R>,
+  ) {
+    this.fields = Object.keys(rowInputs);
+  }
+
+  /** The statement for `rows` (at least one) with `values` and the rows' fields in their parameter positions. */
+  bind(db: Executor, values: I, rows: readonly T[]): BoundQuery<R> {
+    if (rows.length === 0) throw new Error('query template: a list template needs at least one row');
+    const { template, names } = this.forSize(rows.length);
+    const flat: Record<string, unknown> = { ...(values as Record<string, unknown>) };
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as Record<string, unknown>;
+      const rowNames = names[i]!;
+      for (let f = 0; f < rowNames.length; f++) flat[rowNames[f]!] = row[this.fields[f]!];
+    }
+    return template.bind(db, flat);
+  }
+
+  private forSize(size: number) {
+    const cached = this.bySize.get(size);
+    if (cached) return cached;
+    // `<row>#<field>` cannot clash with an input name, which is an identifier.
+    const names = Array.from({ length: size }, (_, i) => this.fields.map((field) => `${i}#${field}`));
+    const inputs: Record<string, true> = { ...(this.inputs as Record<string, true>) };
+    for (const name of names.flat()) inputs[name] = true;
+    const rowsOf = (v: Record<string, unknown>) => names.map((row) => Object.fromEntries(row.map((name, f) => [this.fields[f]!, v[name]])) as T);
+    const entry = { template: new QueryTemplate(inputs, (db, v: Record<string, unknown>) => this.build(db, v as I, rowsOf(v))), names };
+    if (size <= this.maxRows) this.bySize.set(size, entry);
+    return entry;
+  }
+}
+
+/** A list template (see {@link ListQueryTemplate}): `inputs` as for queryTemplate, `rowInputs` the fields of each row. */
+export function listQueryTemplate<I extends Inputs, T extends Inputs, R>(
+  inputs: InputNames<I>,
+  rowInputs: InputNames<T>,
+  maxRows: number,
+  build: (db: Executor, inputs: I, rows: readonly T[]) => Compilable<R>,
+): ListQueryTemplate<I, T, R> {
+  return new ListQueryTemplate(inputs, rowInputs, maxRows, build);
+}
+
 /** A statement built once per database; `inputs` lists its named inputs, `build` writes it with Kysely. */
 export function queryTemplate<I extends Inputs, R>(inputs: InputNames<I>, build: (db: Executor, inputs: I) => Compilable<R>): QueryTemplate<I, R> {
   return new QueryTemplate(inputs, build);

@@ -1,16 +1,25 @@
 import { withDeadlockRetry } from '../callbacks/deadlock-retry.ts';
 import type { Database } from '../db/database.ts';
 import type { Clock } from '../shared/time.ts';
-import { completeAttempts, type Completion } from './completion.repository.ts';
-
-/** Bounds one flush's statement (and packet) size; what is left waits for the next flush. */
-const MAX_PER_FLUSH = 256;
+import { completeAttempts, MAX_PER_FLUSH, type Completion } from './completion.repository.ts';
+import type { DeliverySlots } from './delivery-slots.ts';
+import type { ClaimedEvent } from './delivery.repository.ts';
 
 /** An error the database answered for a statement (constraint, data, deadlock), as opposed to a lost or silent connection. */
 function isStatementError(err: unknown): boolean {
   const e = err as { sqlState?: unknown; fatal?: unknown; code?: unknown } | null;
   if (typeof e?.sqlState === 'string') return e.fatal !== true;
   return typeof e?.code === 'string' && e.code.startsWith('SQLITE_') && !e.code.startsWith('SQLITE_BUSY');
+}
+
+/** How flushes take part in the delivery loop: they give back their completions' slots and may refill them. */
+export interface FlushLoop {
+  slots: DeliverySlots;
+  leaseMs: number;
+  /** Whether a flush should also claim due events (the loop runs and a backlog is likely). */
+  claiming(): boolean;
+  /** Events a flush claimed (`asked` were wanted), committed with it; each already holds a slot. */
+  claimed(events: ClaimedEvent[], asked: number): void;
 }
 
 interface Queued {
@@ -24,8 +33,10 @@ interface Queued {
  * flush (one transaction, one round trip on MySQL) starts as soon as it ends. No timer: a lone completion is
  * written in the next event-loop turn. `complete` resolves once its transaction committed, with whether the
  * lease was still held; it rejects when the flush failed even after deadlock retries (nothing was written).
+ * With `loop`, a completion's slot is given back when it settles, and a flush may claim the slots it frees
+ * (and any free one) in its own transaction: a steady drain costs one transaction per cycle, not two.
  */
-export function createCompletionBatcher(db: Database, owner: string, clock: Clock) {
+export function createCompletionBatcher(db: Database, owner: string, clock: Clock, loop?: FlushLoop) {
   let queue: Queued[] = [];
   let flushing = false;
   let scheduled = false;
@@ -59,18 +70,26 @@ export function createCompletionBatcher(db: Database, owner: string, clock: Cloc
     return batch;
   }
 
-  /** Writes `batch` in one transaction; resolves or rejects each of its completions. */
-  async function write(batch: Queued[]): Promise<void> {
+  /** Writes `batch` in one transaction (claiming with it when `mayClaim`); resolves or rejects each of its completions. */
+  async function write(batch: Queued[], mayClaim: boolean): Promise<void> {
+    const claiming = mayClaim && loop !== undefined && loop.claiming();
+    const extra = claiming ? loop.slots.takeFree() : 0;
+    const claim = claiming ? { limit: batch.length + extra, leaseMs: loop.leaseMs } : undefined;
     try {
-      const kept = await withDeadlockRetry(() => completeAttempts(db, owner, batch.map((q) => q.completion), clock()), 5);
+      const { kept, claimed } = await withDeadlockRetry(() => completeAttempts(db, owner, batch.map((q) => q.completion), clock(), claim), 5);
       flushes += 1;
+      // The batch's slots pass to the events claimed with it; the rest are free again.
+      loop?.slots.release(batch.length + extra - claimed.length);
       batch.forEach((q, i) => q.resolve(kept[i] ?? false));
+      if (claim) loop?.claimed(claimed, claim.limit);
     } catch (err) {
+      loop?.slots.release(extra);
       // The server refused a statement (not an outage): one bad completion must not cost the others theirs.
       if (batch.length > 1 && isStatementError(err)) {
-        for (const q of batch) await write([q]);
+        for (const q of batch) await write([q], false);
         return;
       }
+      loop?.slots.release(batch.length);
       for (const q of batch) q.reject(err);
     }
   }
@@ -79,7 +98,7 @@ export function createCompletionBatcher(db: Database, owner: string, clock: Cloc
     if (flushing || queue.length === 0) return;
     flushing = true;
     try {
-      await write(take());
+      await write(take(), true);
     } finally {
       flushing = false;
       schedule();

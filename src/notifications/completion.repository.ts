@@ -1,6 +1,9 @@
-import { withBatchedTransaction, type Statement } from '../db/batched-transaction.ts';
-import type { Database } from '../db/database.ts';
+import { sql } from 'kysely';
+import { withBatchedTransaction, type BatchedTransaction, type Statement } from '../db/batched-transaction.ts';
+import type { Database, Executor } from '../db/database.ts';
+import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
+import { claimInTransaction, type ClaimedEvent } from './delivery.repository.ts';
 
 export interface AttemptRecord {
   notificationId: number;
@@ -25,64 +28,110 @@ export interface Completion {
   update: EventUpdate;
 }
 
+/** Leases up to `limit` due events in the flush's transaction (see claimInTransaction). */
+export interface FlushClaim {
+  limit: number;
+  leaseMs: number;
+}
+
+/** Bounds how many list lengths each template keeps compiled; a flush holds at most this many completions anyway. */
+export const MAX_PER_FLUSH = 256;
+
+// Written on every flush: compiled once per database and list length, only the values change (query-template.ts).
+const attemptsInsert = listQueryTemplate(
+  {},
+  { notification_id: true, attempt_no: true, started_at: true, duration_ms: true, status_code: true, error: true, response_excerpt: true },
+  MAX_PER_FLUSH,
+  (db, _v, rows: readonly { notification_id: number; attempt_no: number; started_at: string; duration_ms: number; status_code: number | null; error: string | null; response_excerpt: string | null }[]) =>
+    db.insertInto('notification_attempts').values([...rows]),
+);
+type Ids = readonly { id: number }[];
+const heldSelect = (db: Executor, v: { owner: string }, rows: Ids) =>
+  db.selectFrom('notifications').select('id').where('id', 'in', rows.map((r) => r.id)).where('lease_owner', '=', v.owner);
+const heldLocked = listQueryTemplate({ owner: true }, { id: true }, MAX_PER_FLUSH, (db, v: { owner: string }, rows: Ids) => heldSelect(db, v, rows).forUpdate());
+const held = listQueryTemplate({ owner: true }, { id: true }, MAX_PER_FLUSH, heldSelect);
+const leaseCleared = (at: string) => ({ lease_owner: sql.lit(null), lease_expires_at: sql.lit(null), updated_at: at });
+// The common case needs no per-row values: one statement for every delivered event of the batch.
+const deliveredUpdate = listQueryTemplate({ status: true, owner: true, at: true }, { id: true }, MAX_PER_FLUSH, (db, v: { status: string; owner: string; at: string }, rows: Ids) =>
+  db
+    .updateTable('notifications')
+    .set((eb) => ({ ...leaseCleared(v.at), status: v.status, attempts: eb('attempts', '+', sql.lit(1)), next_attempt_at: v.at, last_error: sql.lit(null), delivered_at: v.at }))
+    .where('id', 'in', rows.map((r) => r.id))
+    .where('lease_owner', '=', v.owner),
+);
+interface Outcome {
+  id: number;
+  owner: string;
+  status: string;
+  nextAttemptAt: string;
+  scheduleStep: number | null;
+  lastError: string | null;
+  at: string;
+}
+const outcomeUpdate = queryTemplate({ id: true, owner: true, status: true, nextAttemptAt: true, scheduleStep: true, lastError: true, at: true }, (db, v: Outcome) =>
+  db
+    .updateTable('notifications')
+    .set((eb) => ({
+      ...leaseCleared(v.at),
+      status: v.status,
+      attempts: eb('attempts', '+', sql.lit(1)),
+      next_attempt_at: v.nextAttemptAt,
+      schedule_step: eb.fn.coalesce(eb.val(v.scheduleStep), eb.ref('schedule_step')),
+      last_error: v.lastError,
+      delivered_at: sql.lit(null),
+    }))
+    .where('id', '=', v.id)
+    .where('lease_owner', '=', v.owner),
+);
+
+/** The flush's statements: attempts inserted, still-held leases read (locked on MySQL), states changed where held. */
+function completionStatements(tx: BatchedTransaction, engine: Database['engine'], owner: string, completions: readonly Completion[], at: string): Statement[] {
+  // The insert comes first: on SQLite it takes the write lock before anything is read.
+  const statements: Statement[] = [
+    attemptsInsert.bind(tx.db, {}, completions.map(({ attempt }) => ({
+      notification_id: attempt.notificationId,
+      attempt_no: attempt.attemptNo,
+      started_at: toDbTime(attempt.startedAt),
+      duration_ms: attempt.durationMs,
+      status_code: attempt.statusCode,
+      error: attempt.error?.slice(0, 1024) ?? null,
+      response_excerpt: attempt.excerpt,
+    }))),
+    // A locking read of the leases still held: the updates below (same owner condition) change exactly these rows.
+    (engine === 'mysql' ? heldLocked : held).bind(tx.db, { owner }, completions.map((c) => ({ id: c.attempt.notificationId }))),
+  ];
+  const delivered = completions.filter((c) => c.update.status === 'delivered').map((c) => ({ id: c.attempt.notificationId }));
+  if (delivered.length > 0) statements.push(deliveredUpdate.bind(tx.db, { status: 'delivered', owner, at }, delivered));
+  for (const { attempt, update } of completions) {
+    if (update.status === 'delivered') continue;
+    statements.push(
+      outcomeUpdate.bind(tx.db, {
+        id: attempt.notificationId,
+        owner,
+        status: update.status,
+        nextAttemptAt: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : at,
+        scheduleStep: update.scheduleStep ?? null,
+        lastError: update.lastError?.slice(0, 1024) ?? null,
+        at,
+      }),
+    );
+  }
+  return statements;
+}
+
 /**
  * Records the attempts of several finished deliveries and their events' new states in one transaction, sent
- * as one batch (one round trip on MySQL). A state only changes while `owner` still holds the lease; the
- * result says, per completion, whether it did (the attempt is recorded either way).
+ * as one batch (one round trip on MySQL). A state only changes while `owner` still holds the lease; `kept`
+ * says, per completion, whether it did (the attempt is recorded either way). With `claim`, the same
+ * transaction also leases due events to `owner` (the slots these completions free), one more round trip.
  */
-export async function completeAttempts(db: Database, owner: string, completions: readonly Completion[], now: Date): Promise<boolean[]> {
-  if (completions.length === 0) return [];
+export async function completeAttempts(db: Database, owner: string, completions: readonly Completion[], now: Date, claim?: FlushClaim): Promise<{ kept: boolean[]; claimed: ClaimedEvent[] }> {
+  if (completions.length === 0) return { kept: [], claimed: [] };
   const at = toDbTime(now);
-  const ids = completions.map((c) => c.attempt.notificationId);
   return withBatchedTransaction(db, async (tx) => {
-    // The insert comes first: on SQLite it takes the write lock before anything is read.
-    const insert = tx.db.insertInto('notification_attempts').values(
-      completions.map(({ attempt }) => ({
-        notification_id: attempt.notificationId,
-        attempt_no: attempt.attemptNo,
-        started_at: toDbTime(attempt.startedAt),
-        duration_ms: attempt.durationMs,
-        status_code: attempt.statusCode,
-        error: attempt.error?.slice(0, 1024) ?? null,
-        response_excerpt: attempt.excerpt,
-      })),
-    );
-    // A locking read of the leases still held: the updates below (same owner condition) change exactly these rows.
-    const held = tx.db.selectFrom('notifications').select('id').where('id', 'in', ids).where('lease_owner', '=', owner);
-    const statements: Statement[] = [insert, db.engine === 'mysql' ? held.forUpdate() : held];
-
-    const leaseCleared = { lease_owner: null, lease_expires_at: null, updated_at: at } as const;
-    const delivered = completions.filter((c) => c.update.status === 'delivered').map((c) => c.attempt.notificationId);
-    if (delivered.length > 0) {
-      // The common case needs no per-row values: one statement for every delivered event of the batch.
-      statements.push(
-        tx.db
-          .updateTable('notifications')
-          .set((eb) => ({ ...leaseCleared, status: 'delivered', attempts: eb('attempts', '+', 1), next_attempt_at: at, last_error: null, delivered_at: at }))
-          .where('id', 'in', delivered)
-          .where('lease_owner', '=', owner),
-      );
-    }
-    for (const { attempt, update } of completions) {
-      if (update.status === 'delivered') continue;
-      statements.push(
-        tx.db
-          .updateTable('notifications')
-          .set((eb) => ({
-            ...leaseCleared,
-            status: update.status,
-            attempts: eb('attempts', '+', 1),
-            next_attempt_at: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : at,
-            ...(update.scheduleStep !== undefined ? { schedule_step: update.scheduleStep } : {}),
-            last_error: update.lastError?.slice(0, 1024) ?? null,
-            delivered_at: null,
-          }))
-          .where('id', '=', attempt.notificationId)
-          .where('lease_owner', '=', owner),
-      );
-    }
-    const [, heldRows] = await tx.commit(...statements);
-    const kept = new Set((heldRows?.rows as Array<{ id: number | string }> | undefined)?.map((r) => Number(r.id)));
-    return ids.map((id) => kept.has(id));
+    const statements = completionStatements(tx, db.engine, owner, completions, at);
+    const { results, claimed } = claim && claim.limit > 0 ? await claimInTransaction(tx, db.engine, statements, owner, claim.limit, claim.leaseMs, now) : { results: await tx.commit(...statements), claimed: [] };
+    const kept = new Set((results[1]?.rows as Array<{ id: number | string }> | undefined)?.map((r) => Number(r.id)));
+    return { kept: completions.map((c) => kept.has(c.attempt.notificationId)), claimed };
   });
 }

@@ -1,6 +1,7 @@
 import { CompiledQuery } from 'kysely';
-import { withBatchedTransaction } from '../db/batched-transaction.ts';
+import { withBatchedTransaction, type BatchedTransaction, type Statement, type StatementResult } from '../db/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
+import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 
 /** Statuses a delivery loop may pick up: due `pending` rows and `delivering` rows whose lease ran out. */
@@ -18,29 +19,58 @@ export interface ClaimedEvent {
 const COLUMNS = ['id', 'event_id', 'url', 'payload', 'attempts', 'schedule_step'] as const;
 type DueRow = ClaimedEvent & { next_attempt_at: string };
 
+interface Lease {
+  delivering: string;
+  owner: string;
+  leaseUntil: string;
+  now: string;
+}
+const LEASE_INPUTS = { delivering: true, owner: true, leaseUntil: true, now: true } as const;
+const leaseSet = (v: Lease) => ({ status: v.delivering, lease_owner: v.owner, lease_expires_at: v.leaseUntil, next_attempt_at: v.leaseUntil, updated_at: v.now });
+
+// The claim runs on every cycle of the loop: its statements are compiled once per database (query-template.ts).
+const dueTemplate = queryTemplate({ status: true, now: true, limit: true }, (db, v: { status: string; now: string; limit: number }) =>
+  db.selectFrom('notifications').select([...COLUMNS, 'next_attempt_at']).where('status', '=', v.status).where('next_attempt_at', '<=', v.now).orderBy('next_attempt_at').limit(v.limit).forUpdate().skipLocked(),
+);
+const leaseTemplate = listQueryTemplate(LEASE_INPUTS, { id: true }, 1024, (db, v: Lease, rows: readonly { id: number }[]) =>
+  db.updateTable('notifications').set(leaseSet(v)).where('id', 'in', rows.map((r) => r.id)),
+);
+const sqliteClaimTemplate = queryTemplate({ ...LEASE_INPUTS, pending: true, limit: true }, (db, v: Lease & { pending: string; limit: number }) =>
+  db
+    .updateTable('notifications')
+    .set(leaseSet(v))
+    .where('id', 'in', db.selectFrom('notifications').select('id').where('status', 'in', [v.pending, v.delivering]).where('next_attempt_at', '<=', v.now).orderBy('next_attempt_at').limit(v.limit))
+    .returning(COLUMNS),
+);
+
+/** READ COMMITTED (no gap locks that would block outbox inserts) can only be set between transactions: the empty one is ended first. */
+const READ_COMMITTED = [CompiledQuery.raw('commit'), CompiledQuery.raw('set transaction isolation level read committed'), CompiledQuery.raw('begin')];
+
 /**
- * Leases up to `limit` due events to `owner`. A lease is stored as next_attempt_at, so an expired lease is
- * simply due again and one index (status, next_attempt_at) serves both. MySQL: FOR UPDATE SKIP LOCKED, so
- * several instances never claim the same row; SQLite: one writer, so one UPDATE … RETURNING is atomic.
+ * Sends `before` (the first statements of `tx`) and leases up to `limit` due events to `owner` in the same
+ * transaction, then commits; returns the results of `before` and the claimed events. A lease is stored as
+ * next_attempt_at, so an expired lease is simply due again and one index (status, next_attempt_at) serves
+ * both. MySQL: FOR UPDATE SKIP LOCKED, so several instances never claim the same row, in two round trips;
+ * SQLite: one writer, so one UPDATE … RETURNING is atomic.
  */
-export async function claimDueEvents(db: Database, owner: string, limit: number, leaseMs: number, now: Date): Promise<ClaimedEvent[]> {
-  const nowText = toDbTime(now);
-  const leaseUntil = toDbTime(new Date(now.getTime() + leaseMs));
-  const lease = { status: 'delivering', lease_owner: owner, lease_expires_at: leaseUntil, next_attempt_at: leaseUntil, updated_at: nowText };
-  if (db.engine === 'sqlite') {
-    const due = db.kysely.selectFrom('notifications').select('id').where('status', 'in', CLAIMABLE).where('next_attempt_at', '<=', nowText).orderBy('next_attempt_at').limit(limit);
-    return db.kysely.updateTable('notifications').set(lease).where('id', 'in', due).returning(COLUMNS).execute();
+export async function claimInTransaction(tx: BatchedTransaction, engine: Database['engine'], before: Statement[], owner: string, limit: number, leaseMs: number, now: Date) {
+  const lease: Lease = { delivering: 'delivering', owner, leaseUntil: toDbTime(new Date(now.getTime() + leaseMs)), now: toDbTime(now) };
+  if (engine === 'sqlite') {
+    const results = await tx.commit(...before, sqliteClaimTemplate.bind(tx.db, { ...lease, pending: 'pending', limit }));
+    return { results: results.slice(0, before.length), claimed: results[before.length]!.rows as ClaimedEvent[] };
   }
-  return withBatchedTransaction(db, async (tx) => {
-    // One read per status: with both in one IN list, MariaDB sorts every due row (filesort) and locks them all.
-    const due = (status: (typeof CLAIMABLE)[number]) =>
-      tx.db.selectFrom('notifications').select([...COLUMNS, 'next_attempt_at']).where('status', '=', status).where('next_attempt_at', '<=', nowText).orderBy('next_attempt_at').limit(limit).forUpdate().skipLocked();
-    // READ COMMITTED (no gap locks that would block outbox inserts) can only be set between transactions: end the empty one first.
-    const [, , , expired, pending] = await tx.send(CompiledQuery.raw('commit'), CompiledQuery.raw('set transaction isolation level read committed'), CompiledQuery.raw('begin'), due('delivering'), due('pending'));
-    const rows = [...(expired!.rows as DueRow[]), ...(pending!.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
-    await tx.commit(...(rows.length > 0 ? [tx.db.updateTable('notifications').set(lease).where('id', 'in', rows.map((r) => r.id))] : []));
-    return rows.map(({ next_attempt_at: _, ...row }) => row);
-  });
+  // One read per status: with both in one IN list, MariaDB sorts every due row (filesort) and locks them all.
+  const due = (status: string) => dueTemplate.bind(tx.db, { status, now: lease.now, limit });
+  const results = await tx.send(...READ_COMMITTED, ...before, due('delivering'), due('pending'));
+  const [expired, pending] = results.slice(-2) as [StatementResult, StatementResult];
+  const rows = [...(expired.rows as DueRow[]), ...(pending.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
+  await tx.commit(...(rows.length > 0 ? [leaseTemplate.bind(tx.db, lease, rows)] : []));
+  return { results: results.slice(READ_COMMITTED.length, -2), claimed: rows.map(({ next_attempt_at: _, ...row }) => row) };
+}
+
+/** Leases up to `limit` due events to `owner` (see claimInTransaction). */
+export async function claimDueEvents(db: Database, owner: string, limit: number, leaseMs: number, now: Date): Promise<ClaimedEvent[]> {
+  return withBatchedTransaction(db, async (tx) => (await claimInTransaction(tx, db.engine, [], owner, limit, leaseMs, now)).claimed);
 }
 
 /** On a graceful stop: hand this process's unfinished leases back so another instance delivers at once. */

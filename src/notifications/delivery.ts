@@ -1,11 +1,10 @@
-import { createHmac, randomBytes } from 'node:crypto';
-import { Agent, request, type Dispatcher } from 'undici';
-import { computeSign, type SignableValue, type SignType } from '../shared/signing.ts';
-import type { OrderEventPayload } from './order-event.ts';
+import { Agent, type Dispatcher } from 'undici';
+import type { SignType } from '../shared/signing.ts';
 import { parseRetryAfter, type AttemptVerdict } from './retry-policy.ts';
+import { signedDelivery } from './signed-body.ts';
 import { guardedConnector } from './ssrf-guard.ts';
 
-export const USER_AGENT = 'payment-callback-service/0.1 (merchant-notifications; +https://github.com/)';
+export { USER_AGENT } from './signed-body.ts';
 const EXCERPT_BYTES = 1024;
 
 export interface DeliverySettings {
@@ -24,49 +23,6 @@ export interface AttemptResult {
   durationMs: number;
 }
 
-/** Nonces come from a pooled random buffer: one randomBytes call per 340 deliveries instead of one each. */
-const NONCE_BYTES = 12;
-let noncePool = Buffer.alloc(0);
-let nonceOffset = 0;
-function nextNonce(): string {
-  if (nonceOffset + NONCE_BYTES > noncePool.length) {
-    noncePool = randomBytes(NONCE_BYTES * 340);
-    nonceOffset = 0;
-  }
-  nonceOffset += NONCE_BYTES;
-  return noncePool.toString('hex', nonceOffset - NONCE_BYTES, nonceOffset);
-}
-
-/** The Standard Webhooks key is the secret's base64 part; decoded once per secret, not per delivery. */
-let webhookKey: { secret: string; key: Buffer } | undefined;
-function webhookKeyOf(secret: string): Buffer {
-  if (webhookKey?.secret !== secret) webhookKey = { secret, key: Buffer.from(secret.slice('whsec_'.length), 'base64') };
-  return webhookKey.key;
-}
-
-/** The signed fields with keys already in sorted order: computeSign's byte-order sort then barely compares. */
-function sortedForSigning(fields: Record<string, SignableValue>): Record<string, SignableValue> {
-  const sorted: Record<string, SignableValue> = {};
-  for (const key of Object.keys(fields).sort()) sorted[key] = fields[key];
-  return sorted;
-}
-
-/** The A7 body (event fields + timestamp, nonce, sign_type, sign) and its Standard Webhooks headers. */
-export function signedDelivery(payload: OrderEventPayload, settings: Pick<DeliverySettings, 'secret' | 'signType'>, now: Date) {
-  const timestamp = Math.floor(now.getTime() / 1000);
-  const unsigned = { ...payload, timestamp, nonce: nextNonce(), sign_type: settings.signType };
-  const body = JSON.stringify({ ...unsigned, sign: computeSign(sortedForSigning(unsigned), settings.secret, settings.signType) });
-  const signature = createHmac('sha256', webhookKeyOf(settings.secret)).update(`${payload.event_id}.${timestamp}.${body}`).digest('base64');
-  const headers = {
-    'content-type': 'application/json',
-    'user-agent': USER_AGENT,
-    'webhook-id': payload.event_id,
-    'webhook-timestamp': String(timestamp),
-    'webhook-signature': `v1,${signature}`,
-  };
-  return { body, headers };
-}
-
 /** One keep-alive pool for all deliveries; with private networks disallowed, every connection is vetted. */
 export function createDeliveryAgent(settings: Pick<DeliverySettings, 'timeoutMs' | 'allowPrivateNetworks'>): Dispatcher {
   return new Agent({
@@ -76,16 +32,106 @@ export function createDeliveryAgent(settings: Pick<DeliverySettings, 'timeoutMs'
   });
 }
 
-async function readExcerpt(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size >= EXCERPT_BYTES) break; // the rest is not ours to read; the socket is dropped
+interface Answer {
+  statusCode: number;
+  retryAfter: string | undefined;
+  excerpt: string;
+}
+
+/**
+ * Collects a response through undici's dispatch API, with no stream, AbortSignal or async iterator per
+ * delivery: the status, Retry-After and the first EXCERPT_BYTES of the body. A longer body is cut off there
+ * (the rest is not ours to read; the connection is dropped).
+ */
+class AnswerHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private reason: Error | null = null;
+  private settled = false;
+  private statusCode = 0;
+  private retryAfter: string | undefined;
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly resolve: (answer: Answer) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  /** Ends the request now, or as soon as it reaches a connection (what undici's request() does with a signal). */
+  abort(reason: Error): void {
+    if (this.controller) this.controller.abort(reason);
+    else this.reason = reason;
   }
-  if (size >= EXCERPT_BYTES) body.destroy();
-  return Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8');
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.reason) controller.abort(this.reason);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // informational; the final answer follows
+    this.statusCode = statusCode;
+    const retryAfter = headers['retry-after'];
+    this.retryAfter = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    if (this.size >= EXCERPT_BYTES) {
+      this.finish();
+      controller.abort(new Error('response excerpt complete'));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(err);
+  }
+
+  private finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.resolve({ statusCode: this.statusCode, retryAfter: this.retryAfter, excerpt: body.toString('utf8', 0, Math.min(body.length, EXCERPT_BYTES)) });
+  }
+}
+
+/** Where a notify URL goes, parsed once per URL (merchants have few): undici's request() would parse it on every call. */
+const targets = new Map<string, { origin: string; path: string }>();
+function targetOf(url: string): { origin: string; path: string } {
+  let target = targets.get(url);
+  if (!target) {
+    const parsed = new URL(url);
+    target = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
+    if (targets.size >= 1000) targets.clear();
+    targets.set(url, target);
+  }
+  return target;
+}
+
+/** The POST of `body` with `headers`; rejects like undici's request() would (connection errors, timeouts, aborts). */
+function post(url: string, body: string, headers: Record<string, string>, dispatcher: Dispatcher, timeoutMs: number): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    // One timer for the whole attempt (connect, headers, body), cleared as soon as it ends.
+    const handler = new AnswerHandler(
+      (answer) => (clearTimeout(timer), resolve(answer)),
+      (err) => (clearTimeout(timer), reject(err)),
+    );
+    const timer = setTimeout(() => handler.abort(new DOMException(`timeout after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    try {
+      const { origin, path } = targetOf(url);
+      dispatcher.dispatch({ origin, path, method: 'POST', body, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler);
+    } catch (err) {
+      handler.onResponseError(null as never, err as Error);
+    }
+  });
 }
 
 function classify(statusCode: number, excerpt: string, retryAfter: string | undefined, expectBody: string | null, now: Date): AttemptVerdict {
@@ -99,36 +145,21 @@ function classify(statusCode: number, excerpt: string, retryAfter: string | unde
   return { kind: 'failed', reason: kind, retryAfterMs };
 }
 
-/** One POST to the merchant within `timeoutMs` (connect, headers and body), never following redirects. */
-export async function attemptDelivery(url: string, payload: OrderEventPayload, settings: DeliverySettings, dispatcher: Dispatcher, now: Date): Promise<AttemptResult> {
+/** One POST of the stored event `payload` to the merchant within `timeoutMs` (connect, headers and body), never following redirects. */
+export async function attemptDelivery(url: string, payload: string, settings: DeliverySettings, dispatcher: Dispatcher, now: Date): Promise<AttemptResult> {
   const started = performance.now();
+  const durationMs = () => Math.round(performance.now() - started);
   const { body, headers } = signedDelivery(payload, settings, now);
-  const done = (verdict: AttemptVerdict, statusCode: number | null, error: string | null, excerpt: string | null): AttemptResult => ({
-    verdict, statusCode, error, excerpt, durationMs: Math.round(performance.now() - started),
-  });
-  // A timer cleared when the attempt ends: AbortSignal.timeout() would keep the request reachable for the
-  // whole timeout, so every delivery's objects outlived it by seconds and filled the old generation.
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(new DOMException(`timeout after ${settings.timeoutMs} ms`, 'TimeoutError')), settings.timeoutMs);
   try {
-    const response = await request(url, {
-      method: 'POST', body, headers, dispatcher,
-      signal: abort.signal,
-      headersTimeout: settings.timeoutMs,
-      bodyTimeout: settings.timeoutMs,
-    });
-    const excerpt = await readExcerpt(response.body);
-    const retryAfter = response.headers['retry-after'];
-    const verdict = classify(response.statusCode, excerpt, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, settings.expectBody, now);
-    return done(verdict, response.statusCode, verdict.kind === 'delivered' ? null : verdict.reason, excerpt);
+    const answer = await post(url, body, headers, dispatcher, settings.timeoutMs);
+    const verdict = classify(answer.statusCode, answer.excerpt, answer.retryAfter, settings.expectBody, now);
+    return { verdict, statusCode: answer.statusCode, error: verdict.kind === 'delivered' ? null : verdict.reason, excerpt: answer.excerpt, durationMs: durationMs() };
   } catch (err) {
     const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
     if (e.code === 'destination_not_allowed' || e.cause?.code === 'destination_not_allowed') {
-      return done({ kind: 'abandoned', reason: 'destination_not_allowed' }, null, (e.cause?.message ?? e.message).slice(0, 1000), null);
+      return { verdict: { kind: 'abandoned', reason: 'destination_not_allowed' }, statusCode: null, error: (e.cause?.message ?? e.message).slice(0, 1000), excerpt: null, durationMs: durationMs() };
     }
     const reason = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${settings.timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
-    return done({ kind: 'failed', reason }, null, reason.slice(0, 1000), null);
-  } finally {
-    clearTimeout(timer);
+    return { verdict: { kind: 'failed', reason }, statusCode: null, error: reason.slice(0, 1000), excerpt: null, durationMs: durationMs() };
   }
 }

@@ -6,10 +6,10 @@ import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { attemptDelivery, createDeliveryAgent, type DeliverySettings } from './delivery.ts';
 import { createCompletionBatcher } from './completion-batcher.ts';
-import type { EventUpdate } from './completion.repository.ts';
+import type { Completion } from './completion.repository.ts';
 import { claimDueEvents, releaseLeases, type ClaimedEvent } from './delivery.repository.ts';
 import { DeliveryMetrics } from './delivery.metrics.ts';
-import type { OrderEventPayload } from './order-event.ts';
+import { DeliverySlots } from './delivery-slots.ts';
 import { nextState } from './retry-policy.ts';
 
 /** Coalesces a burst of commits into one claim, while keeping a healthy merchant's latency low. */
@@ -39,7 +39,7 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
   };
   const leaseMs = settings.timeoutMs + LEASE_MARGIN_MS;
   const agent = createDeliveryAgent(settings);
-  const completions = createCompletionBatcher(db, owner, clock);
+  const slots = new DeliverySlots(config.notify.concurrency);
   const inFlight = new Set<Promise<void>>();
   let running = false;
   let polling = false;
@@ -47,29 +47,49 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
   let backlogLikely = false;
   let timer: NodeJS.Timeout | undefined;
   let wakeTimer: NodeJS.Timeout | undefined;
+  let claiming: Promise<ClaimedEvent[]> | undefined;
+  // While a backlog is likely, each flush claims the slots it frees in its own transaction (one per cycle).
+  const completions = createCompletionBatcher(db, owner, clock, {
+    slots,
+    leaseMs,
+    claiming: () => running && backlogLikely,
+    claimed(events, asked) {
+      backlogLikely = events.length === asked;
+      for (const event of events) start(event);
+    },
+  });
 
   async function deliver(event: ClaimedEvent): Promise<void> {
-    const startedAt = clock();
-    const payload = JSON.parse(event.payload) as OrderEventPayload;
-    const result = await attemptDelivery(event.url, payload, settings, agent, startedAt);
-    const next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), clock());
-    const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt };
-    const update: EventUpdate = next.status === 'pending'
-      ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason }
-      : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason };
+    let completion: Completion;
+    let next: ReturnType<typeof nextState>;
+    try {
+      const startedAt = clock();
+      const result = await attemptDelivery(event.url, event.payload, settings, agent, startedAt);
+      next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), clock());
+      const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt };
+      const update: Completion['update'] = next.status === 'pending'
+        ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason }
+        : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason };
+      completion = { attempt, update };
+    } catch (err) {
+      slots.release(1); // never handed to the batcher, which otherwise gives the slot back
+      throw err;
+    }
     // Grouped with other finished deliveries into one transaction, retried on deadlock: a lost write would mean a second delivery.
-    const kept = await completions.complete({ attempt, update });
+    const kept = await completions.complete(completion);
     metrics.record(next.status === 'pending' ? 'retry' : next.status);
     if (!kept) logger.warn({ eventId: event.event_id }, 'delivery finished after its lease was taken over; attempt recorded only');
     if (next.status !== 'delivered') logger.info({ eventId: event.event_id, status: next.status, reason: next.reason }, 'delivery attempt failed');
   }
 
+  /** Delivers `event`, which already holds a slot. */
   function start(event: ClaimedEvent): void {
     const task: Promise<void> = deliver(event)
       .catch((err: unknown) => logger.error({ err, eventId: event.event_id }, 'delivery bookkeeping failed; the lease will expire and it is retried'))
       .finally(() => {
         inFlight.delete(task);
-        if (running && backlogLikely && inFlight.size <= config.notify.concurrency / 2) void poll();
+        // A flush that failed claimed nothing: refill once half the slots are free.
+        if (running && backlogLikely && slots.free() >= config.notify.concurrency / 2) void poll();
       });
     inFlight.add(task);
   }
@@ -81,18 +101,22 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
       return;
     }
     polling = true;
+    const free = slots.takeFree();
+    let claimed: ClaimedEvent[] = [];
     try {
-      const free = config.notify.concurrency - inFlight.size;
       if (free > 0) {
-        const claimed = await claimDueEvents(db, owner, free, leaseMs, clock());
+        claiming = claimDueEvents(db, owner, free, leaseMs, clock());
+        claimed = await claiming;
         backlogLikely = claimed.length === free;
-        for (const event of claimed) start(event);
       } else {
         backlogLikely = true;
       }
     } catch (err) {
       logger.warn({ err }, 'claiming due notifications failed; retrying at the next poll');
     } finally {
+      claiming = undefined;
+      slots.release(free - claimed.length);
+      for (const event of claimed) start(event);
       polling = false;
       if (pollAgain && running) {
         pollAgain = false;
@@ -124,8 +148,10 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
       clearInterval(timer);
       clearTimeout(wakeTimer);
       wakeTimer = undefined;
-      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-      await Promise.race([Promise.allSettled([...inFlight]), grace]);
+      let graceOver = false;
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()).then(() => (graceOver = true));
+      // A flush or claim under way may still start events: wait for those too, within the same grace.
+      while ((inFlight.size > 0 || claiming) && !graceOver) await Promise.race([Promise.allSettled([...inFlight, claiming]), grace]);
       if (inFlight.size > 0) {
         const released = await releaseLeases(db.kysely, owner, clock()).catch(() => 0);
         logger.warn({ released }, 'stopped with deliveries in flight; their leases were released');

@@ -1,0 +1,30 @@
+/**
+ * NOTIFY_CONCURRENCY as slots shared by the two ways the loop claims (a poll, a completion flush): each
+ * claimed event holds one slot from its claim until its completion is settled, so claims never exceed it.
+ */
+export class DeliverySlots {
+  private used = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Reserves every free slot for a claim; what the claim does not fill must be released. */
+  takeFree(): number {
+    const free = this.limit - this.used;
+    if (free <= 0) return 0;
+    this.used = this.limit;
+    return free;
+  }
+
+  release(count: number): void {
+    if (count < 0 || count > this.used) throw new Error(`delivery slots: releasing ${count} of ${this.used} in use`);
+    this.used -= count;
+  }
+
+  free(): number {
+    return this.limit - this.used;
+  }
+
+  inUse(): number {
+    return this.used;
+  }
+}
