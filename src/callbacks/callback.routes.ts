@@ -4,10 +4,9 @@ import type { GatewayAdapter } from './gateways/gateway.ts';
 import type { CallbackInput, CallbackService } from './callback.service.ts';
 import type { ResultPages } from '../pages/result.page.ts';
 
-/** The request as received, for payment_logs.callback_data: the exact body bytes, else the query string. */
-function rawOf(req: Request): string {
-  const body = (req as Request & { rawBody?: Buffer }).rawBody;
-  if (body && body.length > 0) return body.toString('utf8');
+/** The request as received, for payment_logs.callback_data: the exact body bytes (already decoded as `bodyText`), else the query string. */
+function rawOf(req: Request, bodyText: string | undefined): string {
+  if (bodyText) return bodyText;
   const query = req.originalUrl.indexOf('?');
   return query >= 0 ? req.originalUrl.slice(query + 1) : '';
 }
@@ -28,14 +27,16 @@ function formParams(text: string): Record<string, unknown> {
 /** Body parameters for POST (form or flat JSON), query parameters for GET. */
 export function callbackInput(req: Request, gateway: GatewayAdapter, kind: CallbackInput['kind']): CallbackInput {
   const rawBody = (req as Request & { rawBody?: Buffer }).rawBody;
-  const isForm = req.method === 'POST' && rawBody !== undefined && req.is('application/x-www-form-urlencoded') !== false;
   const body: unknown = req.body;
+  // A Buffer body comes only from the notify routes' form reader; otherwise the media type tells.
+  const isForm = req.method === 'POST' && rawBody !== undefined && (Buffer.isBuffer(body) || req.is('application/x-www-form-urlencoded') !== false);
   const isJson = !isForm && req.method === 'POST' && typeof body === 'object' && body !== null && (Array.isArray(body) || Object.keys(body).length > 0);
+  const bodyText = rawBody && rawBody.length > 0 ? rawBody.toString('utf8') : undefined;
   const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
-  const params = isForm ? formParams(rawBody.toString('utf8')) : isJson ? (body as Record<string, unknown>) : formParams(query);
+  const params = isForm ? formParams(bodyText ?? '') : isJson ? (body as Record<string, unknown>) : formParams(query);
   // `?lang=` picks the page language (the page's language switch adds it); it is ours, not the gateway's.
   if (kind === 'return' && !isForm && !isJson) delete params.lang;
-  return { gateway, kind, params, rawBody, raw: rawOf(req), headers: req.headers, remoteIp: req.ip ?? null };
+  return { gateway, kind, params, rawBody, raw: rawOf(req, bodyText), headers: req.headers, remoteIp: req.ip ?? null };
 }
 
 /** `/notify` (server to server) and `/callback` (the shopper's browser) for the generic gateway (DESIGN A5). */

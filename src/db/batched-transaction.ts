@@ -1,4 +1,4 @@
-import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
+import { CompiledQuery, type Compilable, type DatabaseConnection, type Kysely, type QueryResult } from 'kysely';
 import type { Database, Engine } from './database.ts';
 import type { DB } from './schema.ts';
 
@@ -37,6 +37,10 @@ interface Planned {
 
 const compile = (q: Compilable | CompiledQuery): CompiledQuery => ('compile' in q ? q.compile() : q);
 const raw = (text: string, parameters: unknown[] = []): Planned => ({ query: CompiledQuery.raw(text, parameters), result: false });
+// Never mutated, so built once.
+const BEGIN = raw('begin');
+const COMMIT = raw('commit');
+const ROLLBACK = raw('rollback');
 /**
  * MySQL has no conditional COMMIT, so a multi-statement batch checks a row count with a statement that fails
  * when the previous one affected another number of rows: a scalar subquery returning two rows (error 1242).
@@ -59,7 +63,13 @@ export class BatchedTransaction {
     /** A Kysely instance bound to the one connection of this transaction: repositories build queries on it. */
     readonly db: Kysely<DB>,
     private readonly engine: Engine,
+    /** That connection itself, when `db` has no plugins: batches skip Kysely's per-query layers. */
+    private readonly connection: DatabaseConnection | null = null,
   ) {}
+
+  private query(query: CompiledQuery): Promise<QueryResult<unknown>> {
+    return this.connection ? this.connection.executeQuery(query) : this.db.executeQuery(query);
+  }
 
   /** Sends `statements` (after `BEGIN` on the first call) and returns their results, in order. */
   send(...statements: Statement[]): Promise<StatementResult[]> {
@@ -79,7 +89,7 @@ export class BatchedTransaction {
       return;
     }
     this.finished = true;
-    await this.execute([raw('rollback'), ...this.plan(after)]);
+    await this.execute([ROLLBACK, ...this.plan(after)]);
   }
 
   private plan(statements: Statement[]): Planned[] {
@@ -88,7 +98,9 @@ export class BatchedTransaction {
 
   private async run(statements: Statement[], commit: boolean): Promise<StatementResult[]> {
     if (this.finished) throw new Error('the transaction is already over');
-    const planned = [...(this.started ? [] : [raw('begin')]), ...this.plan(statements), ...(commit ? [raw('commit')] : [])];
+    const planned = this.plan(statements);
+    if (!this.started) planned.unshift(BEGIN);
+    if (commit) planned.push(COMMIT);
     this.started = true;
     const results = await this.execute(planned);
     if (commit) this.finished = true;
@@ -96,14 +108,14 @@ export class BatchedTransaction {
   }
 
   /** Runs the plan and returns the results of the caller's statements (not of begin/commit/guards). */
-  private async execute(planned: Planned[]): Promise<StatementResult[]> {
+  private execute(planned: Planned[]): Promise<StatementResult[]> {
     return this.engine === 'mysql' && planned.length > 1 ? this.multi(planned) : this.oneByOne(planned);
   }
 
   private async oneByOne(planned: Planned[]): Promise<StatementResult[]> {
     const out: StatementResult[] = [];
     for (const p of planned) {
-      const result = await this.db.executeQuery(p.query);
+      const result = await this.query(p.query);
       const affectedRows = Number(result.numAffectedRows ?? 0);
       if (p.expect !== undefined && affectedRows !== p.expect) throw new UnexpectedRowCount(p.expect, affectedRows);
       if (p.result) out.push({ affectedRows, rows: result.rows as unknown[] });
@@ -113,11 +125,21 @@ export class BatchedTransaction {
 
   /** mysql2 answers a multi-statement request with one entry per statement: a result header or a row list. */
   private async multi(planned: Planned[]): Promise<StatementResult[]> {
-    const sent = planned.flatMap((p) => (p.expect === undefined ? [p] : [p, raw(ROW_COUNT_GUARD, [p.expect])]));
-    const text = sent.map((p) => p.query.sql).join(';\n');
+    // Plain loops: this runs on every callback, and flatMap/forEach cost more than the work they do here.
+    const sent: Planned[] = [];
+    for (const p of planned) {
+      sent.push(p);
+      if (p.expect !== undefined) sent.push(raw(ROW_COUNT_GUARD, [p.expect]));
+    }
+    const texts: string[] = [];
+    const parameters: unknown[] = [];
+    for (const p of sent) {
+      texts.push(p.query.sql);
+      for (const value of p.query.parameters) parameters.push(value);
+    }
     let rows: unknown[];
     try {
-      ({ rows } = await this.db.executeQuery(CompiledQuery.raw(text, sent.flatMap((p) => p.query.parameters))));
+      ({ rows } = await this.query(CompiledQuery.raw(texts.join(';\n'), parameters)));
     } catch (err) {
       const guarded = planned.find((p) => p.expect !== undefined);
       if (guarded && (err as { errno?: number } | null)?.errno === ER_SUBQUERY_NO_1_ROW) throw new UnexpectedRowCount(guarded.expect!);
@@ -125,11 +147,11 @@ export class BatchedTransaction {
     }
     if (rows.length !== sent.length) throw new Error(`expected ${sent.length} statement results, got ${rows.length}`);
     const out: StatementResult[] = [];
-    sent.forEach((p, i) => {
-      if (!p.result) return;
+    for (let i = 0; i < sent.length; i++) {
+      if (!sent[i]!.result) continue;
       const r = rows[i];
       out.push(Array.isArray(r) ? { affectedRows: 0, rows: r } : { affectedRows: Number((r as { affectedRows?: number }).affectedRows ?? 0), rows: [] });
-    });
+    }
     return out;
   }
 
@@ -137,14 +159,17 @@ export class BatchedTransaction {
   async abandon(): Promise<void> {
     if (!this.started || this.finished) return;
     this.finished = true;
-    await this.db.executeQuery(CompiledQuery.raw('rollback'));
+    await this.query(CompiledQuery.raw('rollback'));
   }
 }
 
 /** Runs `work` in a batched transaction on one pooled connection; rolls back when it throws or forgets to end it. */
 export function withBatchedTransaction<T>(database: Database, work: (tx: BatchedTransaction) => Promise<T>): Promise<T> {
   return database.kysely.connection().execute(async (conn) => {
-    const tx = new BatchedTransaction(conn, database.engine);
+    // A plugin could rewrite results, so only a plugin-free Kysely lets the batches use the connection directly.
+    const executor = conn.getExecutor();
+    const connection = executor.plugins.length === 0 ? await executor.provideConnection(async (c) => c) : null;
+    const tx = new BatchedTransaction(conn, database.engine, connection);
     try {
       const result = await work(tx);
       await tx.abandon(); // only does something if `work` returned without committing or rolling back

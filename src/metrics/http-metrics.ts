@@ -1,7 +1,12 @@
-import type { Request, RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import type { AppMetrics } from './metrics.registry.ts';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const ROUTING = Symbol('routing of this request');
+type Route = { path?: unknown };
+/** `current` is what `req.route` reads; `matched` and `baseUrl` are the last route assigned and where it was mounted. */
+type Routing = { current?: Route; matched?: Route; baseUrl: string };
+type Tracked = Request & { [ROUTING]?: Routing };
 
 /** A route's path as a label: aliases registered together (`['/notify', '/notify.php']`) count under the first. */
 function routePattern(baseUrl: string, path: unknown): string {
@@ -11,24 +16,25 @@ function routePattern(baseUrl: string, path: unknown): string {
 }
 
 /**
- * Remembers the pattern of the route that handles the request, as the router assigns `req.route`.
- * Reading `req.route` after the response is not enough: when a handler fails, the router has already
- * restored `req.baseUrl`, and `/:order_no` would lose its `/api/orders` prefix.
+ * Remembers the route that handles the request, and the base URL it was mounted under, as the router assigns
+ * `req.route`. Reading `req.route` after the response is not enough: when a handler fails, the router has
+ * already restored `req.baseUrl`, and `/:order_no` would lose its `/api/orders` prefix. One accessor on
+ * Express's request prototype, instead of a property defined on every request.
  */
-function trackRoute(req: Request): () => string | undefined {
-  let route: unknown;
-  let pattern: string | undefined;
-  Object.defineProperty(req, 'route', {
-    configurable: true,
-    enumerable: true,
-    get: () => route,
-    set: (value: { path?: unknown } | undefined) => {
-      route = value;
-      pattern = value ? routePattern(req.baseUrl, value.path) : pattern;
-    },
-  });
-  return () => pattern;
-}
+Object.defineProperty(express.request, 'route', {
+  configurable: true,
+  enumerable: false,
+  get(this: Tracked) {
+    return this[ROUTING]?.current;
+  },
+  set(this: Tracked, value: Route | undefined) {
+    const routing = (this[ROUTING] ??= { current: undefined, matched: undefined, baseUrl: '' });
+    routing.current = value;
+    if (!value) return;
+    routing.matched = value;
+    routing.baseUrl = this.baseUrl;
+  },
+});
 
 /**
  * Observes `http_request_duration_seconds` for every response. The `route` label is the matched route
@@ -38,19 +44,15 @@ function trackRoute(req: Request): () => string | undefined {
 export function httpMetrics(metrics: AppMetrics): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
-    const matched = trackRoute(req);
-    let observed = false;
-    const done = () => {
-      if (observed) return;
-      observed = true;
+    // 'close' follows 'finish' on every response and also ends an aborted one: one listener sees both.
+    res.once('close', () => {
       const status = res.statusCode;
+      const routing = (req as Tracked)[ROUTING];
       // A static middleware that served a file leaves its mount in req.baseUrl; a bare 404 is unmatched.
-      const route = matched() ?? (status !== 404 && req.baseUrl ? `${req.baseUrl}/*` : 'unmatched');
+      const route = routing?.matched ? routePattern(routing.baseUrl, routing.matched.path) : status !== 404 && req.baseUrl ? `${req.baseUrl}/*` : 'unmatched';
       const method = METHODS.has(req.method) ? req.method : 'OTHER';
       metrics.observeHttp({ method, route, status_code: String(status) }, (performance.now() - started) / 1000);
-    };
-    res.once('finish', done);
-    res.once('close', done);
+    });
     next();
   };
 }

@@ -22,6 +22,7 @@ export function createLogger(level: string): Logger {
 
 /** Masks signature- and key-like query parameters in a URL before it is logged. */
 export function redactUrl(url: string): string {
+  if (!url.includes('=')) return url; // nothing the pattern could match (a busy path such as /notify has no query)
   return url.replace(/([?&](?:sign|signature|key|api_key|apikey|token|password|secret)=)[^&#]*/gi, '$1[redacted]');
 }
 

@@ -38,7 +38,8 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
         return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The signature does not match', claimedOrderNo: claimed });
       }
       // Empty values are not signed (A5), so they count as absent here too.
-      const present = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== ''));
+      const present: Record<string, string> = {};
+      for (const key in params) if (params[key] !== '') present[key] = params[key]!;
       const fields = fieldsSchema.safeParse(present);
       if (!fields.success) {
         const message = fields.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');
