@@ -437,6 +437,19 @@ describe.each(ENGINES)('POST /notify/stripe on %s', (engine) => {
     expect((await logs(no)).map((l) => l.verdict)).toEqual(['applied', 'applied']);
   });
 
+  it('a payment_failed of the paying intent arriving after its success is acknowledged (out of order), nothing changes; another intent failing is 409', async () => {
+    const no = await order();
+    expect((await deliver(eventPayload('payment_intent.succeeded', intent(no)))).status).toBe(200);
+    const late = await deliver(eventPayload('payment_intent.payment_failed', intent(no, { amount_received: 0, status: 'requires_payment_method' })));
+    expect(late.status).toBe(200);
+    expect(late.body).toEqual({ received: true });
+    const other = await deliver(eventPayload('payment_intent.payment_failed', intent(no, { id: `pi_other_${no}`, amount_received: 0, status: 'requires_payment_method' })));
+    expect(other.status).toBe(409);
+    expect(await orderRow(no)).toMatchObject({ status: 'paid', seq: 1, transaction_id: `pi_${no}` });
+    expect((await events(no)).map((e) => e.type)).toEqual(['order.paid']);
+    expect((await logs(no)).map((l) => l.verdict)).toEqual(['applied', 'duplicate', 'invalid_state']);
+  });
+
   it('a repeated event id is a 200 no-op, also when Stripe re-signs it for a retry', async () => {
     const no = await order();
     const payload = eventPayload('checkout.session.completed', session(no), `evt_dup_${no}`);

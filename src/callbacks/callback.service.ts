@@ -171,7 +171,7 @@ export function createCallbackService({ db, clock, allowlist: allowlistOf, onEve
       return { outcome: checked.outcome, queued: false };
     }
     const { order, log } = checked;
-    const decision = decideTransition(order, result.outcome, result.transactionId);
+    const decision = decideTransition(order, result.outcome, result.transactionId, result.unordered);
     if (decision.kind !== 'apply') {
       const { entry, outcome } = notApplied(log, order, decision);
       await tx.commit(paymentLogInsert(tx.db, entry));

@@ -31,6 +31,8 @@ export interface PaymentResult {
   nonce?: { scope: string; value: string; expiresAt: Date };
   /** Gateway-level idempotency key (Alipay notify_id, WeChat notification id, Stripe event id): a repeat is a no-op. */
   eventKey?: string;
+  /** The gateway does not promise event order (Stripe): a failure of the very transaction that paid the order is stale news. */
+  unordered?: boolean;
   /** The raw verified fields (stored in payment_logs.payment_data); the normalized result when absent. */
   fields?: Record<string, unknown>;
 }

@@ -174,6 +174,7 @@ function mapEvent(event: Json): Verification {
     currency: upper,
     outcome: mapping.outcome,
     eventKey: id,
+    unordered: true,
     fields: event,
   };
   return { ok: true, result };
