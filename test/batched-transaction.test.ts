@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/batched-transaction.ts';
+import { BatchedTransaction, expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/batched-transaction.ts';
 import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
 import { isUniqueViolation } from '../src/system/system-config.repository.ts';
 import { ENGINES } from './helpers/engines.ts';
@@ -32,6 +32,29 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
     expect(results[2]!.affectedRows).toBe(1);
     expect(await status('BT1')).toBe('failed');
     expect(await nonces('n1')).toBe(1);
+  });
+
+  it.runIf(engine === 'mysql')('readCommitted() runs that transaction at READ COMMITTED and the next one at the session default', async () => {
+    await ctx.api('post', '/api/orders').send({ order_no: 'BTISO', amount: '1.00' });
+    const seqOf = (tx: BatchedTransaction) => tx.db.selectFrom('orders').select('seq').where('order_no', '=', 'BTISO');
+    const bumpElsewhere = () => ctx.db.kysely.updateTable('orders').set((eb) => ({ seq: eb('seq', '+', 1) })).where('order_no', '=', 'BTISO').execute();
+    // A read, a commit by another connection, the same read: READ COMMITTED sees the change, REPEATABLE READ does not.
+    const sees = await ctx.db.kysely.connection().execute(async (conn) => {
+      const seesOthersCommit = async (choose: (tx: BatchedTransaction) => BatchedTransaction) => {
+        const tx = choose(new BatchedTransaction(conn, 'mysql'));
+        const [first] = await tx.send(seqOf(tx));
+        await bumpElsewhere();
+        const [second] = await tx.send(seqOf(tx));
+        await tx.rollback();
+        return (first!.rows[0] as { seq: number }).seq !== (second!.rows[0] as { seq: number }).seq;
+      };
+      return [await seesOthersCommit((tx) => tx.readCommitted()), await seesOthersCommit((tx) => tx)];
+    });
+    expect(sees).toEqual([true, false]);
+    await expect(withBatchedTransaction(ctx.db, async (tx) => {
+      await tx.send(seqOf(tx));
+      tx.readCommitted();
+    })).rejects.toThrow(/before the first statement/);
   });
 
   it('stops before COMMIT when a guarded statement affects another number of rows, and rolls back', async () => {

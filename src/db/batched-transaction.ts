@@ -41,6 +41,8 @@ const raw = (text: string, parameters: unknown[] = []): Planned => ({ query: Com
 const BEGIN = raw('begin');
 const COMMIT = raw('commit');
 const ROLLBACK = raw('rollback');
+/** Applies to the next transaction of the session only, so it rides just before that transaction's BEGIN. */
+const SET_READ_COMMITTED = raw('set transaction isolation level read committed');
 /**
  * MySQL has no conditional COMMIT, so a multi-statement batch checks a row count with a statement that fails
  * when the previous one affected another number of rows: a scalar subquery returning two rows (error 1242).
@@ -66,6 +68,15 @@ export class BatchedTransaction {
     /** That connection itself, when `db` has no plugins: batches skip Kysely's per-query layers. */
     private readonly connection: DatabaseConnection | null = null,
   ) {}
+
+  private readCommittedNext = false;
+
+  /** Runs this transaction at READ COMMITTED on MySQL (SQLite has a single writer); call before the first statement. */
+  readCommitted(): this {
+    if (this.started) throw new Error('the isolation level must be chosen before the first statement');
+    this.readCommittedNext = this.engine === 'mysql';
+    return this;
+  }
 
   private query(query: CompiledQuery): Promise<QueryResult<unknown>> {
     return this.connection ? this.connection.executeQuery(query) : this.db.executeQuery(query);
@@ -99,7 +110,7 @@ export class BatchedTransaction {
   private async run(statements: Statement[], commit: boolean): Promise<StatementResult[]> {
     if (this.finished) throw new Error('the transaction is already over');
     const planned = this.plan(statements);
-    if (!this.started) planned.unshift(BEGIN);
+    if (!this.started) planned.unshift(...(this.readCommittedNext ? [SET_READ_COMMITTED, BEGIN] : [BEGIN]));
     if (commit) planned.push(COMMIT);
     this.started = true;
     const results = await this.execute(planned);
@@ -159,7 +170,7 @@ export class BatchedTransaction {
   async abandon(): Promise<void> {
     if (!this.started || this.finished) return;
     this.finished = true;
-    await this.query(CompiledQuery.raw('rollback'));
+    await this.query(ROLLBACK.query);
   }
 }
 

@@ -1,4 +1,3 @@
-import { CompiledQuery } from 'kysely';
 import { withBatchedTransaction, type BatchedTransaction, type Statement, type StatementResult } from '../db/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
 import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
@@ -43,9 +42,6 @@ const sqliteClaimTemplate = queryTemplate({ ...LEASE_INPUTS, pending: true, limi
     .returning(COLUMNS),
 );
 
-/** READ COMMITTED (no gap locks that would block outbox inserts) can only be set between transactions: the empty one is ended first. */
-const READ_COMMITTED = [CompiledQuery.raw('commit'), CompiledQuery.raw('set transaction isolation level read committed'), CompiledQuery.raw('begin')];
-
 /**
  * Sends `before` (the first statements of `tx`) and leases up to `limit` due events to `owner` in the same
  * transaction, then commits; returns the results of `before` and the claimed events. A lease is stored as
@@ -61,11 +57,12 @@ export async function claimInTransaction(tx: BatchedTransaction, engine: Databas
   }
   // One read per status: with both in one IN list, MariaDB sorts every due row (filesort) and locks them all.
   const due = (status: string) => dueTemplate.bind(tx.db, { status, now: lease.now, limit });
-  const results = await tx.send(...READ_COMMITTED, ...before, due('delivering'), due('pending'));
+  // READ COMMITTED: no gap locks that would block concurrent outbox inserts.
+  const results = await tx.readCommitted().send(...before, due('delivering'), due('pending'));
   const [expired, pending] = results.slice(-2) as [StatementResult, StatementResult];
   const rows = [...(expired.rows as DueRow[]), ...(pending.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
   await tx.commit(...(rows.length > 0 ? [leaseTemplate.bind(tx.db, lease, rows)] : []));
-  return { results: results.slice(READ_COMMITTED.length, -2), claimed: rows.map(({ next_attempt_at: _, ...row }) => row) };
+  return { results: results.slice(0, -2), claimed: rows.map(({ next_attempt_at: _, ...row }) => row) };
 }
 
 /** Leases up to `limit` due events to `owner` (see claimInTransaction). */
