@@ -182,23 +182,28 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
  * POST /notify, form body, one unused order per request with a unique transaction id, timestamp now and
  * a random nonce. Passing: 200 whose data names the order as paid. No order left → the worker stops.
  */
+/** A POST /notify paying `orderNo` (success, fresh timestamp and nonce), MD5-signed per DESIGN A5. */
+export function signedNotifyRequest(orderNo: string, secret: string): BenchRequest {
+  const params: Record<string, string> = {
+    order_no: orderNo,
+    transaction_id: `T${orderNo}`,
+    amount: NOTIFY_AMOUNT,
+    currency: 'CNY',
+    status: 'success',
+    timestamp: String(Math.floor(Date.now() / 1000)),
+    nonce: randomBytes(12).toString('hex'),
+  };
+  params.sign = md5Sign(params, secret);
+  return { method: 'POST', path: '/notify', headers: FORM, body: new URLSearchParams(params).toString() };
+}
+
 export function notifyScenario(orders: NotifyOrders, secret: string): Scenario {
   const orderNoOf = new WeakMap<BenchRequest, string>();
   return {
     next: () => {
       const orderNo = orders.take();
       if (orderNo === null) return null;
-      const params: Record<string, string> = {
-        order_no: orderNo,
-        transaction_id: `T${orderNo}`,
-        amount: NOTIFY_AMOUNT,
-        currency: 'CNY',
-        status: 'success',
-        timestamp: String(Math.floor(Date.now() / 1000)),
-        nonce: randomBytes(12).toString('hex'),
-      };
-      params.sign = md5Sign(params, secret);
-      const req: BenchRequest = { method: 'POST', path: '/notify', headers: FORM, body: new URLSearchParams(params).toString() };
+      const req = signedNotifyRequest(orderNo, secret);
       orderNoOf.set(req, orderNo);
       return req;
     },

@@ -9,7 +9,7 @@ import mysql from 'mysql2/promise';
 import { Pool } from 'undici';
 import { DeliveryReceiver } from './delivery.ts';
 import { percentile, runLoad, type BenchRequest } from './load.ts';
-import { md5Sign, NOTIFY_AMOUNT } from './notify.ts';
+import { NOTIFY_AMOUNT, signedNotifyRequest } from './notify.ts';
 import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
 
 /**
@@ -74,17 +74,7 @@ class Mix {
       };
     } else if (kind === 'notify') {
       orderNo = this.unpaid[this.unpaidHead++]!;
-      const params: Record<string, string> = {
-        order_no: orderNo,
-        transaction_id: `T${orderNo}`,
-        amount: NOTIFY_AMOUNT,
-        currency: 'CNY',
-        status: 'success',
-        timestamp: String(Math.floor(Date.now() / 1000)),
-        nonce: randomBytes(12).toString('hex'),
-      };
-      params.sign = md5Sign(params, this.secret);
-      req = { method: 'POST', path: '/notify', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString() };
+      req = signedNotifyRequest(orderNo, this.secret);
     } else {
       orderNo = this.created[Math.floor(Math.random() * this.created.length)]!;
       req = { method: 'GET', path: `/query_order?action=status&order_no=${orderNo}`, headers: { 'x-api-key': this.apiKey } };
