@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.ts';
-import { queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 
 // On every callback: compiled once per database, then only the values change.
@@ -10,6 +10,21 @@ const insertNonceTemplate = queryTemplate({ scope: true, nonce: true, expiresAt:
 /** The insert recording a nonce, unexecuted (to send with other statements); fails as a unique violation when seen before. */
 export function nonceInsert(db: Executor, scope: string, nonce: string, expiresAt: Date) {
   return insertNonceTemplate.bind(db, { scope, nonce, expiresAt: toDbTime(expiresAt) });
+}
+
+interface NonceRow {
+  scope: string;
+  nonce: string;
+  expiresAt: string;
+}
+
+const insertNoncesTemplate = listQueryTemplate({}, { scope: true, nonce: true, expiresAt: true }, 64, (db, _v: object, rows: readonly NonceRow[]) =>
+  db.insertInto('replay_nonces').values(rows.map((r) => ({ scope: r.scope, nonce: r.nonce, expires_at: r.expiresAt }))),
+);
+
+/** Several nonces in one unexecuted insert; the whole statement fails as a unique violation if any was seen before. */
+export function noncesInsert(db: Executor, nonces: readonly { scope: string; nonce: string; expiresAt: Date }[]) {
+  return insertNoncesTemplate.bind(db, {}, nonces.map((n) => ({ scope: n.scope, nonce: n.nonce, expiresAt: toDbTime(n.expiresAt) })));
 }
 
 /** Records a nonce; throws the engine's unique violation when it was seen before (within its lifetime). */

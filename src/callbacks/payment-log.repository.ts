@@ -1,6 +1,6 @@
 import type { Insertable } from 'kysely';
 import type { Executor } from '../db/database.ts';
-import { queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
 import type { PaymentLogsTable } from '../db/schema.ts';
 
 /** Payment-log entries of one order, newest first (the order detail's `payments`). */
@@ -38,29 +38,37 @@ export interface NewPaymentLog {
 type PaymentLogRow = Required<Omit<Insertable<PaymentLogsTable>, 'id'>>;
 
 // Every column is always listed (NULL when absent), so one compiled statement serves every entry.
-const insertPaymentLogTemplate = queryTemplate(
-  {
-    order_no: true,
-    gateway: true,
-    kind: true,
-    transaction_id: true,
-    amount_minor: true,
-    currency: true,
-    status: true,
-    verdict: true,
-    flagged: true,
-    message: true,
-    payment_data: true,
-    callback_data: true,
-    remote_ip: true,
-    created_at: true,
-  },
-  (db, row: PaymentLogRow) => db.insertInto('payment_logs').values(row),
-);
+const COLUMNS = {
+  order_no: true,
+  gateway: true,
+  kind: true,
+  transaction_id: true,
+  amount_minor: true,
+  currency: true,
+  status: true,
+  verdict: true,
+  flagged: true,
+  message: true,
+  payment_data: true,
+  callback_data: true,
+  remote_ip: true,
+  created_at: true,
+} as const;
+const insertPaymentLogTemplate = queryTemplate(COLUMNS, (db, row: PaymentLogRow) => db.insertInto('payment_logs').values(row));
+const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, 64, (db, _v: object, rows: readonly PaymentLogRow[]) => db.insertInto('payment_logs').values([...rows]));
 
 /** The payment-log insert, unexecuted (to send with other statements of a transaction). */
 export function paymentLogInsert(db: Executor, log: NewPaymentLog) {
-  return insertPaymentLogTemplate.bind(db, {
+  return insertPaymentLogTemplate.bind(db, toRow(log));
+}
+
+/** Several entries (a grouped callback commit) in one unexecuted insert. */
+export function paymentLogsInsert(db: Executor, logs: readonly NewPaymentLog[]) {
+  return insertPaymentLogsTemplate.bind(db, {}, logs.map(toRow));
+}
+
+function toRow(log: NewPaymentLog): PaymentLogRow {
+  return {
     order_no: log.orderNo,
     gateway: log.gateway,
     kind: log.kind,
@@ -75,7 +83,7 @@ export function paymentLogInsert(db: Executor, log: NewPaymentLog) {
     callback_data: log.callbackData,
     remote_ip: log.remoteIp,
     created_at: log.now,
-  });
+  };
 }
 
 export async function insertPaymentLog(db: Executor, log: NewPaymentLog): Promise<void> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Executor } from '../db/database.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toDbTime, toIsoTime } from '../shared/time.ts';
-import { eventInsert } from './outbox.repository.ts';
+import { eventInsert, type NewEvent } from './outbox.repository.ts';
 
 /** The event fields of the A7 body; timestamp, nonce and sign are added per delivery attempt. */
 export interface OrderEventPayload {
@@ -58,8 +58,8 @@ export function orderEvent(db: Executor, order: TransitionedOrder, status: 'paid
     paid_at: toIsoTime(order.paid_at),
     seq,
   };
-  const insert = eventInsert(db, { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) });
-  return { payload, insert };
+  const row: NewEvent = { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) };
+  return { payload, row, insert: eventInsert(db, row) };
 }
 
 /** Records the event for an order that just moved to `status` (see orderEvent); null when it has no notify_url. */

@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.ts';
-import { queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
 
 /** Events of one order with their delivery attempts, oldest event first (the order detail's `notifications`). */
 export async function listNotificationsForOrder(db: Executor, orderNo: string) {
@@ -53,6 +53,22 @@ const insertEventTemplate = queryTemplate(
 export function eventInsert(db: Executor, event: NewEvent) {
   // The status is a bound value like the rest: a template holds no constants in its parameters.
   return insertEventTemplate.bind(db, { ...event, status: 'pending' });
+}
+
+/** Events of several orders in one statement (a grouped callback commit), at most this many per statement kept compiled. */
+const insertEventsTemplate = listQueryTemplate(
+  { status: true },
+  { eventId: true, orderNo: true, type: true, seq: true, payload: true, url: true, now: true },
+  64,
+  (db, v: { status: string }, rows: readonly NewEvent[]) =>
+    db.insertInto('notifications').values(
+      rows.map((r) => ({ event_id: r.eventId, order_no: r.orderNo, type: r.type, seq: r.seq, payload: r.payload, url: r.url, status: v.status, next_attempt_at: r.now, created_at: r.now, updated_at: r.now })),
+    ),
+);
+
+/** The outbox inserts of several state changes, as one unexecuted statement (at least one event). */
+export function eventsInsert(db: Executor, events: readonly NewEvent[]) {
+  return insertEventsTemplate.bind(db, { status: 'pending' }, events);
 }
 
 /** The transactional-outbox row: written in the same transaction as the state change it announces. */

@@ -1,7 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { Executor } from '../db/database.ts';
 import type { OrdersTable } from '../db/schema.ts';
-import { queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderCursor, OrderStatus } from './order.schema.ts';
 
@@ -120,6 +120,19 @@ const orderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string
 /** The locking read of one order, unexecuted: on MySQL it sees the latest committed row and holds it until the transaction ends; SQLite has one writer anyway. */
 export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite') {
   return (engine === 'mysql' ? lockedOrderTemplate : orderTemplate).bind(db, { orderNo });
+}
+
+// A grouped callback commit reads its orders together, in index order (so two groups lock rows in the same order).
+const lockedOrdersTemplate = listQueryTemplate({}, { orderNo: true }, 64, (db, _v: object, rows: readonly { orderNo: string }[]) =>
+  db.selectFrom('orders').selectAll().where('order_no', 'in', rows.map((r) => r.orderNo)).orderBy('order_no').forUpdate(),
+);
+const ordersTemplate = listQueryTemplate({}, { orderNo: true }, 64, (db, _v: object, rows: readonly { orderNo: string }[]) =>
+  db.selectFrom('orders').selectAll().where('order_no', 'in', rows.map((r) => r.orderNo)),
+);
+
+/** The locking read of several orders (at least one), unexecuted; absent order numbers are simply not in the rows. */
+export function ordersForUpdateSelect(db: Executor, orderNos: readonly string[], engine: 'mysql' | 'sqlite') {
+  return (engine === 'mysql' ? lockedOrdersTemplate : ordersTemplate).bind(db, {}, orderNos.map((orderNo) => ({ orderNo })));
 }
 
 /** A locking read on MySQL (sees the latest committed row inside a transaction); SQLite has one writer anyway. */

@@ -1,0 +1,94 @@
+import { expectAffectedRows, UnexpectedRowCount, type BatchedTransaction } from '../db/batched-transaction.ts';
+import type { Engine } from '../db/database.ts';
+import { eventsInsert } from '../notifications/outbox.repository.ts';
+import { orderForUpdateSelect, ordersForUpdateSelect, transitionUpdate, type OrderRow } from '../orders/order.repository.ts';
+import { isUniqueViolation } from '../system/system-config.repository.ts';
+import { planCallback, replayGuardOf, type Plan, type VerifiedCallback } from './callback-plan.ts';
+import type { CallbackOutcome } from './gateways/gateway.ts';
+import { nonceInsert, noncesInsert } from './nonce.repository.ts';
+import { paymentLogInsert, paymentLogsInsert } from './payment-log.repository.ts';
+
+/** The nonce was seen before: the request is a replay. */
+export class NonceReplayed extends Error {}
+/** The gateway's own idempotency key was seen before: a repeat, answered as a duplicate. */
+export class EventRepeated extends Error {}
+
+export interface Applied {
+  outcome: CallbackOutcome;
+  /** An outbox event was committed (the delivery loop may be woken). */
+  queued: boolean;
+}
+
+const appliedOf = (plan: Plan): Applied => ({ outcome: plan.outcome, queued: plan.kind === 'apply' && plan.event !== null });
+
+/** The statements that carry out an `apply` plan; the row is locked since the read, so the compare-and-swap matches (if not, nothing commits). */
+function transitionStatements(tx: BatchedTransaction, plan: Extract<Plan, { kind: 'apply' }>) {
+  return expectAffectedRows(transitionUpdate(tx.db, plan.change), 1);
+}
+
+/**
+ * One callback in two round trips on MySQL: [BEGIN, replay guard, locked order read], then after the
+ * decision [transition, outbox event, payment log, COMMIT]. The order row stays locked from the read to
+ * the commit, so concurrent callbacks for one order queue behind each other.
+ */
+export async function applyOne(tx: BatchedTransaction, engine: Engine, item: VerifiedCallback): Promise<Applied> {
+  const guard = replayGuardOf(item);
+  let read;
+  try {
+    read = await tx.send(...(guard ? [nonceInsert(tx.db, guard.scope, guard.nonce, guard.expiresAt)] : []), orderForUpdateSelect(tx.db, item.result.orderNo, engine));
+  } catch (err) {
+    // Only the guard insert can violate a unique key in this batch.
+    if (guard && isUniqueViolation(err)) throw item.result.nonce ? new NonceReplayed() : new EventRepeated();
+    throw err;
+  }
+  const plan = planCallback(tx.db, item, read.at(-1)?.rows[0] as OrderRow | undefined);
+  if (plan.kind === 'refuse') {
+    // Nothing changes and the guard is not spent: undo, then record the rejection on its own.
+    await tx.rollback(paymentLogInsert(tx.db, plan.entry));
+  } else if (plan.kind === 'record') {
+    await tx.commit(paymentLogInsert(tx.db, plan.entry));
+  } else {
+    await tx.commit(transitionStatements(tx, plan), ...(plan.event ? [plan.event.insert] : []), paymentLogInsert(tx.db, plan.entry));
+  }
+  return appliedOf(plan);
+}
+
+/**
+ * Several callbacks for distinct orders in one transaction, two round trips on MySQL: [BEGIN, locked read
+ * of every order], then [the replay guards of those that passed the checks, each transition, the outbox
+ * events, the payment logs, COMMIT]. The outcome of each equals what {@link applyOne} decides; a repeated
+ * guard (or any other statement error) fails the whole group, which then runs one by one.
+ */
+export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: readonly VerifiedCallback[]): Promise<Applied[]> {
+  const [read] = await tx.send(ordersForUpdateSelect(tx.db, items.map((i) => i.result.orderNo), engine));
+  const byOrderNo = new Map((read!.rows as OrderRow[]).map((row) => [row.order_no, row]));
+  const plans = items.map((item) => planCallback(tx.db, item, byOrderNo.get(item.result.orderNo)));
+  const guards = [];
+  for (let i = 0; i < items.length; i++) {
+    const guard = plans[i]!.kind === 'refuse' ? null : replayGuardOf(items[i]!);
+    if (guard) guards.push(guard);
+  }
+  const events = [];
+  const statements = [];
+  if (guards.length > 0) statements.push(noncesInsert(tx.db, guards));
+  for (const plan of plans) {
+    if (plan.kind !== 'apply') continue;
+    statements.push(transitionStatements(tx, plan));
+    if (plan.event) events.push(plan.event.row);
+  }
+  if (events.length > 0) statements.push(eventsInsert(tx.db, events));
+  statements.push(paymentLogsInsert(tx.db, plans.map((p) => p.entry)));
+  await tx.commit(...statements);
+  return plans.map(appliedOf);
+}
+
+/**
+ * Whether a failed group may run again one callback at a time: the server refused a statement (duplicate
+ * guard, deadlock, a changed row), so nothing of the group committed. A lost or timed-out connection may
+ * have committed, so its error is everyone's answer instead (503, and the gateway retries).
+ */
+export function groupMayRunAlone(engine: Engine, err: unknown): boolean {
+  if (err instanceof UnexpectedRowCount || engine === 'sqlite') return true;
+  const e = err as { errno?: unknown; fatal?: boolean } | null;
+  return typeof e?.errno === 'number' && e.fatal !== true;
+}
