@@ -71,7 +71,7 @@ export function createApp(deps: AppDeps): Express {
   });
   // A quarter of the pool for callback transactions leaves connections to the API and the delivery loop; SQLite has one writer.
   const callbackTransactions = db.engine === 'sqlite' ? 1 : Math.max(1, Math.floor(config.database.poolSize / 4));
-  const callbacks = createCallbackService({ db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, maxRunningTransactions: callbackTransactions });
+  const callbacks = createCallbackService({ db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, recordCallbackGroup: metrics.recordCallbackGroup, maxRunningTransactions: callbackTransactions });
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);

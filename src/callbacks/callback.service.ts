@@ -32,6 +32,8 @@ export interface CallbackServiceDeps {
   onEventQueued?: () => void;
   /** Counts every handled callback by gateway and verdict (/metrics). */
   recordCallback?: (gateway: GatewayName, verdict: CallbackOutcome['verdict']) => void;
+  /** Told the size of each callback transaction (/metrics), or that a refused group runs one by one. */
+  recordCallbackGroup?: (size: number, retried: boolean) => void;
   /** Callback transactions in flight at once (a share of the connection pool); more callbacks wait and commit together. */
   maxRunningTransactions?: number;
 }
@@ -44,7 +46,7 @@ const MAX_GROUP = 32;
  * (callback-apply.ts applyOne) or, while earlier transactions hold the database, together with others for
  * other orders (applyGroup). Rejections before the transaction are logged on their own.
  */
-export function createCallbackService({ db, clock, allowlist: allowlistOf, onEventQueued, recordCallback, maxRunningTransactions = 4 }: CallbackServiceDeps) {
+export function createCallbackService({ db, clock, allowlist: allowlistOf, onEventQueued, recordCallback, recordCallbackGroup, maxRunningTransactions = 4 }: CallbackServiceDeps) {
   const group = createGroupCommit<VerifiedCallback, Applied>({
     maxGroup: MAX_GROUP,
     maxRunning: maxRunningTransactions,
@@ -52,6 +54,7 @@ export function createCallbackService({ db, clock, allowlist: allowlistOf, onEve
     runOne: (item) => withDeadlockRetry(() => withBatchedTransaction(db, (tx) => applyOne(tx, db.engine, item))),
     runGroup: (items) => withBatchedTransaction(db, (tx) => applyGroup(tx, db.engine, items)),
     retryAlone: (err) => groupMayRunAlone(db.engine, err),
+    onGroup: recordCallbackGroup,
   });
 
   async function handle(input: CallbackInput): Promise<CallbackOutcome> {

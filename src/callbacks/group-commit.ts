@@ -16,6 +16,8 @@ export interface GroupCommitOptions<T, R> {
   runGroup(items: T[]): Promise<R[]>;
   /** After a group failed: true to run its items again one by one (a statement error: nothing was committed). */
   retryAlone(err: unknown): boolean;
+  /** Told of each transaction: how many items it carried, or that a refused group is being run one by one. */
+  onGroup?(size: number, retried: boolean): void;
 }
 
 interface Entry<T, R> {
@@ -63,6 +65,7 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
   }
 
   async function runAlone(entry: Entry<T, R>): Promise<void> {
+    options.onGroup?.(1, false);
     try {
       entry.resolve(await options.runOne(entry.item));
     } catch (err) {
@@ -76,10 +79,13 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
     try {
       results = await options.runGroup(group.map((e) => e.item));
     } catch (err) {
-      if (options.retryAlone(err)) await Promise.all(group.map(runAlone));
+      const retry = options.retryAlone(err);
+      if (retry) options.onGroup?.(group.length, true);
+      if (retry) await Promise.all(group.map(runAlone));
       else for (const entry of group) entry.reject(err);
       return;
     }
+    options.onGroup?.(group.length, false);
     group.forEach((entry, i) => entry.resolve(results[i]!));
   }
 

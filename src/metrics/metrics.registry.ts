@@ -116,6 +116,18 @@ export function createMetrics(deps: MetricsDeps = {}) {
     registers: [registry],
   });
 
+  const callbackGroups = new Histogram({
+    name: 'callback_transaction_size',
+    help: 'Verified callbacks per callback transaction: 1 when alone, more when queued callbacks committed together (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32],
+    registers: [registry],
+  });
+  const callbackGroupRetries = new Counter({
+    name: 'callback_group_retries_total',
+    help: 'Grouped callback transactions the database refused (e.g. a replayed nonce), whose callbacks then ran one by one',
+    registers: [registry],
+  });
+
   const scrape = Registry.merge([processMetrics(), registry]);
 
   return {
@@ -124,6 +136,11 @@ export function createMetrics(deps: MetricsDeps = {}) {
     /** The hook for the callback service: one call per handled callback, after its verdict is known. */
     recordCallback: (gateway: GatewayName, verdict: Verdict | 'unavailable'): void => {
       callbacks.inc({ gateway, verdict });
+    },
+    /** The hook for the callback group commit: one call per callback transaction (`retried`: refused, then run one by one). */
+    recordCallbackGroup: (size: number, retried: boolean): void => {
+      if (retried) callbackGroupRetries.inc();
+      else callbackGroups.observe(size);
     },
     observeHttp: (labels: { method: string; route: string; status_code: string }, seconds: number): void => {
       httpDuration.observe(labels, seconds);
