@@ -69,8 +69,8 @@ export function createApp(deps: AppDeps): Express {
     deliveryStats: notifications.deliveryMetrics,
     onStatsError: (err) => logger.warn({ err }, 'metrics: the notification backlog could not be read'),
   });
-  // A quarter of the pool for callback transactions leaves connections to the API and the delivery loop; SQLite has one writer.
-  const callbackTransactions = db.engine === 'sqlite' ? 1 : Math.max(1, Math.floor(config.database.poolSize / 4));
+  // Few callback transactions at a time make big groups (measured: 2 beat 4 and 8); two, so one waiting on a lock stalls nobody.
+  const callbackTransactions = db.engine === 'sqlite' ? 1 : Math.min(2, Math.max(1, Math.floor(config.database.poolSize / 4)));
   const callbacks = createCallbackService({ db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, recordCallbackGroup: metrics.recordCallbackGroup, maxRunningTransactions: callbackTransactions });
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   const pages = createResultPages(config);
