@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 import { startCpuMeter } from './cpu.ts';
-import { percentile, runLoad } from './load.ts';
+import { percentile, runLoad, runPaced, type BenchRequest } from './load.ts';
 import { NotifyOrders, notifyScenario } from './notify.ts';
 import { databaseUrl, OURS_DB, removeLogFile, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
 
@@ -97,8 +97,15 @@ export interface DeliveryRunOptions {
   /** NOTIFY_CONCURRENCY of the service for this run. */
   notifyConcurrency: number;
   orders: number;
-  /** Concurrent POST /notify senders. */
+  /** Concurrent POST /notify senders (closed loop), or the connection limit of a paced run. */
   sendConcurrency: number;
+  /** Paced run: /notify sent open-loop at this many per second (as payments arrive), instead of closed loop. */
+  sendRate?: number;
+  /**
+   * INSTALL §9's split: /notify goes to a web process (NOTIFY_WORKER=false) and a second, worker process
+   * on the same database delivers, finding new events by polling every `pollMs` (no wake-up crosses processes).
+   */
+  split?: { pollMs: number };
   /** How long to wait for every event after the last /notify. */
   waitMs: number;
   log: (message: string) => void;
@@ -123,21 +130,18 @@ export function stats(values: number[]) {
 /** One delivery run against a fresh service process (its own NOTIFY_CONCURRENCY) on bench_service. */
 export async function runDelivery(o: DeliveryRunOptions) {
   const receiver = await DeliveryReceiver.start();
-  const child: ServerChild = await startOurs({
-    mysqlUrl: o.mysqlUrl,
-    apiKey: o.apiKey,
-    poolSize: o.poolSize,
-    gatewaySecret: o.gatewaySecret,
-    logLevel: o.logLevel,
-    logFile: o.logFile,
-    serviceDir: o.serviceDir,
-    fromSource: o.fromSource,
-    env: { NOTIFY_CONCURRENCY: String(o.notifyConcurrency) },
-  });
+  const start = (logFile: string, env: Record<string, string>) =>
+    startOurs({ mysqlUrl: o.mysqlUrl, apiKey: o.apiKey, poolSize: o.poolSize, gatewaySecret: o.gatewaySecret, logLevel: o.logLevel, logFile, serviceDir: o.serviceDir, fromSource: o.fromSource, env });
+  const deliverer = { NOTIFY_CONCURRENCY: String(o.notifyConcurrency) };
+  // The process /notify goes to; in the split topology it delivers nothing and `worker` does.
+  const child: ServerChild = await start(o.logFile, o.split ? { NOTIFY_WORKER: 'false' } : deliverer);
   o.onChild?.(child);
+  const worker = o.split ? await start(`${o.logFile}.worker`, { ...deliverer, NOTIFY_POLL_INTERVAL_MS: String(o.split.pollMs) }) : null;
+  if (worker) o.onChild?.(worker);
   const dbUrl = databaseUrl(o.mysqlUrl, OURS_DB);
   try {
     await waitUntilAnswering(child, '/readyz', {});
+    if (worker) await waitUntilAnswering(worker, '/readyz', {});
     const orders = new NotifyOrders({ origin: child.origin, databaseUrl: dbUrl, createHeaders: { 'x-api-key': o.apiKey } }, receiver.url, 'd');
     await orders.ensure(o.orders);
     const total = orders.available;
@@ -148,19 +152,20 @@ export async function runDelivery(o: DeliveryRunOptions) {
     const scenario = notifyScenario(orders, o.gatewaySecret);
     const abort = new AbortController();
     void child.exited.then(() => abort.abort());
-    const meter = startCpuMeter({ server: child.pid, mariadb: o.mariadbPid });
+    const meter = startCpuMeter({ server: child.pid, ...(worker ? { worker: worker.pid } : {}), mariadb: o.mariadbPid });
     const firstSent = performance.now();
-    const load = await runLoad({
+    const loadOptions = {
       origin: child.origin,
       concurrency: o.sendConcurrency,
       durationMs: 10 * 60_000, // stops when the orders run out
       signal: abort.signal,
       ...scenario,
-      onOk: (req) => {
+      onOk: (req: BenchRequest) => {
         const orderNo = new URLSearchParams(req.body ?? '').get('order_no');
         if (orderNo) notifiedAt.set(orderNo, performance.now());
       },
-    });
+    };
+    const load = o.sendRate ? await runPaced({ ...loadOptions, rate: o.sendRate }) : await runLoad(loadOptions);
     const lastNotified = performance.now();
     const deliveredDuringNotify = receiver.arrivals.size;
     o.log(`  /notify: ${load.ok} ok of ${load.requests} in ${load.duration_s} s (${load.ok_rps}/s, p50 ${load.latency_ms.p50} ms, p99 ${load.latency_ms.p99} ms); ${receiver.arrivals.size} delivered so far`);
@@ -185,7 +190,17 @@ export async function runDelivery(o: DeliveryRunOptions) {
     const result = {
       notify_concurrency_setting: o.notifyConcurrency,
       orders: total,
-      notify_requests: { ok: load.ok, errors: load.errors, error_kinds: load.error_kinds, duration_s: load.duration_s, ok_rps: load.ok_rps, latency_ms: load.latency_ms, concurrency: o.sendConcurrency },
+      notify_requests: {
+        ok: load.ok,
+        errors: load.errors,
+        error_kinds: load.error_kinds,
+        duration_s: load.duration_s,
+        ok_rps: load.ok_rps,
+        latency_ms: load.latency_ms,
+        concurrency: o.sendConcurrency,
+        paced_rate_per_s: o.sendRate ?? null,
+        max_schedule_lag_ms: 'max_schedule_lag_ms' in load ? load.max_schedule_lag_ms : null,
+      },
       delivered_events: arrivals.length,
       deliveries_per_s: spanS > 0 ? round(arrivals.length / spanS, 1) : null,
       span_first_notify_to_last_delivery_s: round(spanS, 3),
@@ -210,8 +225,10 @@ export async function runDelivery(o: DeliveryRunOptions) {
     return { result, child };
   } finally {
     await child.stop();
+    if (worker) await worker.stop();
     await receiver.close();
     removeLogFile(o.logFile);
+    if (worker) removeLogFile(`${o.logFile}.worker`);
   }
 }
 

@@ -36,7 +36,7 @@ if (process.argv.includes('--soak')) {
 }
 
 const USAGE =
-  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--web-only]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1100] [--delivery-split-poll-ms 25] [--web-only]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -52,6 +52,8 @@ const { values: args } = parseArgs({
     'delivery-concurrency': { type: 'string' },
     'delivery-wait': { type: 'string', default: '60' },
     'delivery-light-senders': { type: 'string', default: '4' },
+    'delivery-rate': { type: 'string', default: '1100' },
+    'delivery-split-poll-ms': { type: 'string', default: '25' },
     'web-only': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -77,6 +79,8 @@ const scenarios = SCENARIOS.filter((s) => only.includes(s));
 const withDelivery = only.includes('delivery');
 /** NOTIFY_CONCURRENCY values of the delivery runs: the service default, then --delivery-concurrency if given. */
 const DEFAULT_NOTIFY_CONCURRENCY = 16;
+/** Connections of the paced delivery run's sender (open loop: more are in flight only when the service lags). */
+const PACED_CONNECTIONS = 256;
 const params = {
   quick: args.quick,
   concurrency: Math.round(positive('concurrency', args.concurrency, 32)),
@@ -98,12 +102,16 @@ const params = {
   ],
   delivery_wait_s: positive('delivery-wait', args['delivery-wait'], 60),
   delivery_light_senders: Math.round(positive('delivery-light-senders', args['delivery-light-senders'], 4)),
+  delivery_paced_rate: Math.round(positive('delivery-rate', args['delivery-rate'], 1100)),
+  delivery_paced_seconds: 10,
+  delivery_split_poll_ms: Math.round(positive('delivery-split-poll-ms', args['delivery-split-poll-ms'], 25)),
   delivery_method:
     'ours only, after the other scenarios (their servers stopped): per NOTIFY_CONCURRENCY value a fresh service process on bench_service (other settings as above, NOTIFY_POLL_INTERVAL_MS default); ' +
     'N pending orders (notify_orders method) whose notify_url is a receiver in this process answering 200 at once; each paid by one POST /notify (64 concurrent, as the notify scenario); ' +
     'deliveries_per_s = distinct events / (last arrival − first /notify sent); notify_to_delivery_ms per event = arrival − the moment its /notify answered 200 (one monotonic clock); ' +
     'then up to delivery_wait_s for the stragglers, 1 s for late duplicates, and the notifications rows counted by status. ' +
-    'Runs: saturated (the /notify senders of the notify scenario) and light load (--delivery-light-senders closed-loop /notify senders), each a fresh process; ' +
+    'Runs: saturated (the /notify senders of the notify scenario), light load (--delivery-light-senders closed-loop /notify senders) and paced ' +
+    '(/notify sent open-loop at --delivery-rate per second for delivery_paced_seconds, as payments arrive, up to 256 connections), each a fresh process; ' +
     'then drain (bench/delivery-drain.ts): a NOTIFY_WORKER=false process accepts N payments, is stopped, and a fresh worker delivers the backlog: deliveries_per_s = (N − 1) / (last arrival − first arrival)',
   notify_orders:
     'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
@@ -253,11 +261,12 @@ async function main(): Promise<number> {
   // Issue 4 item 7: ours alone, fresh processes, nothing else running. Three views of the loop:
   // saturated (/notify at full concurrency shares the CPU), light load (a few senders: how fast a
   // merchant hears in normal operation) and drain (a backlog delivered by a worker: the loop's capacity).
-  type DeliveryRun = Awaited<ReturnType<typeof runDelivery>>['result'] & { send_concurrency: number; exit: string | null; log_tail: string[] };
+  type DeliveryRun = Awaited<ReturnType<typeof runDelivery>>['result'] & { send_concurrency: number; split_poll_ms: number | null; exit: string | null; log_tail: string[] };
   const deliveryRuns: DeliveryRun[] = [];
   let drainRun: Awaited<ReturnType<typeof runDeliveryDrain>> | null = null;
   if (withDelivery) {
-    const deliveryOptions = (notifyConcurrency: number, sendConcurrency: number, tag: string) => ({
+    const pacedPlan = { rate: params.delivery_paced_rate, orders: params.delivery_paced_rate * params.delivery_paced_seconds };
+    const deliveryOptions = (notifyConcurrency: number, sendConcurrency: number, tag: string, paced?: { rate: number; orders: number }, split?: { pollMs: number }) => ({
       mysqlUrl,
       apiKey,
       gatewaySecret,
@@ -268,22 +277,27 @@ async function main(): Promise<number> {
       fromSource: args['from-source'],
       mariadbPid,
       notifyConcurrency,
-      orders: params.deliveries,
+      orders: paced?.orders ?? params.deliveries,
       sendConcurrency,
+      sendRate: paced?.rate,
+      split,
       waitMs: params.delivery_wait_s * 1000,
       log,
       onChild: (c: ServerChild) => children.push(c),
     });
-    const plans = [
+    const plans: Array<{ notifyConcurrency: number; send: number; paced?: { rate: number; orders: number }; split?: { pollMs: number } }> = [
       ...params.delivery_notify_concurrency.map((n) => ({ notifyConcurrency: n, send: params.notify_concurrency })),
       { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: params.delivery_light_senders },
+      { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: PACED_CONNECTIONS, paced: pacedPlan },
+      { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: PACED_CONNECTIONS, paced: pacedPlan, split: { pollMs: params.delivery_split_poll_ms } },
     ];
-    for (const plan of plans) {
+    for (const [i, plan] of plans.entries()) {
       await sleep(500);
-      const { result, child } = await runDelivery(deliveryOptions(plan.notifyConcurrency, plan.send, `${plan.notifyConcurrency}-${plan.send}`));
-      deliveryRuns.push({ ...result, send_concurrency: plan.send, exit: child.exit, log_tail: child.tail().slice(-10) });
+      const { result, child } = await runDelivery(deliveryOptions(plan.notifyConcurrency, plan.send, `${i}`, plan.paced, plan.split));
+      deliveryRuns.push({ ...result, send_concurrency: plan.send, split_poll_ms: plan.split?.pollMs ?? null, exit: child.exit, log_tail: child.tail().slice(-10) });
+      const senders = (plan.paced ? `/notify paced at ${plan.paced.rate}/s` : `${plan.send} /notify senders`) + (plan.split ? `, web + worker processes (poll ${plan.split.pollMs} ms)` : '');
       log(
-        `  delivery NOTIFY_CONCURRENCY=${plan.notifyConcurrency}, ${plan.send} /notify senders: ${result.delivered_events}/${result.orders} events, ${result.deliveries_per_s} deliveries/s, ` +
+        `  delivery NOTIFY_CONCURRENCY=${plan.notifyConcurrency}, ${senders}: ${result.delivered_events}/${result.orders} events, ${result.deliveries_per_s} deliveries/s, ` +
           `notify→delivery p50 ${result.notify_to_delivery_ms.p50} ms p99 ${result.notify_to_delivery_ms.p99} ms, duplicates ${result.duplicates}, missing ${result.missing_events}, ` +
           `db ${JSON.stringify(result.db.by_status)}`,
       );
@@ -300,7 +314,19 @@ async function main(): Promise<number> {
     deliveryRuns.filter((r) => r.notify_requests.errors > 0 || r.duplicates > 0 || r.missing_events > 0 || !r.db.all_delivered || r.malformed_bodies > 0).length +
     (drainRun && (drainRun.duplicates > 0 || drainRun.missing_events > 0 || !drainRun.db.all_delivered || drainRun.delivered_by_web_only_process > 0 || drainRun.notify_errors > 0) ? 1 : 0);
   const saturated = deliveryRuns[0];
+  const pacedTarget = (run: DeliveryRun) => ({
+    notify_rate_per_s: run.notify_requests.paced_rate_per_s,
+    notify_ok_rps: run.notify_requests.ok_rps,
+    notify_p99_ms: run.notify_requests.latency_ms.p99,
+    deliveries_per_s: run.deliveries_per_s,
+    p50_ms: run.notify_to_delivery_ms.p50,
+    p99_ms: run.notify_to_delivery_ms.p99,
+    at_least_1000_per_s: (run.deliveries_per_s ?? 0) >= 1000,
+    p50_at_most_100ms: run.notify_to_delivery_ms.p50 <= 100,
+  });
   const light = deliveryRuns.find((r) => r.send_concurrency === params.delivery_light_senders);
+  const paced = deliveryRuns.find((r) => r.notify_requests.paced_rate_per_s !== null && r.split_poll_ms === null);
+  const pacedSplit = deliveryRuns.find((r) => r.notify_requests.paced_rate_per_s !== null && r.split_poll_ms !== null);
   const delivery = withDelivery
     ? {
         target: {
@@ -321,6 +347,8 @@ async function main(): Promise<number> {
             p99_ms: light.notify_to_delivery_ms.p99,
             p50_at_most_100ms: light.notify_to_delivery_ms.p50 <= 100,
           },
+          paced_one_process: paced && pacedTarget(paced),
+          paced_web_and_worker: pacedSplit && { ...pacedTarget(pacedSplit), worker_poll_ms: pacedSplit.split_poll_ms },
           drain: drainRun && { deliveries_per_s: drainRun.deliveries_per_s, at_least_1000_per_s: (drainRun.deliveries_per_s ?? 0) >= 1000 },
         },
         runs: deliveryRuns,
