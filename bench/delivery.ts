@@ -106,6 +106,8 @@ export interface DeliveryRunOptions {
    * on the same database delivers, finding new events by polling every `pollMs` (no wake-up crosses processes).
    */
   split?: { pollMs: number };
+  /** Payments sent (closed loop, 16 senders) and delivered before the measured run, so the processes' code is warm. */
+  warmupOrders?: number;
   /** How long to wait for every event after the last /notify. */
   waitMs: number;
   log: (message: string) => void;
@@ -146,6 +148,14 @@ export async function runDelivery(o: DeliveryRunOptions) {
     await orders.ensure(o.orders);
     const total = orders.available;
     o.log(`ours delivery (NOTIFY_CONCURRENCY=${o.notifyConcurrency}, pid ${child.pid}): ${total} pending orders ready in ${orders.insertSeconds.toFixed(2)} s`);
+    if (o.warmupOrders) {
+      const warm = new NotifyOrders({ origin: child.origin, databaseUrl: dbUrl, createHeaders: { 'x-api-key': o.apiKey } }, receiver.url, 'w');
+      await warm.ensure(o.warmupOrders);
+      const warmLoad = await runLoad({ origin: child.origin, concurrency: 16, durationMs: 60_000, ...notifyScenario(warm, o.gatewaySecret) });
+      const warmDelivered = await receiver.waitFor(warmLoad.ok, o.waitMs);
+      o.log(`  warm-up: ${warmLoad.ok} payments at ${warmLoad.ok_rps}/s, ${warmDelivered ? 'all' : 'NOT all'} delivered; not counted below`);
+      receiver.arrivals.clear();
+    }
     await sleep(500);
 
     const notifiedAt = new Map<string, number>();

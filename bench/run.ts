@@ -81,6 +81,8 @@ const withDelivery = only.includes('delivery');
 const DEFAULT_NOTIFY_CONCURRENCY = 16;
 /** Connections of the paced delivery run's sender (open loop: more are in flight only when the service lags). */
 const PACED_CONNECTIONS = 256;
+/** Payments delivered before a paced run is measured: a fresh process's JIT warm-up would otherwise be a backlog that open-loop load never lets it clear. */
+const PACED_WARMUP_ORDERS = 2000;
 const params = {
   quick: args.quick,
   concurrency: Math.round(positive('concurrency', args.concurrency, 32)),
@@ -111,7 +113,8 @@ const params = {
     'deliveries_per_s = distinct events / (last arrival − first /notify sent); notify_to_delivery_ms per event = arrival − the moment its /notify answered 200 (one monotonic clock); ' +
     'then up to delivery_wait_s for the stragglers, 1 s for late duplicates, and the notifications rows counted by status. ' +
     'Runs: saturated (the /notify senders of the notify scenario), light load (--delivery-light-senders closed-loop /notify senders) and paced ' +
-    '(/notify sent open-loop at --delivery-rate per second for delivery_paced_seconds, as payments arrive, up to 256 connections), each a fresh process; ' +
+    '(/notify sent open-loop at --delivery-rate per second for delivery_paced_seconds, as payments arrive, up to 256 connections, after 2,000 warm-up payments delivered and not counted; ' +
+    'NOTIFY_CONCURRENCY = --delivery-concurrency when given), each a fresh process; ' +
     'then drain (bench/delivery-drain.ts): a NOTIFY_WORKER=false process accepts N payments, is stopped, and a fresh worker delivers the backlog: deliveries_per_s = (N − 1) / (last arrival − first arrival)',
   notify_orders:
     'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
@@ -265,6 +268,7 @@ async function main(): Promise<number> {
   const deliveryRuns: DeliveryRun[] = [];
   let drainRun: Awaited<ReturnType<typeof runDeliveryDrain>> | null = null;
   if (withDelivery) {
+    const pacedConcurrency = params.delivery_notify_concurrency.at(-1) ?? DEFAULT_NOTIFY_CONCURRENCY;
     const pacedPlan = { rate: params.delivery_paced_rate, orders: params.delivery_paced_rate * params.delivery_paced_seconds };
     const deliveryOptions = (notifyConcurrency: number, sendConcurrency: number, tag: string, paced?: { rate: number; orders: number }, split?: { pollMs: number }) => ({
       mysqlUrl,
@@ -280,6 +284,7 @@ async function main(): Promise<number> {
       orders: paced?.orders ?? params.deliveries,
       sendConcurrency,
       sendRate: paced?.rate,
+      warmupOrders: paced ? PACED_WARMUP_ORDERS : undefined,
       split,
       waitMs: params.delivery_wait_s * 1000,
       log,
@@ -288,8 +293,9 @@ async function main(): Promise<number> {
     const plans: Array<{ notifyConcurrency: number; send: number; paced?: { rate: number; orders: number }; split?: { pollMs: number } }> = [
       ...params.delivery_notify_concurrency.map((n) => ({ notifyConcurrency: n, send: params.notify_concurrency })),
       { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: params.delivery_light_senders },
-      { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: PACED_CONNECTIONS, paced: pacedPlan },
-      { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: PACED_CONNECTIONS, paced: pacedPlan, split: { pollMs: params.delivery_split_poll_ms } },
+      // The paced runs use --delivery-concurrency when given (a high payment rate needs more deliveries in flight).
+      { notifyConcurrency: pacedConcurrency, send: PACED_CONNECTIONS, paced: pacedPlan },
+      { notifyConcurrency: pacedConcurrency, send: PACED_CONNECTIONS, paced: pacedPlan, split: { pollMs: params.delivery_split_poll_ms } },
     ];
     for (const [i, plan] of plans.entries()) {
       await sleep(500);
