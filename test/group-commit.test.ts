@@ -111,6 +111,28 @@ describe('group commit', () => {
     expect(h.settled.get(3)).toBe('error:connection lost');
   });
 
+  it('when the database is out of reach, the items still queued fail at once with the same error', async () => {
+    const h = harness({ failQueued: (err) => (err as Error).message === 'connection lost' });
+    const all = [1, 2, 3].map((id) => h.submit(id));
+    await h.tick();
+    h.runs[0]!.finish(new Error('connection lost'));
+    await Promise.all(all);
+    expect(h.runs).toHaveLength(1);
+    expect([...h.settled.values()]).toEqual(['error:connection lost', 'error:connection lost', 'error:connection lost']);
+  });
+
+  it('an ordinary failure fails only its own item; the queue goes on', async () => {
+    const h = harness({ failQueued: (err) => (err as Error).message === 'connection lost' });
+    const all = [1, 2].map((id) => h.submit(id));
+    await h.tick();
+    h.runs[0]!.finish(new Error('replayed'));
+    await h.tick();
+    h.runs[1]!.finish();
+    await Promise.all(all);
+    expect(h.settled.get(1)).toBe('error:replayed');
+    expect(h.settled.get(2)).toBe('one:2');
+  });
+
   it('keeps up to maxRunning transactions in flight before anything queues', async () => {
     const h = harness({ maxRunning: 2 });
     const all = [1, 2, 3].map((id) => h.submit(id));

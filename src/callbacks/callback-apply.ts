@@ -92,3 +92,8 @@ export function groupMayRunAlone(engine: Engine, err: unknown): boolean {
   const e = err as { errno?: unknown; fatal?: boolean } | null;
   return typeof e?.errno === 'number' && e.fatal !== true;
 }
+
+/** The database is out of reach (a lost or timed-out connection, refused connects): callbacks queued behind fail at once. */
+export function databaseUnreachable(engine: Engine, err: unknown): boolean {
+  return engine === 'mysql' && (err as { fatal?: boolean } | null)?.fatal === true;
+}

@@ -4,7 +4,7 @@ import type { Database } from '../db/database.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
-import { applyGroup, applyOne, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
+import { applyGroup, applyOne, databaseUnreachable, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome, GatewayAdapter } from './gateways/gateway.ts';
 import { createGroupCommit } from './group-commit.ts';
@@ -54,6 +54,7 @@ export function createCallbackService({ db, clock, allowlist: allowlistOf, onEve
     runOne: (item) => withDeadlockRetry(() => withBatchedTransaction(db, (tx) => applyOne(tx, db.engine, item))),
     runGroup: (items) => withBatchedTransaction(db, (tx) => applyGroup(tx, db.engine, items)),
     retryAlone: (err) => groupMayRunAlone(db.engine, err),
+    failQueued: (err) => databaseUnreachable(db.engine, err),
     onGroup: recordCallbackGroup,
   });
 

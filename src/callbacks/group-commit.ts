@@ -16,6 +16,8 @@ export interface GroupCommitOptions<T, R> {
   runGroup(items: T[]): Promise<R[]>;
   /** After a group failed: true to run its items again one by one (a statement error: nothing was committed). */
   retryAlone(err: unknown): boolean;
+  /** True when an error means the database is out of reach: the items still queued then fail at once with it, instead of each waiting out its own timeout. */
+  failQueued?(err: unknown): boolean;
   /** Told of each transaction: how many items it carried, or that a refused group is being run one by one. */
   onGroup?(size: number, retried: boolean): void;
 }
@@ -64,12 +66,20 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
     }
   }
 
+  function failed(err: unknown): void {
+    if (!options.failQueued?.(err)) return;
+    const waiting = queue;
+    queue = [];
+    for (const entry of waiting) entry.reject(err);
+  }
+
   async function runAlone(entry: Entry<T, R>): Promise<void> {
     options.onGroup?.(1, false);
     try {
       entry.resolve(await options.runOne(entry.item));
     } catch (err) {
       entry.reject(err);
+      failed(err);
     }
   }
 
@@ -82,7 +92,10 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
       const retry = options.retryAlone(err);
       if (retry) options.onGroup?.(group.length, true);
       if (retry) await Promise.all(group.map(runAlone));
-      else for (const entry of group) entry.reject(err);
+      else {
+        for (const entry of group) entry.reject(err);
+        failed(err);
+      }
       return;
     }
     options.onGroup?.(group.length, false);
