@@ -36,7 +36,7 @@ if (process.argv.includes('--soak')) {
 }
 
 const USAGE =
-  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1100] [--delivery-split-poll-ms 25] [--web-only]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1050] [--delivery-split-poll-ms 25] [--web-only]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -52,7 +52,7 @@ const { values: args } = parseArgs({
     'delivery-concurrency': { type: 'string' },
     'delivery-wait': { type: 'string', default: '60' },
     'delivery-light-senders': { type: 'string', default: '4' },
-    'delivery-rate': { type: 'string', default: '1100' },
+    'delivery-rate': { type: 'string', default: '1050' },
     'delivery-split-poll-ms': { type: 'string', default: '25' },
     'web-only': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
@@ -79,6 +79,8 @@ const scenarios = SCENARIOS.filter((s) => only.includes(s));
 const withDelivery = only.includes('delivery');
 /** NOTIFY_CONCURRENCY values of the delivery runs: the service default, then --delivery-concurrency if given. */
 const DEFAULT_NOTIFY_CONCURRENCY = 16;
+/** NOTIFY_CONCURRENCY of the paced runs unless --delivery-concurrency is given (INSTALL §9's advice for high rates). */
+const PACED_NOTIFY_CONCURRENCY = 64;
 /** Connections of the paced delivery run's sender (open loop: more are in flight only when the service lags). */
 const PACED_CONNECTIONS = 256;
 /** Payments delivered before a paced run is measured: a fresh process's JIT warm-up would otherwise be a backlog that open-loop load never lets it clear. */
@@ -104,7 +106,7 @@ const params = {
   ],
   delivery_wait_s: positive('delivery-wait', args['delivery-wait'], 60),
   delivery_light_senders: Math.round(positive('delivery-light-senders', args['delivery-light-senders'], 4)),
-  delivery_paced_rate: Math.round(positive('delivery-rate', args['delivery-rate'], 1100)),
+  delivery_paced_rate: Math.round(positive('delivery-rate', args['delivery-rate'], 1050)),
   delivery_paced_seconds: 10,
   delivery_split_poll_ms: Math.round(positive('delivery-split-poll-ms', args['delivery-split-poll-ms'], 25)),
   delivery_method:
@@ -114,7 +116,7 @@ const params = {
     'then up to delivery_wait_s for the stragglers, 1 s for late duplicates, and the notifications rows counted by status. ' +
     'Runs: saturated (the /notify senders of the notify scenario), light load (--delivery-light-senders closed-loop /notify senders) and paced ' +
     '(/notify sent open-loop at --delivery-rate per second for delivery_paced_seconds, as payments arrive, up to 256 connections, after 2,000 warm-up payments delivered and not counted; ' +
-    'NOTIFY_CONCURRENCY = --delivery-concurrency when given), each a fresh process; ' +
+    'NOTIFY_CONCURRENCY 64, or --delivery-concurrency when given), each a fresh process; ' +
     'then drain (bench/delivery-drain.ts): a NOTIFY_WORKER=false process accepts N payments, is stopped, and a fresh worker delivers the backlog: deliveries_per_s = (N − 1) / (last arrival − first arrival)',
   notify_orders:
     'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
@@ -268,7 +270,7 @@ async function main(): Promise<number> {
   const deliveryRuns: DeliveryRun[] = [];
   let drainRun: Awaited<ReturnType<typeof runDeliveryDrain>> | null = null;
   if (withDelivery) {
-    const pacedConcurrency = params.delivery_notify_concurrency.at(-1) ?? DEFAULT_NOTIFY_CONCURRENCY;
+    const pacedConcurrency = args['delivery-concurrency'] !== undefined ? (params.delivery_notify_concurrency.at(-1) ?? PACED_NOTIFY_CONCURRENCY) : PACED_NOTIFY_CONCURRENCY;
     const pacedPlan = { rate: params.delivery_paced_rate, orders: params.delivery_paced_rate * params.delivery_paced_seconds };
     const deliveryOptions = (notifyConcurrency: number, sendConcurrency: number, tag: string, paced?: { rate: number; orders: number }, split?: { pollMs: number }) => ({
       mysqlUrl,
@@ -293,7 +295,7 @@ async function main(): Promise<number> {
     const plans: Array<{ notifyConcurrency: number; send: number; paced?: { rate: number; orders: number }; split?: { pollMs: number } }> = [
       ...params.delivery_notify_concurrency.map((n) => ({ notifyConcurrency: n, send: params.notify_concurrency })),
       { notifyConcurrency: DEFAULT_NOTIFY_CONCURRENCY, send: params.delivery_light_senders },
-      // The paced runs use --delivery-concurrency when given (a high payment rate needs more deliveries in flight).
+      // The paced runs use NOTIFY_CONCURRENCY=64, or --delivery-concurrency when given: a high payment rate needs more deliveries in flight.
       { notifyConcurrency: pacedConcurrency, send: PACED_CONNECTIONS, paced: pacedPlan },
       { notifyConcurrency: pacedConcurrency, send: PACED_CONNECTIONS, paced: pacedPlan, split: { pollMs: params.delivery_split_poll_ms } },
     ];
