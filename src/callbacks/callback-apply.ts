@@ -22,7 +22,7 @@ export interface Applied {
 const appliedOf = (plan: Plan): Applied => ({ outcome: plan.outcome, queued: plan.kind === 'apply' && plan.event !== null });
 
 /** The statements that carry out an `apply` plan; the row is locked since the read, so the compare-and-swap matches (if not, nothing commits). */
-function transitionStatements(tx: BatchedTransaction, plan: Extract<Plan, { kind: 'apply' }>) {
+function guardedTransition(tx: BatchedTransaction, plan: Extract<Plan, { kind: 'apply' }>) {
   return expectAffectedRows(transitionUpdate(tx.db, plan.change), 1);
 }
 
@@ -48,7 +48,7 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
   } else if (plan.kind === 'record') {
     await tx.commit(paymentLogInsert(tx.db, plan.entry));
   } else {
-    await tx.commit(transitionStatements(tx, plan), ...(plan.event ? [plan.event.insert] : []), paymentLogInsert(tx.db, plan.entry));
+    await tx.commit(guardedTransition(tx, plan), ...(plan.event ? [plan.event.insert] : []), paymentLogInsert(tx.db, plan.entry));
   }
   return appliedOf(plan);
 }
@@ -62,7 +62,9 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
 export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: readonly VerifiedCallback[]): Promise<Applied[]> {
   const [read] = await tx.send(ordersForUpdateSelect(tx.db, items.map((i) => i.result.orderNo), engine));
   const byOrderNo = new Map((read!.rows as OrderRow[]).map((row) => [row.order_no, row]));
-  const plans = items.map((item) => planCallback(tx.db, item, byOrderNo.get(item.result.orderNo)));
+  // MySQL compares VARCHARs ignoring trailing spaces (PAD SPACE), so the lone read would find such an order too.
+  const keyOf = (orderNo: string) => (engine === 'mysql' ? orderNo.replace(/ +$/, '') : orderNo);
+  const plans = items.map((item) => planCallback(tx.db, item, byOrderNo.get(keyOf(item.result.orderNo))));
   const guards = [];
   for (let i = 0; i < items.length; i++) {
     const guard = plans[i]!.kind === 'refuse' ? null : replayGuardOf(items[i]!);
@@ -73,7 +75,7 @@ export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: 
   if (guards.length > 0) statements.push(noncesInsert(tx.db, guards));
   for (const plan of plans) {
     if (plan.kind !== 'apply') continue;
-    statements.push(transitionStatements(tx, plan));
+    statements.push(guardedTransition(tx, plan));
     if (plan.event) events.push(plan.event.row);
   }
   if (events.length > 0) statements.push(eventsInsert(tx.db, events));
