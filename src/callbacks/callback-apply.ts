@@ -1,7 +1,7 @@
 import { expectAffectedRows, UnexpectedRowCount, type BatchedTransaction } from '../db/batched-transaction.ts';
 import type { Engine } from '../db/database.ts';
 import { eventsInsert } from '../notifications/outbox.repository.ts';
-import { orderForUpdateSelect, ordersForUpdateSelect, transitionUpdate, type OrderRow } from '../orders/order.repository.ts';
+import { orderForUpdateSelect, ordersForUpdateSelect, transitionsUpdate, transitionUpdate, type OrderRow } from '../orders/order.repository.ts';
 import { isUniqueViolation } from '../system/system-config.repository.ts';
 import { planCallback, replayGuardOf, type Plan, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome } from './gateways/gateway.ts';
@@ -20,11 +20,6 @@ export interface Applied {
 }
 
 const appliedOf = (plan: Plan): Applied => ({ outcome: plan.outcome, queued: plan.kind === 'apply' && plan.event !== null });
-
-/** The statements that carry out an `apply` plan; the row is locked since the read, so the compare-and-swap matches (if not, nothing commits). */
-function guardedTransition(tx: BatchedTransaction, plan: Extract<Plan, { kind: 'apply' }>) {
-  return expectAffectedRows(transitionUpdate(tx.db, plan.change), 1);
-}
 
 /**
  * One callback in two round trips on MySQL: [BEGIN, replay guard, locked order read], then after the
@@ -48,7 +43,8 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
   } else if (plan.kind === 'record') {
     await tx.commit(paymentLogInsert(tx.db, plan.entry));
   } else {
-    await tx.commit(guardedTransition(tx, plan), ...(plan.event ? [plan.event.insert] : []), paymentLogInsert(tx.db, plan.entry));
+    // The row is locked since the read, so the compare-and-swap matches; if it ever did not, nothing after it commits.
+    await tx.commit(expectAffectedRows(transitionUpdate(tx.db, plan.change), 1), ...(plan.event ? [plan.event.insert] : []), paymentLogInsert(tx.db, plan.entry));
   }
   return appliedOf(plan);
 }
@@ -70,14 +66,17 @@ export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: 
     const guard = plans[i]!.kind === 'refuse' ? null : replayGuardOf(items[i]!);
     if (guard) guards.push(guard);
   }
+  const changes = [];
   const events = [];
-  const statements = [];
-  if (guards.length > 0) statements.push(noncesInsert(tx.db, guards));
   for (const plan of plans) {
     if (plan.kind !== 'apply') continue;
-    statements.push(guardedTransition(tx, plan));
+    changes.push(plan.change);
     if (plan.event) events.push(plan.event.row);
   }
+  const statements = [];
+  if (guards.length > 0) statements.push(noncesInsert(tx.db, guards));
+  // All the transitions in one statement, which must change every one of those rows (locked since the read).
+  if (changes.length > 0) statements.push(expectAffectedRows(transitionsUpdate(tx.db, changes), changes.length));
   if (events.length > 0) statements.push(eventsInsert(tx.db, events));
   statements.push(paymentLogsInsert(tx.db, plans.map((p) => p.entry)));
   await tx.commit(...statements);

@@ -1,4 +1,4 @@
-import type { Insertable, Selectable } from 'kysely';
+import { sql, type Insertable, type Selectable } from 'kysely';
 import type { Executor } from '../db/database.ts';
 import type { OrdersTable } from '../db/schema.ts';
 import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
@@ -93,8 +93,12 @@ const transitionTemplate = queryTemplate(
 
 /** The compare-and-swap update of one A4 transition, unexecuted: one affected row means it applied. */
 export function transitionUpdate(db: Executor, change: TransitionChange) {
+  return transitionTemplate.bind(db, transitionValues(change));
+}
+
+function transitionValues(change: TransitionChange): TransitionValues {
   const now = toDbTime(change.now);
-  return transitionTemplate.bind(db, {
+  return {
     orderNo: change.orderNo,
     fromStatus: change.fromStatus,
     expectedSeq: change.expectedSeq,
@@ -104,7 +108,37 @@ export function transitionUpdate(db: Executor, change: TransitionChange) {
     transactionId: change.transactionId ?? null,
     paidAt: change.to === 'paid' ? now : null,
     flagged: change.flagged ? 1 : null,
-  });
+  };
+}
+
+/** `CASE order_no WHEN <row's order_no> THEN <row's value> … END`: one column's value for each row of a multi-row update. */
+const byOrderNo = <T>(rows: readonly TransitionValues[], value: (row: TransitionValues) => T) =>
+  sql<T>`case order_no ${sql.join(rows.map((r) => sql`when ${r.orderNo} then ${value(r)}`), sql` `)} end`;
+
+// The transitions of a grouped callback commit as one statement: the same compare-and-swap per row as transitionTemplate.
+const transitionsTemplate = listQueryTemplate(
+  {},
+  { orderNo: true, fromStatus: true, expectedSeq: true, to: true, nextSeq: true, now: true, transactionId: true, paidAt: true, flagged: true },
+  64,
+  (db, _v: object, rows: readonly TransitionValues[]) =>
+    db
+      .updateTable('orders')
+      .set((eb) => ({
+        status: byOrderNo(rows, (r) => r.to),
+        seq: byOrderNo(rows, (r) => r.nextSeq),
+        updated_at: byOrderNo(rows, (r) => r.now),
+        transaction_id: eb.fn.coalesce(byOrderNo(rows, (r) => r.transactionId), eb.ref('transaction_id')),
+        paid_at: eb.fn.coalesce(byOrderNo(rows, (r) => r.paidAt), eb.ref('paid_at')),
+        flagged: eb.fn.coalesce(byOrderNo(rows, (r) => r.flagged), eb.ref('flagged')),
+      }))
+      .where('order_no', 'in', rows.map((r) => r.orderNo))
+      .where('status', '=', byOrderNo(rows, (r) => r.fromStatus))
+      .where('seq', '=', byOrderNo(rows, (r) => r.expectedSeq)),
+);
+
+/** Several orders' transitions (at least one) as one unexecuted update; as many affected rows as changes means all applied. */
+export function transitionsUpdate(db: Executor, changes: readonly TransitionChange[]) {
+  return transitionsTemplate.bind(db, {}, changes.map(transitionValues));
 }
 
 /** Applies one A4 transition and bumps the order's event `seq`; false when another writer got there first. */
