@@ -1,6 +1,6 @@
 import { expectAffectedRows, UnexpectedRowCount, type BatchedTransaction } from '../db/batched-transaction.ts';
 import type { Engine } from '../db/database.ts';
-import { eventsInsert } from '../notifications/outbox.repository.ts';
+import { eventInsert, eventsInsert } from '../notifications/outbox.repository.ts';
 import { orderForUpdateSelect, ordersForUpdateSelect, transitionsUpdate, transitionUpdate, type OrderRow } from '../orders/order.repository.ts';
 import { isUniqueViolation } from '../system/system-config.repository.ts';
 import { planCallback, replayGuardOf, type Plan, type VerifiedCallback } from './callback-plan.ts';
@@ -36,7 +36,7 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
     if (guard && isUniqueViolation(err)) throw item.result.nonce ? new NonceReplayed() : new EventRepeated();
     throw err;
   }
-  const plan = planCallback(tx.db, item, read.at(-1)?.rows[0] as OrderRow | undefined);
+  const plan = planCallback(item, read.at(-1)?.rows[0] as OrderRow | undefined);
   if (plan.kind === 'refuse') {
     // Nothing changes and the guard is not spent: undo, then record the rejection on its own.
     await tx.rollback(paymentLogInsert(tx.db, plan.entry));
@@ -44,15 +44,15 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
     await tx.commit(paymentLogInsert(tx.db, plan.entry));
   } else {
     // The row is locked since the read, so the compare-and-swap matches; if it ever did not, nothing after it commits.
-    await tx.commit(expectAffectedRows(transitionUpdate(tx.db, plan.change), 1), ...(plan.event ? [plan.event.insert] : []), paymentLogInsert(tx.db, plan.entry));
+    await tx.commit(expectAffectedRows(transitionUpdate(tx.db, plan.change), 1), ...(plan.event ? [eventInsert(tx.db, plan.event.row)] : []), paymentLogInsert(tx.db, plan.entry));
   }
   return appliedOf(plan);
 }
 
 /**
  * Several callbacks for distinct orders in one transaction, two round trips on MySQL: [BEGIN, locked read
- * of every order], then [the replay guards of those that passed the checks, each transition, the outbox
- * events, the payment logs, COMMIT]. The outcome of each equals what {@link applyOne} decides; a repeated
+ * of every order], then [the replay guards of those that passed the checks, one update with every
+ * transition, the outbox events, the payment logs, COMMIT]. The outcome of each equals what {@link applyOne} decides; a repeated
  * guard (or any other statement error) fails the whole group, which then runs one by one.
  */
 export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: readonly VerifiedCallback[]): Promise<Applied[]> {
@@ -60,7 +60,7 @@ export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: 
   const byOrderNo = new Map((read!.rows as OrderRow[]).map((row) => [row.order_no, row]));
   // MySQL compares VARCHARs ignoring trailing spaces (PAD SPACE), so the lone read would find such an order too.
   const keyOf = (orderNo: string) => (engine === 'mysql' ? orderNo.replace(/ +$/, '') : orderNo);
-  const plans = items.map((item) => planCallback(tx.db, item, byOrderNo.get(keyOf(item.result.orderNo))));
+  const plans = items.map((item) => planCallback(item, byOrderNo.get(keyOf(item.result.orderNo))));
   const guards = [];
   for (let i = 0; i < items.length; i++) {
     const guard = plans[i]!.kind === 'refuse' ? null : replayGuardOf(items[i]!);

@@ -1,6 +1,5 @@
 import type { OrderRow, TransitionChange } from '../orders/order.repository.ts';
 import { orderEvent } from '../notifications/order-event.ts';
-import type { Executor } from '../db/database.ts';
 import { ERROR_STATUS } from '../shared/errors.ts';
 import { parseAmount } from '../shared/money.ts';
 import { toDbTime } from '../shared/time.ts';
@@ -69,8 +68,8 @@ export type Plan =
   | { kind: 'record'; entry: NewPaymentLog; outcome: CallbackOutcome }
   | { kind: 'apply'; entry: NewPaymentLog; outcome: CallbackOutcome; change: TransitionChange; event: ReturnType<typeof orderEvent> };
 
-/** Decides a verified callback against the locked order row (DESIGN A4); `db` only builds the event's insert. */
-export function planCallback(db: Executor, { logBase, result, now }: VerifiedCallback, row: OrderRow | undefined): Plan {
+/** Decides a verified callback against the locked order row (DESIGN A4). */
+export function planCallback({ logBase, result, now }: VerifiedCallback, row: OrderRow | undefined): Plan {
   const checked = checkOrder(logBase, result, row);
   if (!checked.ok) return { kind: 'refuse', entry: checked.entry, outcome: checked.outcome };
   const { order, log } = checked;
@@ -97,5 +96,5 @@ export function planCallback(db: Executor, { logBase, result, now }: VerifiedCal
   };
   const entry: NewPaymentLog = { ...log, orderNo: order.order_no, verdict: 'applied', flagged: decision.flagged, message: decision.message };
   const outcome: CallbackOutcome = { verdict: 'applied', status: 200, message: decision.message, orderNo: updated.order_no, orderStatus: updated.status, order: updated };
-  return { kind: 'apply', entry, outcome, change, event: orderEvent(db, updated, decision.to, updated.seq, now) };
+  return { kind: 'apply', entry, outcome, change, event: orderEvent(updated, decision.to, updated.seq, now) };
 }

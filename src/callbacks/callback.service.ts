@@ -46,7 +46,7 @@ const MAX_GROUP = 32;
  * (callback-apply.ts applyOne) or, while earlier transactions hold the database, together with others for
  * other orders (applyGroup). Rejections before the transaction are logged on their own.
  */
-export function createCallbackService({ db, clock, allowlist: allowlistOf, onEventQueued, recordCallback, recordCallbackGroup, maxRunningTransactions = 4 }: CallbackServiceDeps) {
+export function createCallbackService({ db, clock, allowlist: allowlistOf, onEventQueued, recordCallback, recordCallbackGroup, maxRunningTransactions = 2 }: CallbackServiceDeps) {
   const group = createGroupCommit<VerifiedCallback, Applied>({
     maxGroup: MAX_GROUP,
     maxRunning: maxRunningTransactions,

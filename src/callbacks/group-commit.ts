@@ -89,10 +89,10 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
     try {
       results = await options.runGroup(group.map((e) => e.item));
     } catch (err) {
-      const retry = options.retryAlone(err);
-      if (retry) options.onGroup?.(group.length, true);
-      if (retry) await Promise.all(group.map(runAlone));
-      else {
+      if (options.retryAlone(err)) {
+        options.onGroup?.(group.length, true);
+        await Promise.all(group.map(runAlone));
+      } else {
         for (const entry of group) entry.reject(err);
         failed(err);
       }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Executor } from '../db/database.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toDbTime, toIsoTime } from '../shared/time.ts';
-import { eventInsert, type NewEvent } from './outbox.repository.ts';
+import { insertEvent, type NewEvent } from './outbox.repository.ts';
 
 /** The event fields of the A7 body; timestamp, nonce and sign are added per delivery attempt. */
 export interface OrderEventPayload {
@@ -41,11 +41,11 @@ interface TransitionedOrder {
 }
 
 /**
- * The event for an order that just moved to `status` with event number `seq`, and its outbox insert
- * (unexecuted: the caller sends it in the transaction of the state change). Orders without a notify_url
- * have nobody to tell, so there is no event (the seq still advances on the order).
+ * The event for an order that just moved to `status` with event number `seq`, and its outbox row (for
+ * eventInsert/eventsInsert, in the transaction of the state change). Orders without a notify_url have
+ * nobody to tell, so there is no event (the seq still advances on the order).
  */
-export function orderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date) {
+export function orderEvent(order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date) {
   if (!order.notify_url) return null;
   const payload: OrderEventPayload = {
     event_id: newEventId(),
@@ -59,13 +59,13 @@ export function orderEvent(db: Executor, order: TransitionedOrder, status: 'paid
     seq,
   };
   const row: NewEvent = { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) };
-  return { payload, row, insert: eventInsert(db, row) };
+  return { payload, row };
 }
 
 /** Records the event for an order that just moved to `status` (see orderEvent); null when it has no notify_url. */
 export async function recordOrderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date): Promise<OrderEventPayload | null> {
-  const event = orderEvent(db, order, status, seq, now);
+  const event = orderEvent(order, status, seq, now);
   if (!event) return null;
-  await event.insert.execute();
+  await insertEvent(db, event.row);
   return event.payload;
 }
