@@ -59,9 +59,14 @@ export class QueryTemplate<I extends Inputs, R> {
 
   /** The statement with `values` in their parameter positions, compiled on first use for `db`'s dialect. */
   bind(db: Executor, values: I): BoundQuery<R> {
+    return this.bindEach(db, (name) => (values as Record<string, unknown>)[name]);
+  }
+
+  /** {@link bind} with each input's value read through `valueOf` (a list template reads its rows in place). */
+  bindEach(db: Executor, valueOf: (name: string) => unknown): BoundQuery<R> {
     const compiled = this.compiledFor(db);
     const parameters = compiled.positions.map((name) => {
-      const value = (values as Record<string, unknown>)[name];
+      const value = valueOf(name);
       // A missing value would be bound as NULL by one driver and refused by another: refuse it here.
       if (value === undefined) throw new Error(`query template: no value for input "${name}"`);
       return value;
@@ -118,7 +123,7 @@ export class QueryTemplate<I extends Inputs, R> {
  */
 export class ListQueryTemplate<I extends Inputs, T extends Inputs, R> {
   private readonly fields: readonly string[];
-  private readonly bySize = new Map<number, { template: QueryTemplate<Record<string, unknown>, R>; names: readonly (readonly string[])[] }>();
+  private readonly bySize = new Map<number, { template: QueryTemplate<Record<string, unknown>, R>; slots: ReadonlyMap<string, { row: number; field: string }> }>();
 
   constructor(
     private readonly inputs: InputNames<I>,
@@ -132,14 +137,12 @@ export class ListQueryTemplate<I extends Inputs, T extends Inputs, R> {
   /** The statement for `rows` (at least one) with `values` and the rows' fields in their parameter positions. */
   bind(db: Executor, values: I, rows: readonly T[]): BoundQuery<R> {
     if (rows.length === 0) throw new Error('query template: a list template needs at least one row');
-    const { template, names } = this.forSize(rows.length);
-    const flat: Record<string, unknown> = { ...(values as Record<string, unknown>) };
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i] as Record<string, unknown>;
-      const rowNames = names[i]!;
-      for (let f = 0; f < rowNames.length; f++) flat[rowNames[f]!] = row[this.fields[f]!];
-    }
-    return template.bind(db, flat);
+    const { template, slots } = this.forSize(rows.length);
+    // Each parameter is read from its row in place: no object holding every row's fields is built per call.
+    return template.bindEach(db, (name) => {
+      const slot = slots.get(name);
+      return slot ? (rows[slot.row] as Record<string, unknown>)[slot.field] : (values as Record<string, unknown>)[name];
+    });
   }
 
   private forSize(size: number) {
@@ -149,8 +152,9 @@ export class ListQueryTemplate<I extends Inputs, T extends Inputs, R> {
     const names = Array.from({ length: size }, (_, i) => this.fields.map((field) => `${i}#${field}`));
     const inputs: Record<string, true> = { ...(this.inputs as Record<string, true>) };
     for (const name of names.flat()) inputs[name] = true;
+    const slots = new Map(names.flatMap((row, i) => row.map((name, f) => [name, { row: i, field: this.fields[f]! }] as const)));
     const rowsOf = (v: Record<string, unknown>) => names.map((row) => Object.fromEntries(row.map((name, f) => [this.fields[f]!, v[name]])) as T);
-    const entry = { template: new QueryTemplate(inputs, (db, v: Record<string, unknown>) => this.build(db, v as I, rowsOf(v))), names };
+    const entry = { template: new QueryTemplate(inputs, (db, v: Record<string, unknown>) => this.build(db, v as I, rowsOf(v))), slots };
     if (size <= this.maxRows) this.bySize.set(size, entry);
     return entry;
   }
