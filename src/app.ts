@@ -44,6 +44,8 @@ export interface AppDeps {
   clock?: Clock;
   /** Shared rate-limit counters (Redis) for several instances; in-memory when absent. */
   rateLimitStore?: Store;
+  /** Shared failed-login counters of the console (Redis); in-memory when absent. */
+  loginRateLimitStore?: Store;
   /** Called after a commit that queued a merchant notification (wakes the delivery loop). */
   onEventQueued?: () => void;
   /** Outcome counters of this process's delivery loop, when it runs one. */
@@ -114,7 +116,7 @@ export function createApp(deps: AppDeps): Express {
     app.use(sandboxRoutes(sandbox, csrf));
   }
 
-  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings }));
+  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore }));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -4,6 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisRateLimitStore } from '../src/http/rate-limit-store.ts';
 import { createLogger } from '../src/shared/logger.ts';
+import { ADMIN_PASSWORD, csrfOf } from './helpers/admin.ts';
 import { createTestContext, TEST_API_KEY, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';
 
@@ -91,7 +92,7 @@ describe.skipIf(skipRedis)('rate limits shared through Redis', () => {
     admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     // Two instances behind a load balancer: separate apps, separate clients, the same Redis prefix.
     stores = [0, 1].map(() => createRedisRateLimitStore({ url: REDIS_URL, prefix }, logger));
-    apps = await Promise.all(stores.map((s) => createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: s.store } })));
+    apps = await Promise.all(stores.map((s) => createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: s.store, loginRateLimitStore: s.loginStore } })));
   });
 
   afterAll(async () => {
@@ -121,6 +122,32 @@ describe.skipIf(skipRedis)('rate limits shared through Redis', () => {
     const ttl = await admin.pttl(keys[0]!);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('shares the console\'s failed-login limit across both apps, under its own prefix', async () => {
+    const attempt = async (ctx: TestContext, password: string) => {
+      const agent = request.agent(ctx.app);
+      const page = await agent.get('/admin/login');
+      return agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password });
+    };
+    const [a, b] = apps as [TestContext, TestContext];
+    // Ten failures in all, split between the instances, use up the one budget of this address.
+    for (let i = 0; i < 5; i++) {
+      expect((await attempt(a, `wrong-a${i}`)).status).toBe(401);
+      expect((await attempt(b, `wrong-b${i}`)).status).toBe(401);
+    }
+    const limited = await attempt(a, 'wrong-11');
+    expect(limited.status).toBe(429);
+    expect(limited.text).toContain('Too many failed sign-in attempts');
+    // The other instance refuses even the right password now: it read the same counter.
+    expect((await attempt(b, ADMIN_PASSWORD)).status).toBe(429);
+
+    const keys = await admin.keys(`${prefix}rl-login:*`);
+    expect(keys.length).toBe(1);
+    expect(Number(await admin.get(keys[0]!))).toBeGreaterThanOrEqual(10);
+    const ttl = await admin.pttl(keys[0]!);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(15 * 60_000);
   });
 
   it('does not limit health endpoints with the Redis store either', async () => {

@@ -1,4 +1,5 @@
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import type { Store } from 'express-rate-limit';
 import type { AppConfig } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Csrf } from '../http/csrf.ts';
@@ -30,6 +31,8 @@ export interface AdminDeps {
   csrf: Csrf;
   /** Runtime settings (retry schedule, callback allowlists) edited on the settings page. */
   settings: RuntimeSettings;
+  /** Shared failed-login counters (Redis) for several instances; in this process's memory when absent. */
+  loginRateLimitStore?: Store;
 }
 
 /** Renders a console page inside the console layout (navigation with the inbox badge, CSRF token, flash). */
@@ -56,7 +59,7 @@ export function adminRoutes(deps: AdminDeps): Router {
     res.setHeader('X-Robots-Tag', 'noindex');
     next();
   });
-  router.use(loginRoutes(auth, csrf));
+  router.use(loginRoutes(auth, csrf, deps.loginRateLimitStore));
   // Every state-changing request needs the form's CSRF token, signed in or not: 403 before anything else.
   router.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : csrf.verify(req, res, next)));
   router.use(auth.requireAdmin);

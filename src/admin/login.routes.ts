@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import { rateLimit, type Store } from 'express-rate-limit';
 import type { Csrf } from '../http/csrf.ts';
 import { pageLocals } from '../pages/i18n.ts';
 import type { AdminAuth } from './admin-session.ts';
@@ -14,8 +14,11 @@ function operatorName(value: unknown): string {
   return name || 'admin';
 }
 
-/** `/admin/login` and `/admin/logout`. Failed logins are limited per client address; successful ones do not count. */
-export function loginRoutes(auth: AdminAuth, csrf: Csrf): Router {
+/**
+ * `/admin/login` and `/admin/logout`. Failed logins are limited per client address; successful ones do not
+ * count. The counters are in `store` (Redis, shared by every instance) when given, else in this process.
+ */
+export function loginRoutes(auth: AdminAuth, csrf: Csrf, store?: Store): Router {
   const router = Router();
 
   const render = (req: Request, res: Response, status: number, error: 'wrong_password' | 'too_many' | null, name = '') => {
@@ -32,6 +35,7 @@ export function loginRoutes(auth: AdminAuth, csrf: Csrf): Router {
     legacyHeaders: false,
     validate: { trustProxy: false, xForwardedForHeader: false },
     handler: (req, res) => render(req, res, 429, 'too_many'),
+    ...(store ? { store } : {}),
   });
 
   router.get('/login', (req, res) => {
