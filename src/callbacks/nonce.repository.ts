@@ -1,16 +1,6 @@
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate } from '../db/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
-
-// On every callback: compiled once per database, then only the values change.
-const insertNonceTemplate = queryTemplate({ scope: true, nonce: true, expiresAt: true }, (db, v: { scope: string; nonce: string; expiresAt: string }) =>
-  db.insertInto('replay_nonces').values({ scope: v.scope, nonce: v.nonce, expires_at: v.expiresAt }),
-);
-
-/** The insert recording a nonce, unexecuted (to send with other statements); fails as a unique violation when seen before. */
-export function nonceInsert(db: Executor, scope: string, nonce: string, expiresAt: Date) {
-  return insertNonceTemplate.bind(db, { scope, nonce, expiresAt: toDbTime(expiresAt) });
-}
 
 interface NonceRow {
   scope: string;
@@ -18,9 +8,15 @@ interface NonceRow {
   expiresAt: string;
 }
 
+// On every callback: compiled once per database and row count, then only the values change.
 const insertNoncesTemplate = listQueryTemplate({}, { scope: true, nonce: true, expiresAt: true }, 64, (db, _v: object, rows: readonly NonceRow[]) =>
   db.insertInto('replay_nonces').values(rows.map((r) => ({ scope: r.scope, nonce: r.nonce, expires_at: r.expiresAt }))),
 );
+
+/** The insert recording a nonce, unexecuted (to send with other statements); fails as a unique violation when seen before. */
+export function nonceInsert(db: Executor, scope: string, nonce: string, expiresAt: Date) {
+  return noncesInsert(db, [{ scope, nonce, expiresAt }]);
+}
 
 /** Several nonces in one unexecuted insert; the whole statement fails as a unique violation if any was seen before. */
 export function noncesInsert(db: Executor, nonces: readonly { scope: string; nonce: string; expiresAt: Date }[]) {

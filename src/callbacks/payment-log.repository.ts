@@ -1,6 +1,6 @@
 import type { Insertable } from 'kysely';
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate } from '../db/query-template.ts';
 import type { PaymentLogsTable } from '../db/schema.ts';
 
 /** Payment-log entries of one order, newest first (the order detail's `payments`). */
@@ -54,12 +54,11 @@ const COLUMNS = {
   remote_ip: true,
   created_at: true,
 } as const;
-const insertPaymentLogTemplate = queryTemplate(COLUMNS, (db, row: PaymentLogRow) => db.insertInto('payment_logs').values(row));
 const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, 64, (db, _v: object, rows: readonly PaymentLogRow[]) => db.insertInto('payment_logs').values([...rows]));
 
 /** The payment-log insert, unexecuted (to send with other statements of a transaction). */
 export function paymentLogInsert(db: Executor, log: NewPaymentLog) {
-  return insertPaymentLogTemplate.bind(db, toRow(log));
+  return paymentLogsInsert(db, [log]);
 }
 
 /** Several entries (a grouped callback commit) in one unexecuted insert. */

@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate } from '../db/query-template.ts';
 
 /** Events of one order with their delivery attempts, oldest event first (the order detail's `notifications`). */
 export async function listNotificationsForOrder(db: Executor, orderNo: string) {
@@ -31,31 +31,7 @@ export interface NewEvent {
   now: string;
 }
 
-// On every applied callback: compiled once per database, then only the values change.
-const insertEventTemplate = queryTemplate(
-  { eventId: true, orderNo: true, type: true, seq: true, payload: true, url: true, status: true, now: true },
-  (db, v: NewEvent & { status: string }) =>
-    db.insertInto('notifications').values({
-      event_id: v.eventId,
-      order_no: v.orderNo,
-      type: v.type,
-      seq: v.seq,
-      payload: v.payload,
-      url: v.url,
-      status: v.status,
-      next_attempt_at: v.now,
-      created_at: v.now,
-      updated_at: v.now,
-    }),
-);
-
-/** The transactional-outbox insert, unexecuted: it must go in the same transaction as the state change it announces. */
-export function eventInsert(db: Executor, event: NewEvent) {
-  // The status is a bound value like the rest: a template holds no constants in its parameters.
-  return insertEventTemplate.bind(db, { ...event, status: 'pending' });
-}
-
-/** Events of several orders in one statement (a grouped callback commit), at most this many per statement kept compiled. */
+/** The outbox rows of one statement: an applied callback's, or a grouped commit's (compiled once per row count up to 64). */
 const insertEventsTemplate = listQueryTemplate(
   { status: true },
   { eventId: true, orderNo: true, type: true, seq: true, payload: true, url: true, now: true },
@@ -68,7 +44,13 @@ const insertEventsTemplate = listQueryTemplate(
 
 /** The outbox inserts of several state changes, as one unexecuted statement (at least one event). */
 export function eventsInsert(db: Executor, events: readonly NewEvent[]) {
+  // The status is a bound value like the rest: a template holds no constants in its parameters.
   return insertEventsTemplate.bind(db, { status: 'pending' }, events);
+}
+
+/** The transactional-outbox insert, unexecuted: it must go in the same transaction as the state change it announces. */
+export function eventInsert(db: Executor, event: NewEvent) {
+  return eventsInsert(db, [event]);
 }
 
 /** The transactional-outbox row: written in the same transaction as the state change it announces. */
