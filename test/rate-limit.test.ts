@@ -156,3 +156,22 @@ describe.skipIf(skipRedis)('rate limits shared through Redis', () => {
     }
   });
 });
+
+describe('rate limits fail open when Redis is out of reach', () => {
+  it('answers the API and the console login as if unlimited, never 500', async () => {
+    // Nothing listens on port 1: every Redis command fails after one reconnection attempt.
+    const store = createRedisRateLimitStore({ url: 'redis://127.0.0.1:1', prefix: 'pcs-down:' }, createLogger('silent'));
+    const ctx = await createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: store.store, loginRateLimitStore: store.loginStore } });
+    try {
+      for (let i = 0; i < 4; i++) expect((await ctx.api('get', '/api/orders')).status).toBe(200);
+      const agent = request.agent(ctx.app);
+      const page = await agent.get('/admin/login');
+      const login = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password: 'wrong' });
+      expect(login.status).toBe(401);
+      expect(login.text).toContain('name="password"');
+    } finally {
+      await ctx.close();
+      await store.close();
+    }
+  });
+});

@@ -36,6 +36,8 @@ export function loginRoutes(auth: AdminAuth, csrf: Csrf, store?: Store): Router 
     validate: { trustProxy: false, xForwardedForHeader: false },
     handler: (req, res) => render(req, res, 429, 'too_many'),
     ...(store ? { store } : {}),
+    // Like the API's limit: with Redis out of reach logins are not counted, rather than operators locked out.
+    passOnStoreError: true,
   });
 
   router.get('/login', (req, res) => {
