@@ -13,8 +13,12 @@ export async function insertOrder(db: Executor, row: Insertable<OrdersTable>): P
   return Number(result.insertId);
 }
 
-export function findOrderByNo(db: Executor, orderNo: string): Promise<OrderRow | undefined> {
-  return db.selectFrom('orders').selectAll().where('order_no', '=', orderNo).executeTakeFirst();
+// Every order lookup (status queries, callbacks' pages, the console): compiled once per database.
+const orderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo));
+
+export async function findOrderByNo(db: Executor, orderNo: string): Promise<OrderRow | undefined> {
+  const { rows } = await orderTemplate.bind(db, { orderNo }).execute();
+  return rows[0];
 }
 
 export interface OrderFilter {
@@ -149,7 +153,6 @@ export async function transitionOrder(db: Executor, change: TransitionChange): P
 
 // The callback's locking read; `FOR UPDATE` only where there are row locks (SQLite has one writer anyway).
 const lockedOrderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo).forUpdate());
-const orderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo));
 
 /** The locking read of one order, unexecuted: on MySQL it sees the latest committed row and holds it until the transaction ends; SQLite has one writer anyway. */
 export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite') {
