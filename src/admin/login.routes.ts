@@ -35,7 +35,7 @@ export function loginRoutes(auth: AdminAuth, csrf: Csrf, store?: Store): Router 
     legacyHeaders: false,
     validate: { trustProxy: false, xForwardedForHeader: false },
     handler: (req, res) => render(req, res, 429, 'too_many'),
-    ...(store ? { store } : {}),
+    store,
     // Like the API's limit: with Redis out of reach logins are not counted, rather than operators locked out.
     passOnStoreError: true,
   });
