@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer as createPlainHttpServer, IncomingMessage, request as httpRequest, ServerResponse, type Server } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -156,6 +156,35 @@ describe('the service process (tsx src/main.ts)', () => {
   });
 });
 
+describe('requests and responses born with the app prototypes', () => {
+  /** Serves one POST through `server` and reports, before Express saw them, whether req/res already had the app's prototypes. */
+  async function probe(server: Server, app: { request: object; response: object }) {
+    const seen: boolean[][] = [];
+    server.prependListener('request', (req, res) => seen.push([Object.getPrototypeOf(req) === app.request, Object.getPrototypeOf(res) === app.response, req instanceof IncomingMessage, res instanceof ServerResponse]));
+    try {
+      const { port } = await listen(server, 0, '127.0.0.1');
+      const res = await fetch(`http://127.0.0.1:${port}/notify`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'order_no=X1&sign=bad' });
+      return { seen, status: res.status, body: (await res.json()) as { code?: string } };
+    } finally {
+      await closeServer(server, 1000);
+    }
+  }
+
+  it('the service server builds them so that Express has nothing to re-parent, and they still serve as usual', async () => {
+    const ctx = await createTestContext('sqlite');
+    try {
+      const result = await probe(createServer(ctx.app, ctx.config), ctx.app);
+      expect(result.seen).toEqual([[true, true, true, true]]);
+      // The full stack ran on them: parsing, verification, the error envelope.
+      expect({ status: result.status, code: result.body.code }).toEqual({ status: 401, code: 'bad_signature' });
+      // A plain Node server (as supertest makes) does not: the probe tells the two apart.
+      expect((await probe(createPlainHttpServer(ctx.app), ctx.app)).seen).toEqual([[false, false, true, true]]);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
 describe('native HTTPS (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
   it('serves HTTPS with HSTS', async () => {
     const keyFile = join(dir, 'key.pem');
@@ -164,6 +193,8 @@ describe('native HTTPS (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
     const ca = readFileSync(certFile);
     const ctx = await createTestContext('sqlite', { env: { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile } });
     const server = createServer(ctx.app, ctx.config);
+    const bornWithAppPrototypes: boolean[] = [];
+    server.prependListener('request', (req) => bornWithAppPrototypes.push(Object.getPrototypeOf(req) === ctx.app.request));
     try {
       const { port } = await listen(server, 0, '127.0.0.1');
       const get = (options: { ca?: Buffer }) =>
@@ -176,6 +207,7 @@ describe('native HTTPS (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
       const res = await get({ ca });
       expect(res.status).toBe(200);
       expect(res.hsts).toMatch(/max-age=31536000/);
+      expect(bornWithAppPrototypes).toEqual([true]);
       // An untrusted certificate is refused by a normal client, and plain HTTP is not served.
       await expect(get({})).rejects.toThrow(/self[- ]signed/i);
       await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
