@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, createReadStream, existsSync, fstatSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -248,5 +248,8 @@ export async function logFileSummary(path: string | null, tailLines = 3): Promis
 }
 
 export function removeLogFile(path: string | null): void {
-  if (path) rmSync(path, { force: true });
+  if (!path) return;
+  // BENCH_KEEP_LOG: keep the service's stdout there instead (e.g. with BENCH_NODE_FLAGS=--trace-gc, to read its GC trace).
+  if (process.env.BENCH_KEEP_LOG && existsSync(path)) copyFileSync(path, process.env.BENCH_KEEP_LOG);
+  rmSync(path, { force: true });
 }
