@@ -23,7 +23,7 @@ const isPlainConstructor = (f: unknown) => typeof f === 'function' && !/^class\b
  * are. The constructors run on `this`: built through Reflect.construct instead, they were still promoted.
  * Empty when a future Node makes them classes: the server then builds standard ones, as before.
  */
-export function appMessageClasses(app: Express): { IncomingMessage?: typeof IncomingMessage; ServerResponse?: typeof ServerResponse } {
+function appMessageClasses(app: Express): { IncomingMessage?: typeof IncomingMessage; ServerResponse?: typeof ServerResponse } {
   if (!isPlainConstructor(IncomingMessage) || !isPlainConstructor(ServerResponse)) return {};
   function AppRequest(this: object, ...args: unknown[]): void {
     (IncomingMessage as unknown as Init).apply(this, args);
