@@ -159,19 +159,18 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
     expect(html).toContain('<tr data-key="notify.retry_schedule" data-masked="no">');
   });
 
-  it('an allowlist saved empty means any address; reset goes back to the environment default', async () => {
+  it('an allowlist saved empty keeps the environment list; a narrower one applies; reset goes back to the environment default', async () => {
     const { csrf } = await consolePage(agent, '/admin/settings');
     const empty = await agent.post('/admin/settings').type('form').send({ _csrf: csrf, key: generic, value: '' });
     expect(empty.headers.location).toBe('/admin/settings?flash=settings_saved#setting-callback-ip_allowlist-generic');
-    expect(settings.callbackAllowlist('generic')).toBeNull();
+    expect(settings.callbackAllowlist('generic')?.entries).toEqual(['10.0.0.0/8']);
     let page = await consolePage(agent, '/admin/settings');
-    expect(field(card(page.html, generic), 'effective')).toBe('any address (no allowlist)');
+    expect(field(card(page.html, generic), 'effective')).toBe('10.0.0.0/8');
     expect(card(page.html, generic)).toContain('data-source="stored"');
-    expect(field(card(page.html, generic), 'disables-env')).toContain('lets any address call, although the environment sets an allowlist');
-    expect(card(page.html, allowlistKey('stripe'))).not.toContain('data-field="disables-env"');
+    expect(card(page.html, generic)).not.toContain('data-field="outside-env"');
 
-    await agent.post('/admin/settings').type('form').send({ _csrf: csrf, key: generic, value: '203.0.113.0/24, 2001:db8::1' });
-    expect(settings.callbackAllowlist('generic')?.allows('203.0.113.50')).toBe(true);
+    await agent.post('/admin/settings').type('form').send({ _csrf: csrf, key: generic, value: '10.20.0.0/16, 10.30.0.1' });
+    expect(settings.callbackAllowlist('generic')?.allows('10.20.3.4')).toBe(true);
     expect(settings.callbackAllowlist('generic')?.allows('10.1.1.1')).toBe(false);
 
     const reset = await agent.post('/admin/settings/reset').type('form').send({ _csrf: csrf, key: generic });
@@ -181,8 +180,8 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
     expect(again.headers.location).toBe('/admin/settings?flash=settings_unchanged#setting-callback-ip_allowlist-generic');
     expect((await audits()).filter((a) => a.target === generic).map((a) => [a.old_value, a.new_value])).toEqual([
       [null, ''],
-      ['', '203.0.113.0/24, 2001:db8::1'],
-      ['203.0.113.0/24, 2001:db8::1', null],
+      ['', '10.20.0.0/16, 10.30.0.1'],
+      ['10.20.0.0/16, 10.30.0.1', null],
     ]);
     page = await consolePage(agent, '/admin/settings?flash=settings_reset');
     expect(page.html).toContain('The stored override was removed');

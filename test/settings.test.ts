@@ -128,11 +128,12 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     expect((await auditRows()).at(-1)).toMatchObject({ old_value: '1m', new_value: null });
   });
 
-  it('an empty allowlist is an explicit "any address", overriding the environment; reset restores it', async () => {
+  it('an empty allowlist adds no narrowing: the environment list stays in force; reset removes the row', async () => {
     const settings = make();
     expect(await settings.update(allowlistKey('generic'), '  ', { operator: 'Ann' })).toEqual({ changed: true, oldValue: null, newValue: '' });
-    expect(settings.callbackAllowlist('generic')).toBeNull();
-    expect(settings.states().find((s) => s.key === allowlistKey('generic'))).toMatchObject({ source: 'stored', stored: '', effectiveText: null });
+    expect(settings.callbackAllowlist('generic')?.entries).toEqual(['10.0.0.0/8', '2001:db8::/32']);
+    expect(settings.callbackAllowlist('generic')?.allows('192.168.1.1')).toBe(false);
+    expect(settings.states().find((s) => s.key === allowlistKey('generic'))).toMatchObject({ source: 'stored', stored: '', effectiveText: '10.0.0.0/8, 2001:db8::/32', outsideEnv: [] });
 
     await settings.update(allowlistKey('stripe'), '203.0.113.7,  198.51.100.0/24 ', { operator: 'Ann' });
     const stripe = settings.callbackAllowlist('stripe');

@@ -4,6 +4,7 @@ import { GATEWAYS, type AppConfig, type GatewayName } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { ValidationError } from '../shared/errors.ts';
 import type { IpAllowlist } from '../shared/ip-allowlist.ts';
+import { entriesOutside, narrowAllowlist } from '../shared/ip-ranges.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { getConfigValues } from '../system/system-config.repository.ts';
@@ -33,8 +34,10 @@ export interface SettingState extends RuntimeSettingDef {
   /** Why the stored override is ignored (it does not parse), else null. */
   invalid: string | null;
   source: 'environment' | 'stored';
-  /** The value in force; null for "no allowlist" (any address). */
+  /** The value in force; null for "no allowlist" (any address), '' for an allowlist that lets no address through. */
   effectiveText: string | null;
+  /** Entries of a stored allowlist that the environment's allowlist does not allow (ignored: the environment is the floor). */
+  outsideEnv: string[];
 }
 
 export interface UpdateResult {
@@ -57,7 +60,8 @@ export interface RuntimeSettings {
   /**
    * Validates and stores an override (null removes it: the environment value applies again), with its
    * audit_log row in the same transaction, then refreshes this instance. Throws SettingValidationError
-   * (400) for a value that does not parse and ValidationError for an unknown key; nothing is written then.
+   * (400) for a value that does not parse or an allowlist that allows an address the environment's does
+   * not, and ValidationError for an unknown key; nothing is written then.
    */
   update(key: string, value: string | null, actor: SettingsActor): Promise<UpdateResult>;
   states(): SettingState[];
@@ -69,7 +73,8 @@ export interface RuntimeSettings {
  * instance may write (keys and stored formats: settings.keys.ts). Getters are synchronous (hot paths);
  * values change on refresh: every refreshMs once started, or, never started, in the background when a
  * getter finds them older than refreshMs. A stored value that does not parse is ignored with one warning
- * (per value), and the environment's value applies.
+ * (per value), and the environment's value applies. An allowlist set in the environment is a floor: a
+ * stored allowlist only narrows it (an address passes when both allow it; stored empty = the environment's).
  */
 export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5000 }: RuntimeSettingsDeps): RuntimeSettings {
   const defaultSchedule: readonly number[] = Object.freeze([...config.notify.retryScheduleMs]);
@@ -80,6 +85,7 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
   let schedule = defaultSchedule;
   let allowlists = new Map<GatewayName, IpAllowlist | null>(GATEWAYS.map((g) => [g, defaultAllowlist(g)]));
   const warned = new Map<string, string>();
+  const warnedWide = new Map<string, string>();
   let requested = 0;
   let applied = 0;
   let lastRead = -Infinity;
@@ -103,7 +109,14 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
         const parsed = parseSetting(def, text);
         warned.delete(def.key);
         if (parsed.kind === 'schedule') nextSchedule = parsed.scheduleMs;
-        else nextAllowlists.set(def.gateway!, parsed.allowlist);
+        else {
+          nextAllowlists.set(def.gateway!, narrowAllowlist(defaultAllowlist(def.gateway!), parsed.allowlist));
+          const outside = outsideFloor(def, text);
+          if (outside.length > 0 && warnedWide.get(def.key) !== text) {
+            warnedWide.set(def.key, text);
+            logger.warn({ key: def.key, outside }, 'system_config: allowlist override wider than the environment’s; only addresses both allow may call');
+          }
+        }
       } catch (err) {
         const reason = (err as Error).message;
         nextInvalid.set(def.key, reason);
@@ -150,8 +163,16 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
         def.kind === 'schedule'
           ? source === 'stored' ? parseSetting(def, storedText!).text : defaultText
           : formatAllowlist(allowlists.get(def.gateway!) ?? null);
-      return { ...def, defaultText, stored: storedText, invalid: reason, source, effectiveText };
+      const outsideEnv = def.kind === 'allowlist' && source === 'stored' ? outsideFloor(def, storedText!) : [];
+      return { ...def, defaultText, stored: storedText, invalid: reason, source, effectiveText, outsideEnv };
     });
+  }
+
+  /** Entries of a stored allowlist's text that widen the environment's allowlist. */
+  function outsideFloor(def: RuntimeSettingDef, text: string): string[] {
+    const floor = defaultAllowlist(def.gateway!);
+    const parsed = parseSetting(def, text);
+    return floor && parsed.kind === 'allowlist' && parsed.allowlist ? entriesOutside(floor.entries, parsed.allowlist.entries) : [];
   }
 
   async function update(key: string, value: string | null, actor: SettingsActor): Promise<UpdateResult> {
@@ -163,6 +184,12 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
         next = parseSetting(def, value).text;
       } catch (err) {
         throw new SettingValidationError(key, def.kind, (err as Error).message);
+      }
+      const outside = def.kind === 'allowlist' ? outsideFloor(def, next) : [];
+      if (outside.length > 0) {
+        const floor = formatAllowlist(defaultAllowlist(def.gateway!));
+        const what = `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'}`;
+        throw new SettingValidationError(key, def.kind, `${what} outside the environment’s allowlist ${def.envName} (${floor}); an override may only narrow it`);
       }
     }
     const result = await withWriteRetry(() =>

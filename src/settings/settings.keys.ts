@@ -8,9 +8,10 @@ import { parseIpAllowlist, type IpAllowlist } from '../shared/ip-allowlist.ts';
  * text is read. The environment (config.ts) gives the defaults; a system_config row overrides one.
  *
  * - `notify.retry_schedule`: a schedule as in NOTIFY_RETRY_SCHEDULE (`15s,1m,4m`), parsed by parseSchedule.
- * - `callback.ip_allowlist.<gateway>`: as CALLBACK_IP_ALLOWLIST_<GATEWAY>, parsed by parseIpAllowlist. An
- *   EMPTY stored value is an explicit "no allowlist: any address may call", overriding an allowlist set
- *   in the environment. Deleting the row (reset) goes back to the environment's value.
+ * - `callback.ip_allowlist.<gateway>`: as CALLBACK_IP_ALLOWLIST_<GATEWAY>, parsed by parseIpAllowlist. It
+ *   only narrows an allowlist set in the environment (runtime-settings.ts keeps that list as the floor):
+ *   an EMPTY stored value adds no narrowing, i.e. the environment's list, or any address when there is
+ *   none. Deleting the row (reset) goes back to the environment's value.
  */
 
 export const RETRY_SCHEDULE_KEY = 'notify.retry_schedule';
@@ -41,7 +42,7 @@ export const RUNTIME_SETTINGS: readonly RuntimeSettingDef[] = Object.freeze([
     kind: 'allowlist' as const,
     envName: `CALLBACK_IP_ALLOWLIST_${gateway.toUpperCase()}`,
     gateway,
-    description: `Addresses allowed to call the ${gateway} callbacks; empty = any (set in the console)`,
+    description: `Addresses allowed to call the ${gateway} callbacks; narrows the environment's list, empty = no narrowing (set in the console)`,
   })),
 ]);
 
