@@ -66,11 +66,12 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     expect(forged.status).toBe(401);
   });
 
-  it('treats empty optional fields as absent, as the signature does', async () => {
+  it('refuses an optional field of ours sent empty (it would not be signed): 400, order unchanged', async () => {
     const no = await order();
     const res = await notify(signed(payment(no, { currency: '', timestamp: '', nonce: '' }), TEST_GATEWAY_SECRET));
-    expect(res.status).toBe(200);
-    expect(res.body.data.status).toBe('paid');
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+    expect((await orderRow(no)).status).toBe('pending');
   });
 
   it('answers 200 to a duplicate with the same transaction_id and writes nothing new but a log row', async () => {

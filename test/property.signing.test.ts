@@ -244,7 +244,8 @@ function isAcceptableFlatMap(input: unknown): boolean {
   if (keys.length < 1 || keys.length > 100) return false;
   return keys.every((k) => {
     const v = (input as Record<string, unknown>)[k];
-    return SAFE_KEY.test(k) && !['__proto__', 'constructor', 'prototype'].includes(k) && (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)));
+    const safeValue = (typeof v === 'string' && !/&[A-Za-z0-9_.-]{1,64}=/.test(v)) || (typeof v === 'number' && Number.isFinite(v));
+    return SAFE_KEY.test(k) && !['__proto__', 'constructor', 'prototype'].includes(k) && safeValue;
   });
 }
 

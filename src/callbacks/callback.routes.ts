@@ -4,11 +4,10 @@ import type { GatewayAdapter } from './gateways/gateway.ts';
 import type { CallbackInput, CallbackService } from './callback.service.ts';
 import type { ResultPages } from '../pages/result.page.ts';
 
-/** The request as received, for payment_logs.callback_data: the exact body bytes (already decoded as `bodyText`), else the query string. */
+/** The request as received, for payment_logs.callback_data: a POST's exact body bytes (already decoded as `bodyText`), a GET's query string. */
 function rawOf(req: Request, bodyText: string | undefined): string {
-  if (bodyText) return bodyText;
-  const query = req.originalUrl.indexOf('?');
-  return query >= 0 ? req.originalUrl.slice(query + 1) : '';
+  if (req.method === 'POST') return bodyText ?? '';
+  return queryOf(req);
 }
 
 /**
@@ -24,6 +23,8 @@ function formParams(text: string): Record<string, unknown> {
   return params;
 }
 
+const queryOf = (req: Request) => (req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
+
 /** Body parameters for POST (form or flat JSON), query parameters for GET. */
 export function callbackInput(req: Request, gateway: GatewayAdapter, kind: CallbackInput['kind']): CallbackInput {
   const rawBody = (req as Request & { rawBody?: Buffer }).rawBody;
@@ -32,10 +33,10 @@ export function callbackInput(req: Request, gateway: GatewayAdapter, kind: Callb
   const isForm = req.method === 'POST' && rawBody !== undefined && (Buffer.isBuffer(body) || req.is('application/x-www-form-urlencoded') !== false);
   const isJson = !isForm && req.method === 'POST' && typeof body === 'object' && body !== null && (Array.isArray(body) || Object.keys(body).length > 0);
   const bodyText = rawBody && rawBody.length > 0 ? rawBody.toString('utf8') : undefined;
-  const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
-  const params = isForm ? formParams(bodyText ?? '') : isJson ? (body as Record<string, unknown>) : formParams(query);
+  // A POST takes its parameters from its body only: a query string never stands in for an empty or unreadable body.
+  const params = isForm ? formParams(bodyText ?? '') : isJson ? (body as Record<string, unknown>) : req.method === 'POST' ? {} : formParams(queryOf(req));
   // `?lang=` picks the page language (the page's language switch adds it); it is ours, not the gateway's.
-  if (kind === 'return' && !isForm && !isJson) delete params.lang;
+  if (kind === 'return' && req.method !== 'POST') delete params.lang;
   return { gateway, kind, params, rawBody, raw: rawOf(req, bodyText), headers: req.headers, remoteIp: req.ip ?? null };
 }
 

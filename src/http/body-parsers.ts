@@ -8,10 +8,14 @@ export const keepRawBody = (req: Request, _res: unknown, buf: Buffer) => {
   (req as Request & { rawBody?: Buffer }).rawBody = buf;
 };
 
-/** A form in another charset is refused (415) as the urlencoded parser would; its bytes would not be what was signed. */
-const formCharset: RequestHandler = (req, _res, next) => {
-  const type = req.headers['content-type'];
-  const charset = type?.toLowerCase().startsWith('application/x-www-form-urlencoded') ? /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1] : undefined;
+/**
+ * JSON and forms are read as UTF-8 only (415 otherwise): the body parsers would decode UTF-16 JSON, whose text
+ * is neither what a gateway signed nor what our number and exponent checks look at.
+ */
+const utf8Only: RequestHandler = (req, _res, next) => {
+  const type = req.headers['content-type']?.toLowerCase();
+  const parsed = type?.startsWith('application/x-www-form-urlencoded') || type?.startsWith('application/json') || /^application\/[^;]*\+json/.test(type ?? '');
+  const charset = parsed ? /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type!)?.[1] : undefined;
   if (charset !== undefined && !UTF8.test(charset)) {
     next(Object.assign(new Error(`unsupported charset "${charset.toUpperCase()}"`), { status: 415, expose: true, type: 'charset.unsupported' }));
     return;
@@ -19,18 +23,23 @@ const formCharset: RequestHandler = (req, _res, next) => {
   next();
 };
 
-export const jsonBody = () => express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'], verify: keepRawBody });
-export const formBody = () => express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 256, verify: keepRawBody });
+/** JSON bodies (UTF-8 only) for the API. */
+export const jsonBody = (): RequestHandler[] => [utf8Only, parseJson()];
+/** Form bodies (UTF-8 only) for the API and pages. */
+export const formBody = (): RequestHandler[] => [utf8Only, parseForm()];
+
+const parseJson = () => express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'], verify: keepRawBody });
+const parseForm = () => express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 256, verify: keepRawBody });
 
 /**
  * Body readers for server-to-server notifications: JSON is parsed as usual, a form is only read (its raw
  * bytes are decoded once by callbackInput, exactly as sent), so the busiest request is not parsed twice.
  */
 export function notifyBodyParsers(): RequestHandler[] {
-  return [jsonBody(), formCharset, express.raw({ limit: BODY_LIMIT, type: 'application/x-www-form-urlencoded', verify: keepRawBody })];
+  return [utf8Only, parseJson(), express.raw({ limit: BODY_LIMIT, type: 'application/x-www-form-urlencoded', verify: keepRawBody })];
 }
 
 /** Body readers for the browser's return (/callback): the result page also reads the parsed form. */
 export function pageBodyParsers(): RequestHandler[] {
-  return [jsonBody(), formBody()];
+  return [utf8Only, parseJson(), parseForm()];
 }

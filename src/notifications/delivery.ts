@@ -2,7 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { SignType } from '../shared/signing.ts';
 import { parseRetryAfter, type AttemptVerdict } from './retry-policy.ts';
 import { signedDelivery } from './signed-body.ts';
-import { guardedConnector } from './ssrf-guard.ts';
+import { createTargetConnector } from './target-connector.ts';
 
 export { USER_AGENT } from './signed-body.ts';
 const EXCERPT_BYTES = 1024;
@@ -21,15 +21,18 @@ export interface AttemptResult {
   error: string | null;
   excerpt: string | null;
   durationMs: number;
+  /** The request went over a connection to a private, loopback, link-local or other non-public address (development only). */
+  privateTarget?: boolean;
 }
 
+/** The delivery pool, and whether an origin currently has a connection open to a non-public address. */
+export type DeliveryAgent = Dispatcher & { reachesPrivate(origin: string): boolean };
+
 /** One keep-alive pool for all deliveries; with private networks disallowed, every connection is vetted. */
-export function createDeliveryAgent(settings: Pick<DeliverySettings, 'timeoutMs' | 'allowPrivateNetworks'>): Dispatcher {
-  return new Agent({
-    connect: settings.allowPrivateNetworks ? { timeout: settings.timeoutMs } : guardedConnector(settings.timeoutMs),
-    keepAliveTimeout: 30_000,
-    connections: 64,
-  });
+export function createDeliveryAgent(settings: Pick<DeliverySettings, 'timeoutMs' | 'allowPrivateNetworks'>): DeliveryAgent {
+  const target = createTargetConnector(settings.timeoutMs, settings.allowPrivateNetworks);
+  const agent = new Agent({ connect: target.connect, keepAliveTimeout: 30_000, connections: 64 });
+  return Object.assign(agent, { reachesPrivate: target.reachesPrivate });
 }
 
 interface Answer {
@@ -55,6 +58,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   constructor(
     private readonly resolve: (answer: Answer) => void,
     private readonly reject: (err: Error) => void,
+    /** Called once the request has a connection and again when its answer starts, to note a non-public peer. */
+    private readonly notePeer: () => void,
   ) {}
 
   /** Ends the request now, or as soon as it reaches a connection (what undici's request() does with a signal). */
@@ -65,11 +70,13 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.notePeer();
     if (this.reason) controller.abort(this.reason);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return; // informational; the final answer follows
+    this.notePeer();
     this.statusCode = statusCode;
     const retryAfter = headers['retry-after'];
     this.retryAfter = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
@@ -116,18 +123,22 @@ function targetOf(url: string): { origin: string; path: string } {
   return target;
 }
 
-/** The POST of `body` with `headers`; rejects like undici's request() would (connection errors, timeouts, aborts). */
-function post(url: string, body: string, headers: Record<string, string>, dispatcher: Dispatcher, timeoutMs: number): Promise<Answer> {
+/**
+ * The POST of `body` with `headers`; rejects like undici's request() would (connection errors, timeouts, aborts).
+ * Sets `seen.privateTarget` when the connection it went over leads to a non-public address.
+ */
+function post(url: string, body: string, headers: Record<string, string>, agent: DeliveryAgent, timeoutMs: number, seen: { privateTarget: boolean }): Promise<Answer> {
   return new Promise<Answer>((resolve, reject) => {
+    const { origin, path } = targetOf(url);
     // One timer for the whole attempt (connect, headers, body), cleared as soon as it ends.
     const handler = new AnswerHandler(
       (answer) => (clearTimeout(timer), resolve(answer)),
       (err) => (clearTimeout(timer), reject(err)),
+      () => (seen.privateTarget ||= agent.reachesPrivate(origin)),
     );
     const timer = setTimeout(() => handler.abort(new DOMException(`timeout after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
     try {
-      const { origin, path } = targetOf(url);
-      dispatcher.dispatch({ origin, path, method: 'POST', body, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler);
+      agent.dispatch({ origin, path, method: 'POST', body, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler);
     } catch (err) {
       handler.onResponseError(null as never, err as Error);
     }
@@ -146,20 +157,28 @@ function classify(statusCode: number, excerpt: string, retryAfter: string | unde
 }
 
 /** One POST of the stored event `payload` to the merchant within `timeoutMs` (connect, headers and body), never following redirects. */
-export async function attemptDelivery(url: string, payload: string, settings: DeliverySettings, dispatcher: Dispatcher, now: Date): Promise<AttemptResult> {
+export async function attemptDelivery(url: string, payload: string, settings: DeliverySettings, agent: DeliveryAgent, now: Date): Promise<AttemptResult> {
   const started = performance.now();
   const durationMs = () => Math.round(performance.now() - started);
-  const { body, headers } = signedDelivery(payload, settings, now);
+  let signedBody: ReturnType<typeof signedDelivery>;
   try {
-    const answer = await post(url, body, headers, dispatcher, settings.timeoutMs);
+    signedBody = signedDelivery(payload, settings, now);
+  } catch (err) {
+    // Only an event whose fields could re-split A5's string gets here: never sent, and retrying cannot help.
+    return { verdict: { kind: 'abandoned', reason: 'unsignable_payload' }, statusCode: null, error: (err as Error).message.slice(0, 1000), excerpt: null, durationMs: durationMs() };
+  }
+  const { body, headers } = signedBody;
+  const seen = { privateTarget: false };
+  try {
+    const answer = await post(url, body, headers, agent, settings.timeoutMs, seen);
     const verdict = classify(answer.statusCode, answer.excerpt, answer.retryAfter, settings.expectBody, now);
-    return { verdict, statusCode: answer.statusCode, error: verdict.kind === 'delivered' ? null : verdict.reason, excerpt: answer.excerpt, durationMs: durationMs() };
+    return { verdict, statusCode: answer.statusCode, error: verdict.kind === 'delivered' ? null : verdict.reason, excerpt: answer.excerpt, durationMs: durationMs(), privateTarget: seen.privateTarget };
   } catch (err) {
     const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
     if (e.code === 'destination_not_allowed' || e.cause?.code === 'destination_not_allowed') {
       return { verdict: { kind: 'abandoned', reason: 'destination_not_allowed' }, statusCode: null, error: (e.cause?.message ?? e.message).slice(0, 1000), excerpt: null, durationMs: durationMs() };
     }
     const reason = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${settings.timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
-    return { verdict: { kind: 'failed', reason }, statusCode: null, error: reason.slice(0, 1000), excerpt: null, durationMs: durationMs() };
+    return { verdict: { kind: 'failed', reason }, statusCode: null, error: reason.slice(0, 1000), excerpt: null, durationMs: durationMs(), privateTarget: seen.privateTarget };
   }
 }

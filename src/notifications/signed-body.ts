@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey, hash, randomBytes, type KeyObject } from 'node:crypto';
-import { computeSign, type SignableValue, type SignType } from '../shared/signing.ts';
+import { ambiguityOf, computeSign, type SignableValue, type SignType } from '../shared/signing.ts';
 
 export const USER_AGENT = 'payment-callback-service/0.1 (merchant-notifications; +https://github.com/)';
 
@@ -64,6 +64,9 @@ function appendable(text: string, event: unknown): event is Record<string, Signa
  */
 export function signedDelivery(payload: string, settings: { secret: string; signType: SignType }, now: Date) {
   const event = JSON.parse(payload) as Record<string, SignableValue>;
+  // The merchant verifies A5's string: a value that could re-split it must never be signed (inbound checks keep it out).
+  const ambiguity = ambiguityOf(event);
+  if (ambiguity) throw new Error(`refusing to sign an ambiguous notification: ${ambiguity}`);
   const timestamp = Math.floor(now.getTime() / 1000);
   const nonce = nextNonce();
   let body: string;

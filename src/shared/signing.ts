@@ -6,6 +6,26 @@ export type SignType = (typeof SIGN_TYPES)[number];
 
 export type SignableValue = string | number | boolean | null | undefined;
 
+/** Parameter names S can carry: no `&` or `=`, so a name always ends at the first `=` of its pair. */
+export const PARAM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** `&name=` inside a value is the one sequence that lets it swallow a following pair of S (or pass for one). */
+const SWALLOWED_PAIR = /&[A-Za-z0-9_.-]{1,64}=/;
+export const swallowsPair = (value: string): boolean => SWALLOWED_PAIR.test(value);
+
+/**
+ * Why a parameter set could share its signing string with a different set, or undefined when it cannot.
+ * With names limited to PARAM_NAME and no value holding `&name=`, S splits back into exactly one set
+ * (`Tom & Jerry` and `a=b` stay valid). Every signed set, inbound or outbound, must pass this.
+ */
+export function ambiguityOf(params: Readonly<Record<string, SignableValue>>): string | undefined {
+  for (const key of Object.keys(params)) {
+    if (!PARAM_NAME.test(key)) return `parameter name ${JSON.stringify(key.slice(0, 64))} is not allowed`;
+    const value = params[key];
+    if (typeof value === 'string' && swallowsPair(value)) return `parameter ${key} must not contain "&" followed by a parameter name and "="`;
+  }
+  return undefined;
+}
+
 function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }

@@ -37,9 +37,14 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
       if (!verifySign(params, secret, signType, params.sign)) {
         return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The signature does not match', claimedOrderNo: claimed });
       }
-      // Empty values are not signed (A5), so they count as absent here too.
+      // Empty values are not signed (A5): an empty extra parameter is skipped, but an empty field of ours is refused.
       const present: Record<string, string> = {};
-      for (const key in params) if (params[key] !== '') present[key] = params[key]!;
+      for (const key in params) {
+        if (params[key] !== '') present[key] = params[key]!;
+        else if (Object.hasOwn(fieldsSchema.shape, key)) {
+          return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${key} must not be empty`, claimedOrderNo: claimed });
+        }
+      }
       const fields = fieldsSchema.safeParse(present);
       if (!fields.success) {
         const message = fields.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Response } from 'express';
 import type { ErrorCode } from '../../shared/errors.ts';
+import { swallowsPair } from '../../shared/signing.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, PaymentResult, Rejection, Verification } from './gateway.ts';
 
 /** Stripe's own libraries refuse a signature whose `t` is more than 300 s old; we also refuse one 300 s ahead. */
@@ -155,7 +156,7 @@ function mapEvent(event: Json): Verification {
   const objectId = object.id;
   const intent = isObject(object.payment_intent) ? object.payment_intent.id : object.payment_intent;
   const transactionId = mapping.session ? (intent ?? objectId) : objectId;
-  if (typeof transactionId !== 'string' || !STRIPE_ID.test(transactionId)) {
+  if (typeof transactionId !== 'string' || !STRIPE_ID.test(transactionId) || swallowsPair(transactionId)) {
     return reject({ verdict: 'malformed', code: 'validation_failed', message: `${type} has no usable ${mapping.session ? 'payment_intent or session id' : 'payment intent id'}`, claimedOrderNo: orderNo });
   }
   const amount = object[mapping.amountField];
