@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 
 /** Paths pino masks wherever they appear in a log line: keys, secrets and signatures never reach logs. */
@@ -16,8 +17,23 @@ export const REDACT_PATHS = [
   'config.secrets',
 ];
 
-export function createLogger(level: string): Logger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+/** pino-pretty is a development dependency: absent (npm ci --omit=dev), logs stay JSON. */
+function prettyAvailable(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** JSON lines for machines; with `pretty` (development on a terminal) pino-pretty's readable lines, redacted all the same. */
+export function createLogger(level: string, options: { pretty?: boolean } = {}): Logger {
+  const redact = { paths: REDACT_PATHS, censor: '[redacted]' };
+  if (options.pretty && prettyAvailable()) {
+    return pino({ level, redact, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+  }
+  return pino({ level, redact });
 }
 
 /** Masks signature- and key-like query parameters in a URL before it is logged. */
