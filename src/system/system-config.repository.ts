@@ -28,3 +28,10 @@ export function isUniqueViolation(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
   return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+/** Removes the keys; returns how many rows went. */
+export async function deleteConfigValues(db: Executor, keys: readonly string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const result = await db.deleteFrom('system_config').where('config_key', 'in', keys).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
