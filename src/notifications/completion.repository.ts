@@ -13,6 +13,8 @@ export interface AttemptRecord {
   statusCode: number | null;
   error: string | null;
   excerpt: string | null;
+  /** Answered over a connection to a non-public address (private networks allowed). */
+  privateTarget?: boolean;
 }
 
 export interface EventUpdate {
@@ -40,9 +42,9 @@ export const MAX_PER_FLUSH = 256;
 // Written on every flush: compiled once per database and list length, only the values change (query-template.ts).
 const attemptsInsert = listQueryTemplate(
   {},
-  { notification_id: true, attempt_no: true, started_at: true, duration_ms: true, status_code: true, error: true, response_excerpt: true },
+  { notification_id: true, attempt_no: true, started_at: true, duration_ms: true, status_code: true, error: true, response_excerpt: true, private_target: true },
   MAX_PER_FLUSH,
-  (db, _v, rows: readonly { notification_id: number; attempt_no: number; started_at: string; duration_ms: number; status_code: number | null; error: string | null; response_excerpt: string | null }[]) =>
+  (db, _v, rows: readonly { notification_id: number; attempt_no: number; started_at: string; duration_ms: number; status_code: number | null; error: string | null; response_excerpt: string | null; private_target: number }[]) =>
     db.insertInto('notification_attempts').values([...rows]),
 );
 type Ids = readonly { id: number }[];
@@ -96,6 +98,7 @@ function completionStatements(tx: BatchedTransaction, engine: Database['engine']
       status_code: attempt.statusCode,
       error: attempt.error?.slice(0, 1024) ?? null,
       response_excerpt: attempt.excerpt,
+      private_target: attempt.privateTarget ? 1 : 0,
     }))),
     // A locking read of the leases still held: the updates below (same owner condition) change exactly these rows.
     (engine === 'mysql' ? heldLocked : held).bind(tx.db, { owner }, completions.map((c) => ({ id: c.attempt.notificationId }))),

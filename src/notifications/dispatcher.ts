@@ -66,7 +66,7 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
       const startedAt = clock();
       const result = await attemptDelivery(event.url, event.payload, settings, agent, startedAt);
       next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), clock());
-      const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt };
+      const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt, privateTarget: result.privateTarget };
       const update: Completion['update'] = next.status === 'pending'
         ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason }
         : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason };

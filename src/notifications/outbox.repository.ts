@@ -12,7 +12,7 @@ export async function listNotificationsForOrder(db: Executor, orderNo: string) {
   if (events.length === 0) return [];
   const attempts = await db
     .selectFrom('notification_attempts')
-    .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt'])
+    .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt', 'private_target'])
     .where('notification_id', 'in', events.map((e) => e.id))
     .orderBy('attempt_no', 'asc')
     .execute();

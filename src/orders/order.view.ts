@@ -64,3 +64,4 @@ export function toNotificationJson(row: NotificationWithAttempts) {
     })),
   };
 }
+      private_target: Number(a.private_target) === 1,
