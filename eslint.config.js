@@ -15,4 +15,13 @@ export default tseslint.config(
     files: ['src/cli/**', 'src/main.ts', 'bench/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // The merchant examples are plain Node scripts (built-ins only) that print their results.
+    files: ['examples/**/*.mjs'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', fetch: 'readonly', AbortSignal: 'readonly', URL: 'readonly' },
+    },
+    rules: { 'no-console': 'off' },
+  },
 );
