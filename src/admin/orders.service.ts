@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Database, Executor } from '../db/database.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
-import { listOrdersSchema, orderNoSchema } from '../orders/order.schema.ts';
+import { listOrdersSchema, orderNoSchema, timeWindow } from '../orders/order.schema.ts';
 import type { OrderService } from '../orders/order.service.ts';
 import { toOrderJson } from '../orders/order.view.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
@@ -17,7 +17,8 @@ export const PAGE_SIZE = 25;
 const blank = (v: unknown) => (v === '' ? undefined : v);
 const listQuery = listOrdersSchema
   .pick({ status: true, from: true, to: true, page: true })
-  .extend({ q: orderNoSchema.optional() });
+  .extend({ q: orderNoSchema.optional() })
+  .superRefine(timeWindow('from', 'to'));
 const cleaned = (query: Record<string, unknown>) =>
   Object.fromEntries(['q', 'status', 'from', 'to', 'page'].map((k) => [k, blank(typeof query[k] === 'string' ? (query[k] as string).trim() : undefined)]));
 

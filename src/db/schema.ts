@@ -69,14 +69,14 @@ export interface NotificationAttemptsTable {
   status_code: number | null;
   error: string | null;
   response_excerpt: string | null;
+  /** 1: answered over a connection to a non-public address (only possible with private networks allowed). */
+  private_target: Generated<number>;
 }
 
 export interface SystemConfigTable {
   id: Generated<number>;
   config_key: string;
   config_value: string;
-  /** 1: answered over a connection to a non-public address (only possible with private networks allowed). */
-  private_target: Generated<number>;
   description: string | null;
   created_at: string;
   updated_at: string;

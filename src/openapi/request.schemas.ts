@@ -36,8 +36,8 @@ export const createOrderFormSchema = doc(createOrderSchema.in.omit({ metadata: t
 
 const list = listOrdersSchema.shape;
 doc(list.status, { description: 'Only orders in this status' });
-doc(list.from, { description: 'created_at ≥ this: unix seconds, a date (2026-11-25) or an ISO-8601 time (UTC unless it carries an offset)', examples: ['2026-11-25'] });
-doc(list.to, { description: 'created_at ≤ this: unix seconds, a date (the end of that day, UTC) or an ISO-8601 time', examples: ['2026-11-30T23:59:59Z'] });
+doc(list.from, { description: 'created_at ≥ this: unix seconds, a date (2026-11-25) or an ISO-8601 time (UTC unless it carries an offset); from 1970-01-01 to 9999-12-31 UTC', examples: ['2026-11-25'] });
+doc(list.to, { description: 'created_at ≤ this: unix seconds, a date (the end of that day, UTC) or an ISO-8601 time; from 1970-01-01 to 9999-12-31 UTC and not earlier than from', examples: ['2026-11-30T23:59:59Z'] });
 doc(list.page, { description: '1-based page number (default 1)', examples: ['1'] });
 doc(list.limit, { description: 'Page size, 1-100 (default 20)', examples: ['20'] });
 doc(list.cursor, { description: 'The next_cursor of the previous page (keyset pagination, cheap at any depth)' });

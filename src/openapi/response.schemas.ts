@@ -70,6 +70,9 @@ export const attemptJsonSchema = doc(
     status_code: z.number().int().nullable(),
     error: z.string().nullable(),
     response_excerpt: z.string().nullable(),
+    private_target: doc(z.boolean(), {
+      description: 'The attempt went to a private, loopback, link-local or other non-public address (possible only with NOTIFY_ALLOW_PRIVATE_NETWORKS=true): its response_excerpt may come from an internal service',
+    }),
   }),
   { id: 'DeliveryAttempt', description: 'One POST to the merchant’s notify_url' },
 );
@@ -95,9 +98,6 @@ export const orderDetailSchema = doc(
   orderJsonSchema.extend({
     payments: doc(z.array(paymentJsonSchema), { description: 'Payment-log entries, newest first' }),
     notifications: doc(z.array(notificationJsonSchema), { description: 'Notification events, oldest first' }),
-    private_target: doc(z.boolean(), {
-      description: 'The attempt went to a private, loopback, link-local or other non-public address (possible only with NOTIFY_ALLOW_PRIVATE_NETWORKS=true): its response_excerpt may come from an internal service',
-    }),
   }),
   { id: 'OrderDetail', description: 'An order with its payment log and notifications' },
 );

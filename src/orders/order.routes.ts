@@ -4,7 +4,7 @@ import { AppError, ValidationError } from '../shared/errors.ts';
 import { hasExponentNumber } from '../shared/json-numbers.ts';
 import { parseOrThrow } from '../shared/validation.ts';
 import { sendData } from '../http/envelope.ts';
-import { createOrderSchema, listOrdersSchema, orderNoSchema } from './order.schema.ts';
+import { createOrderSchema, listOrdersQuerySchema, orderNoSchema } from './order.schema.ts';
 import type { OrderService } from './order.service.ts';
 
 const orderNoParams = z.object({ order_no: orderNoSchema });
@@ -32,7 +32,7 @@ export function orderRoutes(orders: OrderService): Router {
   });
 
   router.get('/', async (req, res) => {
-    sendData(res, await orders.list(parseOrThrow(listOrdersSchema, req.query, 'query')));
+    sendData(res, await orders.list(parseOrThrow(listOrdersQuerySchema, req.query, 'query')));
   });
 
   router.get('/:order_no', async (req, res) => {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { isKnownCurrency } from '../shared/currencies.ts';
 import { parseAmount } from '../shared/money.ts';
-import { parseTimeParam } from '../shared/validation.ts';
+import { parseTimeParam, TIME_PARAM_RULE } from '../shared/validation.ts';
 
 export const ORDER_STATUSES = ['pending', 'paid', 'failed', 'closed'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -69,7 +69,7 @@ const timeParam = (endOfDay: boolean) =>
   z.string().transform((value, ctx) => {
     const date = parseTimeParam(value, endOfDay);
     if (!date) {
-      ctx.addIssue({ code: 'custom', message: 'must be ISO-8601 (2026-11-25 or 2026-11-25T10:00:00Z) or unix seconds' });
+      ctx.addIssue({ code: 'custom', message: TIME_PARAM_RULE });
       return z.NEVER;
     }
     return date;
@@ -100,6 +100,18 @@ export const listOrdersSchema = z.object({
 });
 
 export type ListOrdersQuery = z.infer<typeof listOrdersSchema>;
+
+/** A refinement refusing a window whose start (`fromKey`) is later than its end (`toKey`); the issue is filed under `toKey`. */
+export function timeWindow<K extends string>(fromKey: K, toKey: K) {
+  return (value: Partial<Record<K, Date | undefined>>, ctx: z.RefinementCtx) => {
+    const from = value[fromKey];
+    const to = value[toKey];
+    if (from && to && from.getTime() > to.getTime()) ctx.addIssue({ code: 'custom', path: [toKey], message: `must not be earlier than ${fromKey}` });
+  };
+}
+
+/** listOrdersSchema with its window checked (kept apart: zod cannot pick or omit keys of a refined object). */
+export const listOrdersQuerySchema = listOrdersSchema.superRefine(timeWindow('from', 'to'));
 export type OrderCursor = NonNullable<ListOrdersQuery['cursor']>;
 
 export function encodeCursor(cursor: OrderCursor): string {

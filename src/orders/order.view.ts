@@ -61,7 +61,7 @@ export function toNotificationJson(row: NotificationWithAttempts) {
       status_code: a.status_code,
       error: a.error,
       response_excerpt: a.response_excerpt,
+      private_target: Number(a.private_target) === 1,
     })),
   };
 }
-      private_target: Number(a.private_target) === 1,

@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { sendData } from '../http/envelope.ts';
 import { parseOrThrow } from '../shared/validation.ts';
-import { listOrdersSchema, orderNoSchema } from './order.schema.ts';
+import { listOrdersSchema, orderNoSchema, timeWindow } from './order.schema.ts';
 import type { OrderService } from './order.service.ts';
 
 /** The heritage `query_order.php` API: one path, an `action` parameter (DESIGN A4). */
@@ -13,7 +13,8 @@ export const querySchema = z.discriminatedUnion(
     z.object({ action: z.literal('detail'), order_no: orderNoSchema }),
     listOrdersSchema
       .omit({ from: true, to: true })
-      .extend({ action: z.literal('list'), start_time: listOrdersSchema.shape.from, end_time: listOrdersSchema.shape.to }),
+      .extend({ action: z.literal('list'), start_time: listOrdersSchema.shape.from, end_time: listOrdersSchema.shape.to })
+      .superRefine(timeWindow('start_time', 'end_time')),
   ],
   { error: 'must be one of status, detail, list' },
 );
