@@ -152,6 +152,9 @@ function ensureBuilt(dir: string): void {
   built.add(dir);
 }
 
+/** The METRICS_TOKEN of the services this bench starts (production refuses to start without one). */
+export const BENCH_METRICS_TOKEN = randomBytes(24).toString('hex');
+
 export async function startOurs(options: OursOptions): Promise<ServerChild> {
   const port = await freePort();
   const cwd = options.serviceDir ?? ROOT;
@@ -168,6 +171,7 @@ export async function startOurs(options: OursOptions): Promise<ServerChild> {
     NOTIFY_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
     ADMIN_PASSWORD: randomBytes(24).toString('base64url'),
     SESSION_SECRET: randomBytes(48).toString('base64url'),
+    METRICS_TOKEN: BENCH_METRICS_TOKEN,
     RATE_LIMIT_PER_MINUTE: '1000000',
     // The notify scenario's orders point at a sink on 127.0.0.1; a delivery loop may reach it.
     NOTIFY_ALLOW_PRIVATE_NETWORKS: 'true',

@@ -10,7 +10,7 @@ import { Pool } from 'undici';
 import { DeliveryReceiver } from './delivery.ts';
 import { percentile, runLoad, type BenchRequest } from './load.ts';
 import { NOTIFY_AMOUNT, signedNotifyRequest } from './notify.ts';
-import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
+import { BENCH_METRICS_TOKEN, databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
 
 /**
  * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R] [--pool-size 16] [--log-level info] [--from-source]`
@@ -286,7 +286,7 @@ export async function runSoak(argv: string[]): Promise<number> {
     const soakStart = performance.now();
     const scrape = async () => {
       try {
-        const res = await fetch(`${server.origin}/metrics`, { signal: AbortSignal.timeout(4000) });
+        const res = await fetch(`${server.origin}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` }, signal: AbortSignal.timeout(4000) });
         const text = await res.text();
         if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
         const rss = metricValue(text, metricNames.rss);

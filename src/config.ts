@@ -4,6 +4,7 @@ import { parseIpAllowlist, type IpAllowlist } from './shared/ip-allowlist.ts';
 import { parseSchedule } from './shared/duration.ts';
 import { loadAlipayPublicKey } from './callbacks/gateways/alipay-signature.ts';
 import { parsePlatformKeys } from './callbacks/gateways/wechatpay-crypto.ts';
+import { describeWeakness, secretWeaknesses } from './system/secret-strength.ts';
 
 /** The one reader of process.env: every setting of DESIGN A2, validated once and frozen. */
 
@@ -76,6 +77,8 @@ const envSchema = z.object({
   SANDBOX_ENABLED: opt(bool),
   LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   METRICS_TOKEN: opt(z.string().min(16, 'must be at least 16 characters')),
+  // Production serves /metrics without METRICS_TOKEN only when this says so.
+  METRICS_PUBLIC: opt(bool),
   RETENTION_DAYS: opt(int(1, 36500)),
   ALIPAY_APP_ID: opt(z.string()),
   ALIPAY_PUBLIC_KEY: opt(z.string()),
@@ -150,8 +153,17 @@ function productionProblems(source: Env): string[] {
   const problems = GENERATED_SECRETS.filter((name) => !value(name)).map(
     (name) => `${name}: required in production (secrets are never generated there)`,
   );
-  const adminPassword = value('ADMIN_PASSWORD');
-  if (adminPassword && adminPassword.length < 12) problems.push('ADMIN_PASSWORD: must be at least 12 characters in production');
+  const weak = secretWeaknesses({
+    apiKeys: (value('API_KEYS') ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    GATEWAY_SECRET: value('GATEWAY_SECRET'),
+    ADMIN_PASSWORD: value('ADMIN_PASSWORD'),
+    STRIPE_WEBHOOK_SECRET: value('STRIPE_WEBHOOK_SECRET'),
+  });
+  for (const w of weak) problems.push(`${w.name}: ${describeWeakness({ ...w, rule: `${w.rule} in production` })}`);
+  const metricsPublic = value('METRICS_PUBLIC') === 'true' || value('METRICS_PUBLIC') === '1';
+  if (!value('METRICS_TOKEN') && !metricsPublic) {
+    problems.push('METRICS_TOKEN: required in production, so that /metrics is not public (or set METRICS_PUBLIC=true to serve it without a token)');
+  }
   return problems;
 }
 

@@ -9,12 +9,15 @@ import { createRuntimeSettings } from './settings/runtime-settings.ts';
 import { createLogger } from './shared/logger.ts';
 import { systemClock } from './shared/time.ts';
 import { startMaintenance } from './system/maintenance.ts';
+import { configWeaknesses, describeWeakness } from './system/secret-strength.ts';
 
 /** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, finish, close the pool. */
 async function main(): Promise<void> {
   const { config, db, readDb, generated, applied } = await bootstrap();
   const logger = createLogger(config.logLevel);
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+  // Production refuses these at start (config.ts); elsewhere they run, and say what production would refuse.
+  for (const weak of configWeaknesses(config)) logger.warn({ setting: weak.name }, `weak secret: production refuses to start with it: ${describeWeakness(weak)}`);
 
   const redis = config.redis ? createRedisRateLimitStore(config.redis, logger) : null;
   const settings = createRuntimeSettings({ db, config, clock: systemClock, logger });

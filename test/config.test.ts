@@ -6,10 +6,12 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 import { normalizeIp, parseIpAllowlist } from '../src/shared/ip-allowlist.ts';
 
 const SECRETS = {
-  GATEWAY_SECRET: 'gateway-secret-0123456789',
+  GATEWAY_SECRET: 'gateway-secret-0123456789abcdefgh',
   NOTIFY_SECRET: `whsec_${Buffer.alloc(24, 1).toString('base64')}`,
   ADMIN_PASSWORD: 'admin-password-long',
   SESSION_SECRET: 's'.repeat(32),
+  // Production also wants /metrics protected (security.metrics.test.ts).
+  METRICS_TOKEN: 'metrics-token-0123456789',
 };
 
 /** The problems loadConfig reports for `env`; fails the test when it does not throw a ConfigError. */
@@ -172,14 +174,14 @@ describe('loadConfig validation', () => {
 describe('loadConfig per NODE_ENV', () => {
   it('requires every secret in production and never generates them', () => {
     const problems = problemsOf({ NODE_ENV: 'production' });
-    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['ADMIN_PASSWORD', 'GATEWAY_SECRET', 'NOTIFY_SECRET', 'SESSION_SECRET']);
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['ADMIN_PASSWORD', 'GATEWAY_SECRET', 'METRICS_TOKEN', 'NOTIFY_SECRET', 'SESSION_SECRET']);
     expect(problemsOf({ NODE_ENV: 'production', ...SECRETS, NOTIFY_SECRET: ' ' })).toEqual([expect.stringMatching(/^NOTIFY_SECRET: required in production/)]);
   });
 
   it('reports production secret problems together with other invalid values', () => {
     const problems = problemsOf({ NODE_ENV: 'production', PORT: 'abc' });
     expect(problems.some((p) => p.startsWith('PORT: '))).toBe(true);
-    expect(problems.filter((p) => /required in production/.test(p))).toHaveLength(4);
+    expect(problems.filter((p) => /required in production/.test(p))).toHaveLength(5); // the four secrets and METRICS_TOKEN
   });
 
   it('wants a 12-character admin password in production', () => {

@@ -22,7 +22,7 @@ interface DoctorRun {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** The ✓/✗ lines. */
+  /** The ✓/⚠/✗ lines. */
   checks: string[];
   ms: number;
 }
@@ -44,7 +44,7 @@ function doctor(env: Record<string, string | undefined>, args: string[] = []): P
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      const checks = stdout.split('\n').filter((line) => /^[✓✗] /.test(line));
+      const checks = stdout.split('\n').filter((line) => /^[✓⚠✗] /.test(line));
       resolve({ code, stdout, stderr, checks, ms: Date.now() - started });
     });
   });
@@ -199,7 +199,8 @@ describe('npm run doctor in production', () => {
   it('fails with a ✗ line naming every missing setting', async () => {
     const run = await doctor({ NODE_ENV: 'production', DATABASE_URL: ctx.database.url });
     expect(run.code).toBe(1);
-    expect(line(run, 'configuration')).toMatch(/^✗ configuration: 4 problems/);
+    expect(line(run, 'configuration')).toMatch(/^✗ configuration: 5 problems/);
+    expect(run.stdout).toContain('- METRICS_TOKEN: required in production');
     for (const name of SECRET_NAMES) {
       expect(run.stdout).toContain(`- ${name}: required in production`);
       expect(line(run, `secret ${name}`)).toMatch(/^✗ .*not set: required in production/);
@@ -223,7 +224,7 @@ describe('npm run doctor in production', () => {
     expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✗ .*too weak: 15 characters/);
     expect(line(run, 'secret ADMIN_PASSWORD')).toMatch(/^✗ .*too weak: 11 characters/);
     expect(line(run, 'secret SESSION_SECRET')).toMatch(/^✗ .*not set/);
-    expect(line(run, 'API keys')).toMatch(/^✗ .*shorter than 16 characters/);
+    expect(line(run, 'API keys')).toMatch(/^✗ .*shorter than 24 characters/);
     expect(line(run, 'database reachable')).toMatch(/^✗ /);
     expectNoSecrets(run, ['gw-short-secret', values.NOTIFY_SECRET, values.NOTIFY_SECRET.slice(6), 'admin-pw-10', 'short-key-12', 'another-api-key', 'metrics-token', 'db-pass-word']);
   });

@@ -160,7 +160,7 @@ describe.each(ENGINES)('sandbox in production on %s', (engine) => {
   });
 
   it('is off without SANDBOX_ENABLED: GET /, /sandbox/pay/x and POST /sandbox/orders → 404', async () => {
-    const ctx = await createTestContext(engine, { env: { NODE_ENV: 'production', SANDBOX_ENABLED: undefined } });
+    const ctx = await createTestContext(engine, { env: { NODE_ENV: 'production', METRICS_TOKEN: 'metrics-token-0123456789', SANDBOX_ENABLED: undefined } });
     contexts.push(ctx);
     expect(ctx.config.sandboxEnabled).toBe(false);
     expect((await request(ctx.app).get('/').set('Accept', 'text/html')).status).toBe(404);
@@ -170,7 +170,7 @@ describe.each(ENGINES)('sandbox in production on %s', (engine) => {
   });
 
   it('works with SANDBOX_ENABLED=true', async () => {
-    const ctx = await createTestContext(engine, { env: { NODE_ENV: 'production', SANDBOX_ENABLED: 'true' } });
+    const ctx = await createTestContext(engine, { env: { NODE_ENV: 'production', METRICS_TOKEN: 'metrics-token-0123456789', SANDBOX_ENABLED: 'true' } });
     contexts.push(ctx);
     const agent = request.agent(ctx.app);
     const token = await openHome(agent);

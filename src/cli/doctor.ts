@@ -16,7 +16,7 @@ import {
 import { pickGatewaySecret, storedGatewaySecret } from '../system/doctor.payment.ts';
 import { runSelfTest } from '../system/doctor.selftest.ts';
 
-/** `npm run doctor` (DESIGN A8): one ✓/✗ line per check, exit status 1 when any fails. */
+/** `npm run doctor` (DESIGN A8): one ✓/⚠/✗ line per check (⚠: passes, but production refuses it), exit status 1 when any fails. */
 
 const USAGE = `Usage: npm run doctor [-- --url <base URL> --api-key <key> [--gateway-secret <secret>]]
   Checks configuration, secrets, database, migrations, clock and data directory.
@@ -68,7 +68,7 @@ const settingsOf = (config: Config, production: boolean, databaseUrl: string | n
   production,
   // With an invalid configuration a rejected secret is absent from `config`; judge the raw value instead.
   secrets: env ? (Object.fromEntries(GENERATED_SECRETS.map((n) => [n, env[n]?.trim() ? env[n] : undefined])) as Settings['secrets']) : config.secrets,
-  apiKeys: config.apiKeys,
+  apiKeys: env ? (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean) : config.apiKeys,
   databaseUrl,
 });
 
@@ -141,7 +141,7 @@ async function run(args: string[]): Promise<number> {
   const results: CheckResult[] = [];
   const report = (result: CheckResult) => {
     results.push(result);
-    console.log(redact(`${result.ok ? '✓' : '✗'} ${result.name}: ${result.detail}`));
+    console.log(redact(`${result.ok ? (result.warning ? '⚠' : '✓') : '✗'} ${result.name}: ${result.detail}`));
   };
 
   try {
@@ -162,7 +162,9 @@ async function run(args: string[]): Promise<number> {
 
   const failed = results.filter((r) => !r.ok).length;
   // Deliberately not the "N passed, M failed" shape: CI parses that from test runners.
-  console.log(failed === 0 ? `doctor: all ${results.length} checks passed` : `doctor: ${failed} of ${results.length} checks failed`);
+  const warned = results.filter((r) => r.warning).length;
+  const warnings = warned > 0 ? ` (${warned} with warnings)` : '';
+  console.log(failed === 0 ? `doctor: all ${results.length} checks passed${warnings}` : `doctor: ${failed} of ${results.length} checks failed${warnings}`);
   return failed === 0 ? 0 : 1;
 }
 

@@ -8,6 +8,7 @@ import { GENERATED_SECRETS, type SecretName } from '../config.ts';
 import { databaseVersion, openDatabase, pingDatabase, type Database } from '../db/database.ts';
 import { pendingMigrations } from '../db/migrator.ts';
 import { fromDbTime } from '../shared/time.ts';
+import { describeWeakness, MIN_API_KEY_CHARS, MIN_GATEWAY_SECRET_CHARS, secretWeaknesses } from './secret-strength.ts';
 import { getConfigValues } from './system-config.repository.ts';
 
 /** The checks of `npm run doctor` (DESIGN A8). They report; they never migrate, generate or create anything. */
@@ -15,11 +16,18 @@ import { getConfigValues } from './system-config.repository.ts';
 export interface CheckResult {
   name: string;
   ok: boolean;
+  /** Passed, but production would refuse it (shown ⚠). */
+  warning?: boolean;
   detail: string;
 }
 
 export const pass = (name: string, detail: string): CheckResult => ({ name, ok: true, detail });
+export const warn = (name: string, detail: string): CheckResult => ({ name, ok: true, warning: true, detail });
 export const fail = (name: string, detail: string): CheckResult => ({ name, ok: false, detail });
+
+/** What production refuses (secret-strength.ts) fails there and is a warning elsewhere. */
+const weakResult = (production: boolean, name: string, detail: string, rule: string): CheckResult =>
+  production ? fail(name, `${detail}: too weak for production: ${rule}`) : warn(name, `${detail}; production refuses it: ${rule}`);
 
 /** One readable line for any error, including AggregateError (dual-stack connects) and `cause` chains. */
 export function errorText(err: unknown): string {
@@ -126,11 +134,11 @@ export async function checkMigrations(probe: DatabaseProbe): Promise<CheckResult
   }
 }
 
-/** Minimum strength per secret; `measure` gives null when the format is wrong. */
+/** Minimum strength per secret (`productionMin` when production wants more); `measure` gives null when the format is wrong. */
 const length = (v: string) => v.length;
 const whsecBytes = (v: string) => (/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v) ? Buffer.from(v.slice(6), 'base64').length : null);
-const STRENGTH: Record<SecretName, { min: number; unit: string; measure(value: string): number | null }> = {
-  GATEWAY_SECRET: { min: 16, unit: 'characters', measure: length },
+const STRENGTH: Record<SecretName, { min: number; productionMin?: number; unit: string; measure(value: string): number | null }> = {
+  GATEWAY_SECRET: { min: 16, productionMin: MIN_GATEWAY_SECRET_CHARS, unit: 'characters', measure: length },
   NOTIFY_SECRET: { min: 24, unit: 'bytes', measure: whsecBytes },
   ADMIN_PASSWORD: { min: 12, unit: 'characters', measure: length },
   SESSION_SECRET: { min: 32, unit: 'characters', measure: length },
@@ -150,21 +158,28 @@ export async function checkSecrets(secrets: Record<SecretName, string | undefine
     if (!value && production) return fail(label, 'not set: required in production (secrets are never generated there)');
     if (!value) return pass(label, 'not set: will be generated at first start');
     const source = secrets[name] ? 'set' : 'stored in system_config';
-    const { min, unit, measure } = STRENGTH[name];
+    const { unit, measure } = STRENGTH[name];
+    const min = (production && STRENGTH[name].productionMin) || STRENGTH[name].min;
     const size = measure(value);
     if (size === null) return fail(label, `${source}, but not whsec_ followed by base64`);
-    return size >= min ? pass(label, `${source}, ${size} ${unit}`) : fail(label, `${source}, too weak: ${size} ${unit}, at least ${min} needed`);
+    if (size < min) return fail(label, `${source}, too weak: ${size} ${unit}, at least ${min} needed`);
+    const weak = secretWeaknesses({ [name]: value }).find((w) => w.name === name);
+    return weak ? weakResult(production, label, `${source}, ${size} ${unit}`, describeWeakness(weak)) : pass(label, `${source}, ${size} ${unit}`);
   });
 }
 
+/** Shorter keys fail everywhere; production wants MIN_API_KEY_CHARS (shorter ones are a warning elsewhere). */
 const MIN_API_KEY_LENGTH = 16;
 
 export async function checkApiKeys(envKeys: readonly string[], production: boolean, db: Database | null): Promise<CheckResult> {
   const name = 'API keys';
-  const weak = envKeys.filter((k) => k.length < MIN_API_KEY_LENGTH).length;
-  if (weak > 0) return fail(name, `${weak} of the keys in API_KEYS ${weak === 1 ? 'is' : 'are'} shorter than ${MIN_API_KEY_LENGTH} characters`);
+  const min = production ? MIN_API_KEY_CHARS : MIN_API_KEY_LENGTH;
+  const short = envKeys.filter((k) => k.length < min).length;
+  if (short > 0) return fail(name, `${short} of the keys in API_KEYS ${short === 1 ? 'is' : 'are'} shorter than ${min} characters`);
   const active = db ? await countActiveKeys(db.kysely).catch(() => null) : null;
   const found = [envKeys.length > 0 ? `${envKeys.length} in API_KEYS` : '', active ? `${active} active in the database` : ''].filter(Boolean);
+  const weak = secretWeaknesses({ apiKeys: envKeys }).find((w) => w.name === 'API_KEYS');
+  if (weak) return weakResult(production, name, found.join(', '), describeWeakness(weak));
   if (found.length > 0) return pass(name, found.join(', '));
   if (!production) return pass(name, 'none yet: one will be generated (and printed once) at first start');
   return fail(name, `none${active === null ? ' (the database could not be read)' : ''}: set API_KEYS or run npm run apikey -- create <name>`);

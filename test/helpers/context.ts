@@ -10,7 +10,7 @@ import { bootstrapSecrets } from '../../src/system/secrets.service.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 export const TEST_API_KEY = 'test-api-key-0123456789abcdef';
-export const TEST_GATEWAY_SECRET = 'test-gateway-secret-0123456789';
+export const TEST_GATEWAY_SECRET = 'test-gateway-secret-0123456789abcdef';
 
 /** The environment every test app starts from; tests override single variables. */
 export const TEST_ENV: Record<string, string> = {
@@ -19,7 +19,7 @@ export const TEST_ENV: Record<string, string> = {
   API_KEYS: TEST_API_KEY,
   GATEWAY_SECRET: TEST_GATEWAY_SECRET,
   NOTIFY_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
-  ADMIN_PASSWORD: 'test-admin-password',
+  ADMIN_PASSWORD: 'plum-orbit-cascade-console-7',
   SESSION_SECRET: 'test-session-secret-0123456789abcdef0123456789',
 };
 
