@@ -11,6 +11,7 @@ import { callbackRoutes } from './callbacks/callback.routes.ts';
 import { createCallbackService } from './callbacks/callback.service.ts';
 import { createGatewayAdapters, gatewayRoutes } from './callbacks/gateway.routes.ts';
 import { createGenericGateway } from './callbacks/gateways/generic.ts';
+import { createRejectLimiter } from './callbacks/reject-limiter.ts';
 import { healthRoutes } from './health/health.routes.ts';
 import { ipAllowlist, rateLimiter, requireApiKey } from './http/api-guard.ts';
 import { createCsrf } from './http/csrf.ts';
@@ -46,6 +47,8 @@ export interface AppDeps {
   rateLimitStore?: Store;
   /** Shared failed-login counters of the console (Redis); in-memory when absent. */
   loginRateLimitStore?: Store;
+  /** Shared counters of rejected callbacks per address (Redis); in-memory when absent. */
+  rejectRateLimitStore?: Store;
   /** Called after a commit that queued a merchant notification (wakes the delivery loop). */
   onEventQueued?: () => void;
   /** Outcome counters of this process's delivery loop, when it runs one. */
@@ -73,7 +76,15 @@ export function createApp(deps: AppDeps): Express {
   });
   // Few callback transactions at a time make big groups (measured: 2 beat 4 and 8); two, so one waiting on a lock stalls nobody.
   const callbackTransactions = db.engine === 'sqlite' ? 1 : Math.min(2, Math.max(1, Math.floor(config.database.poolSize / 4)));
-  const callbacks = createCallbackService({ db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, recordCallbackGroup: metrics.recordCallbackGroup, maxRunningTransactions: callbackTransactions });
+  const rejectLimiter = config.callbackRejectRatePerMinute === null ? null : createRejectLimiter({
+    perMinute: config.callbackRejectRatePerMinute,
+    store: deps.rejectRateLimitStore,
+    onStoreError: (err) => logger.warn({ err }, 'rejected-callback counters: Redis out of reach, counting in this process'),
+  });
+  const callbacks = createCallbackService({
+    db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, recordCallbackGroup: metrics.recordCallbackGroup,
+    maxRunningTransactions: callbackTransactions, rejectLimiter, recordRejectDropped: metrics.recordRejectDropped,
+  });
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);

@@ -70,6 +70,8 @@ const envSchema = z.object({
   API_IP_ALLOWLIST: opt(allowlist),
   TRUST_PROXY: opt(trustProxy),
   RATE_LIMIT_PER_MINUTE: withDefault(int(1, 1_000_000), '600'),
+  // Rejected callbacks stored per source address and minute; 0 or off stores every one.
+  CALLBACK_REJECT_RATE_PER_MINUTE: withDefault(z.union([z.literal('off'), int(0, 1_000_000)], { error: 'must be a whole number (0-1000000) or off' }), '60'),
   REDIS_URL: opt(z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')),
   REDIS_PREFIX: withDefault(z.string().max(64), 'pcs:'),
   ADMIN_PASSWORD: opt(z.string().min(8, 'must be at least 8 characters')),
@@ -122,6 +124,8 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
     callbackIpAllowlists: callbackAllowlists,
     trustProxy: env.TRUST_PROXY ?? false,
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+    /** null: no limit on rejected callbacks. */
+    callbackRejectRatePerMinute: env.CALLBACK_REJECT_RATE_PER_MINUTE === 'off' || env.CALLBACK_REJECT_RATE_PER_MINUTE === 0 ? null : env.CALLBACK_REJECT_RATE_PER_MINUTE,
     redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
     sandboxEnabled: env.SANDBOX_ENABLED ?? !production,
     logLevel: env.LOG_LEVEL,

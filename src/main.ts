@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const deliveryDb = worker && db.engine === 'mysql' ? openDatabase(config.database.url, { poolSize: Math.min(config.notify.concurrency, 8) + 2 }) : db;
   const dispatcher = createDispatcher({ db: deliveryDb, config, logger, clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
   const onEventQueued = worker ? dispatcher.wake : undefined;
-  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, loginRateLimitStore: redis?.loginStore, onEventQueued, deliveryMetrics: worker ? dispatcher.metrics : undefined, settings });
+  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, loginRateLimitStore: redis?.loginStore, rejectRateLimitStore: redis?.rejectStore, onEventQueued, deliveryMetrics: worker ? dispatcher.metrics : undefined, settings });
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';

@@ -157,7 +157,7 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect(after.html).toMatch(/id="close-button" disabled/);
     expect(after.html).toContain('Closed by Olivia');
     // The language switch does not repeat the flash.
-    expect(after.html).toContain(`href="/admin/orders/${orderNo}?lang=zh-CN"`);
+    expect(after.html).toContain('href="?lang=zh-CN"');
     const again = await agent.post(`/admin/orders/${orderNo}/close`).type('form').send({ _csrf: csrf });
     expect(again.headers.location).toBe(`/admin/orders/${orderNo}?flash=close_refused`);
     const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).execute();

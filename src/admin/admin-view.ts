@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { Csrf } from '../http/csrf.ts';
-import { pageLocals } from '../pages/i18n.ts';
+import { languageSwitchUrl, otherLang, pageLocals } from '../pages/i18n.ts';
 import { operatorOf } from './admin-session.ts';
 import { fmtAge, fmtTime } from './format.ts';
 
@@ -38,12 +38,10 @@ function flashOf(req: Request) {
 /** Locals of every console page: language, CSRF token for its forms, operator, navigation, flash and formatters. */
 export function consoleLocals(req: Request, res: Response, csrf: Csrf, active: NavKey | null, badges: Partial<Record<NavKey, number>> = {}) {
   const base = pageLocals(req, res);
-  // The language switch must not repeat a one-time flash message.
-  const switchUrl = new URL(base.switchUrl, 'http://local');
-  switchUrl.searchParams.delete('flash');
   return {
     ...base,
-    switchUrl: `${switchUrl.pathname}${switchUrl.search}`,
+    // The language switch must not repeat a one-time flash message.
+    switchUrl: languageSwitchUrl(req, otherLang(base.lang), ['flash']),
     csrfToken: csrf.issue(req, res),
     operator: operatorOf(res),
     nav: NAV,

@@ -6,8 +6,11 @@ import { withConsoleTables } from './console.tables.ts';
 
 /** Read models of the console's order pages: raw payloads included, which the public API leaves out. */
 
-/** Payment-log entries of an order with their review, oldest first (index payment_logs_order_idx). */
-export function paymentLogsOfOrder(db: Executor, orderNo: string, limit = 200) {
+/**
+ * The verified payment-log entries of an order with their review, every one of them: requests refused before
+ * verification are read apart ({@link rejectedCallbacksOfOrder}), so they cannot push these out of view.
+ */
+export function paymentLogsOfOrder(db: Executor, orderNo: string) {
   return withConsoleTables(db)
     .selectFrom('payment_logs as p')
     .leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id')
@@ -16,13 +19,27 @@ export function paymentLogsOfOrder(db: Executor, orderNo: string, limit = 200) {
       'p.payment_data', 'p.callback_data', 'p.remote_ip', 'p.created_at', 'r.reviewed_by', 'r.note', 'r.reviewed_at',
     ])
     .where('p.order_no', '=', orderNo)
+    .where('p.unverified', '=', 0)
     .orderBy('p.created_at', 'desc')
     .orderBy('p.id', 'desc')
-    .limit(limit)
     .execute();
 }
 
 export type PaymentLogEntry = Awaited<ReturnType<typeof paymentLogsOfOrder>>[number];
+
+/** One page of the requests refused before verification that claimed the order, newest first, with their excerpt. */
+export function rejectedCallbacksOfOrder(db: Executor, orderNo: string, limit: number, offset: number) {
+  return db
+    .selectFrom('payment_logs')
+    .select(['id', 'gateway', 'kind', 'verdict', 'message', 'remote_ip', 'callback_data', 'callback_bytes', 'callback_sha256', 'created_at'])
+    .where('order_no', '=', orderNo)
+    .where('unverified', '=', 1)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .execute();
+}
 
 /** The order's outbox events (with payload) and every delivery attempt of each: the API's own query. */
 export const eventsOfOrder = (db: Executor, orderNo: string) => listNotificationsForOrder(db, orderNo);

@@ -19,7 +19,8 @@ export function consoleOrderRoutes(orders: ConsoleOrders, render: RenderConsole)
 
   router.get('/:order_no', async (req, res) => {
     const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
-    await render(req, res, 'admin/order', 'orders', { detail: await orders.detail(order_no) });
+    const rejectedPageUrl = (page: number) => withQuery(orderPath(order_no), { rejected_page: page > 1 ? page : undefined }) + '#rejected-callbacks';
+    await render(req, res, 'admin/order', 'orders', { detail: await orders.detail(order_no, req.query as Record<string, unknown>), rejectedPageUrl });
   });
 
   const action = (kind: 'close' | 'resend') => async (req: Request, res: Response) => {

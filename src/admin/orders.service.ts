@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { countRejectedCallbacksForOrder } from '../callbacks/payment-log.repository.ts';
 import type { Database, Executor } from '../db/database.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
@@ -10,9 +11,12 @@ import { formatAmount } from '../shared/money.ts';
 import type { Clock } from '../shared/time.ts';
 import { auditForTarget, recordAudit } from './audit.repository.ts';
 import { prettyPayload } from './format.ts';
-import { countSearch, eventsOfOrder, paymentLogsOfOrder, searchOrders } from './order-timeline.repository.ts';
+import { countSearch, eventsOfOrder, paymentLogsOfOrder, rejectedCallbacksOfOrder, searchOrders } from './order-timeline.repository.ts';
 
 export const PAGE_SIZE = 25;
+
+/** `?rejected_page=` of the order page: a page number, 1 when absent or not one. */
+const rejectedPageOf = (value: unknown) => (typeof value === 'string' && /^\d{1,6}$/.test(value) && Number(value) > 0 ? Number(value) : 1);
 
 const blank = (v: unknown) => (v === '' ? undefined : v);
 const listQuery = listOrdersSchema
@@ -50,12 +54,20 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
     return { form, errors: [] as string[], items, total, page, pages: Math.max(1, Math.ceil(total / PAGE_SIZE)) };
   }
 
-  /** The order and its history merged into one chronological timeline. Reads the primary: it follows operator actions. */
-  async function detail(orderNo: string) {
+  /**
+   * The order and its history merged into one chronological timeline, and apart from it one page of the
+   * requests refused before verification. Reads the primary: it follows operator actions.
+   */
+  async function detail(orderNo: string, query: Record<string, unknown> = {}) {
     const db = deps.db.kysely;
     const row = await findOrderByNo(db, orderNo);
     if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-    const [payments, events, audit] = await Promise.all([paymentLogsOfOrder(db, orderNo), eventsOfOrder(db, orderNo), auditForTarget(db, `order:${orderNo}`)]);
+    const [payments, events, audit, rejectedTotal] = await Promise.all([
+      paymentLogsOfOrder(db, orderNo), eventsOfOrder(db, orderNo), auditForTarget(db, `order:${orderNo}`), countRejectedCallbacksForOrder(db, orderNo),
+    ]);
+    const pages = Math.max(1, Math.ceil(rejectedTotal / PAGE_SIZE));
+    const page = Math.min(rejectedPageOf(query.rejected_page), pages);
+    const rejected = rejectedTotal === 0 ? [] : await rejectedCallbacksOfOrder(db, orderNo, PAGE_SIZE, (page - 1) * PAGE_SIZE);
     const timeline = [
       { at: row.created_at, rank: 0, kind: 'created' as const },
       ...payments.map((p) => ({
@@ -75,6 +87,12 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
       flagged: row.flagged === 1,
       timeline,
       counts: { payments: payments.length, events: events.length, attempts: events.reduce((s, e) => s + e.attemptRows.length, 0) },
+      rejected: {
+        total: rejectedTotal,
+        page,
+        pages,
+        items: rejected.map((r) => ({ entry: r, request: prettyPayload(r.callback_data), kept: Buffer.byteLength(r.callback_data) })),
+      },
       canClose: row.status === 'pending' || row.status === 'failed',
       canResend: events.length > 0,
     };

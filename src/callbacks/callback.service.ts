@@ -6,9 +6,11 @@ import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
 import { applyGroup, applyOne, databaseUnreachable, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
-import type { CallbackOutcome, GatewayAdapter } from './gateways/gateway.ts';
+import type { CallbackOutcome, GatewayAdapter, Rejection } from './gateways/gateway.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { insertPaymentLog } from './payment-log.repository.ts';
+import type { RejectLimiter } from './reject-limiter.ts';
+import { rejectedEvidence } from './rejected-evidence.ts';
 import { withDeadlockRetry } from './deadlock-retry.ts';
 
 export interface CallbackInput {
@@ -32,6 +34,10 @@ export interface CallbackServiceDeps {
   onEventQueued?: () => void;
   /** Counts every handled callback by gateway and verdict (/metrics). */
   recordCallback?: (gateway: GatewayName, verdict: CallbackOutcome['verdict']) => void;
+  /** Rejected callbacks per source address (CALLBACK_REJECT_RATE_PER_MINUTE); none = every rejection is stored. */
+  rejectLimiter?: RejectLimiter | null;
+  /** Counts rejected callbacks dropped by the limiter (/metrics). */
+  recordRejectDropped?: (gateway: GatewayName) => void;
   /** Told the size of each callback transaction (/metrics), or that a refused group runs one by one. */
   recordCallbackGroup?: (size: number, retried: boolean) => void;
   /** Callback transactions in flight at once (a share of the connection pool); more callbacks wait and commit together. */
@@ -46,7 +52,8 @@ const MAX_GROUP = 32;
  * (callback-apply.ts applyOne) or, while earlier transactions hold the database, together with others for
  * other orders (applyGroup). Rejections before the transaction are logged on their own.
  */
-export function createCallbackService({ db, clock, allowlist: allowlistOf, onEventQueued, recordCallback, recordCallbackGroup, maxRunningTransactions = 2 }: CallbackServiceDeps) {
+export function createCallbackService(deps: CallbackServiceDeps) {
+  const { db, clock, allowlist: allowlistOf, onEventQueued, recordCallback, recordCallbackGroup, maxRunningTransactions = 2 } = deps;
   const group = createGroupCommit<VerifiedCallback, Applied>({
     maxGroup: MAX_GROUP,
     maxRunning: maxRunningTransactions,
@@ -64,21 +71,34 @@ export function createCallbackService({ db, clock, allowlist: allowlistOf, onEve
     return outcome;
   }
 
+  /**
+   * A request refused before verification may be anyone's: it keeps an excerpt of its body (with size and
+   * hash), and past the source address's budget it is answered 429 and not stored at all.
+   */
+  async function refuse(input: CallbackInput, rejection: Pick<Rejection, 'verdict' | 'code' | 'message' | 'claimedOrderNo'>, now: Date): Promise<CallbackOutcome> {
+    const orderNo = rejection.claimedOrderNo;
+    if (!input.trusted && input.remoteIp && (await deps.rejectLimiter?.exceeded(input.remoteIp))) {
+      deps.recordRejectDropped?.(input.gateway.name);
+      const message = 'Too many rejected callbacks from this address; this one was not recorded';
+      return { verdict: 'rate_limited', status: 429, code: 'rate_limited', message, orderNo };
+    }
+    await insertPaymentLog(db.kysely, {
+      gateway: input.gateway.name, kind: input.kind, remoteIp: input.remoteIp, now: toDbTime(now),
+      orderNo: orderNo ?? null, verdict: rejection.verdict, message: rejection.message, ...rejectedEvidence(input.raw, input.rawBody),
+    });
+    return rejected(rejection, orderNo);
+  }
+
   async function processCallback(input: CallbackInput): Promise<CallbackOutcome> {
     const now = clock();
-    const base: LogBase = { gateway: input.gateway.name, kind: input.kind, callbackData: input.raw, remoteIp: input.remoteIp, now: toDbTime(now) };
     const allowlist = allowlistOf(input.gateway.name);
     if (!input.trusted && allowlist && !allowlist.allows(input.remoteIp ?? undefined)) {
-      const rejection = { verdict: 'forbidden', code: 'forbidden', message: `${input.remoteIp ?? 'This address'} may not call the ${input.gateway.name} callbacks` } as const;
-      await insertPaymentLog(db.kysely, { ...base, orderNo: null, verdict: rejection.verdict, message: rejection.message });
-      return rejected(rejection);
+      return refuse(input, { verdict: 'forbidden', code: 'forbidden', message: `${input.remoteIp ?? 'This address'} may not call the ${input.gateway.name} callbacks` }, now);
     }
+    // Verification first, so a correctly signed callback is never refused for the rejections around it.
     const verification = await input.gateway.verify({ params: input.params, rawBody: input.rawBody, headers: input.headers, now });
-    if (verification.ok === false) {
-      const r = verification.rejection;
-      await insertPaymentLog(db.kysely, { ...base, orderNo: r.claimedOrderNo ?? null, verdict: r.verdict, message: r.message });
-      return rejected(r, r.claimedOrderNo);
-    }
+    if (verification.ok === false) return refuse(input, verification.rejection, now);
+    const base: LogBase = { gateway: input.gateway.name, kind: input.kind, callbackData: input.raw, remoteIp: input.remoteIp, now: toDbTime(now) };
     if (verification.ok === 'ignored') {
       const paymentData = verification.fields ? JSON.stringify(verification.fields) : null;
       await insertPaymentLog(db.kysely, { ...base, orderNo: verification.claimedOrderNo ?? null, verdict: 'ignored', message: verification.message, paymentData });
@@ -120,12 +140,7 @@ export function createCallbackService({ db, clock, allowlist: allowlistOf, onEve
     const now = clock();
     const verification = await input.gateway.verify({ params: input.params, rawBody: input.rawBody, headers: input.headers, now });
     const claimed = verification.ok === true ? verification.result.orderNo : verification.ok === 'ignored' ? verification.claimedOrderNo : undefined;
-    if (verification.ok === false) {
-      const r = verification.rejection;
-      const base = { gateway: input.gateway.name, kind: input.kind, callbackData: input.raw, remoteIp: input.remoteIp, now: toDbTime(now) };
-      await insertPaymentLog(db.kysely, { ...base, orderNo: r.claimedOrderNo ?? null, verdict: r.verdict, message: r.message });
-      return rejected(r, r.claimedOrderNo);
-    }
+    if (verification.ok === false) return refuse(input, verification.rejection, now);
     const order = claimed ? await findOrderByNo(db.kysely, claimed) : undefined;
     if (!order) return rejected({ verdict: 'unknown_order', code: 'not_found', message: `Order ${claimed ?? '?'} not found` }, claimed);
     return { verdict: 'duplicate', status: 200, message: 'verified return', orderNo: order.order_no, orderStatus: order.status, order };

@@ -3,19 +3,50 @@ import type { Executor } from '../db/database.ts';
 import { listQueryTemplate } from '../db/query-template.ts';
 import type { PaymentLogsTable } from '../db/schema.ts';
 
-/** Payment-log entries of one order, newest first (the order detail's `payments`). */
-export function listPaymentLogsForOrder(db: Executor, orderNo: string, limit = 200) {
+const SUMMARY = ['id', 'gateway', 'kind', 'transaction_id', 'amount_minor', 'currency', 'status', 'verdict', 'flagged', 'message', 'remote_ip', 'created_at'] as const;
+
+/**
+ * The verified payment-log entries of one order, newest first (the order detail's `payments`), all of them:
+ * only the gateway can add to these, so requests anyone can send never push them out of view.
+ */
+export function listPaymentLogsForOrder(db: Executor, orderNo: string) {
   return db
     .selectFrom('payment_logs')
-    .select(['id', 'gateway', 'kind', 'transaction_id', 'amount_minor', 'currency', 'status', 'verdict', 'flagged', 'message', 'remote_ip', 'created_at'])
+    .select(SUMMARY)
     .where('order_no', '=', orderNo)
+    .where('unverified', '=', 0)
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
-    .limit(limit)
     .execute();
 }
 
 export type PaymentLogSummary = Awaited<ReturnType<typeof listPaymentLogsForOrder>>[number];
+
+/** One page of the requests refused before verification that claimed this order, newest first. */
+export function listRejectedCallbacksForOrder(db: Executor, orderNo: string, page: { limit: number; offset: number }) {
+  return db
+    .selectFrom('payment_logs')
+    .select(['id', 'gateway', 'kind', 'verdict', 'message', 'remote_ip', 'callback_bytes', 'callback_sha256', 'created_at'])
+    .where('order_no', '=', orderNo)
+    .where('unverified', '=', 1)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(page.limit)
+    .offset(page.offset)
+    .execute();
+}
+
+export type RejectedCallbackSummary = Awaited<ReturnType<typeof listRejectedCallbacksForOrder>>[number];
+
+export async function countRejectedCallbacksForOrder(db: Executor, orderNo: string): Promise<number> {
+  const row = await db
+    .selectFrom('payment_logs')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('order_no', '=', orderNo)
+    .where('unverified', '=', 1)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
 
 export interface NewPaymentLog {
   orderNo: string | null;
@@ -29,7 +60,12 @@ export interface NewPaymentLog {
   flagged?: boolean;
   message?: string | null;
   paymentData?: string | null;
+  /** The request as received; for a rejected one an excerpt, with its full size and hash below. */
   callbackData: string;
+  callbackBytes?: number | null;
+  callbackSha256?: string | null;
+  /** Refused before verification (allowlist, signature, shape, timestamp): listed apart from the order's history. */
+  unverified?: boolean;
   remoteIp: string | null;
   now: string;
 }
@@ -53,6 +89,9 @@ const COLUMNS = {
   callback_data: true,
   remote_ip: true,
   created_at: true,
+  callback_bytes: true,
+  callback_sha256: true,
+  unverified: true,
 } as const;
 const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, 64, (db, _v: object, rows: readonly PaymentLogRow[]) => db.insertInto('payment_logs').values([...rows]));
 
@@ -82,6 +121,9 @@ function toRow(log: NewPaymentLog): PaymentLogRow {
     callback_data: log.callbackData,
     remote_ip: log.remoteIp,
     created_at: log.now,
+    callback_bytes: log.callbackBytes ?? null,
+    callback_sha256: log.callbackSha256 ?? null,
+    unverified: log.unverified ? 1 : 0,
   };
 }
 

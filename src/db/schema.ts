@@ -37,6 +37,12 @@ export interface PaymentLogsTable {
   callback_data: string;
   remote_ip: string | null;
   created_at: string;
+  /** Size in bytes of the request as received; set when callback_data holds only an excerpt of it (a rejected request). */
+  callback_bytes: number | null;
+  /** SHA-256 (hex) of the request as received, with callback_bytes. */
+  callback_sha256: string | null;
+  /** 1: refused before verification (allowlist, signature, shape, timestamp), so possibly anyone's; listed apart. */
+  unverified: Generated<number>;
 }
 
 export interface NotificationsTable {

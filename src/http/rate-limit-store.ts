@@ -4,7 +4,8 @@ import type { Logger } from '../shared/logger.ts';
 
 /**
  * Rate-limit counters in Redis, shared by every instance behind a load balancer: the API's budget
- * (`<prefix>rl:<client>`) and the console's failed logins (`<prefix>rl-login:<client>`), one client for both.
+ * (`<prefix>rl:<client>`), the console's failed logins (`<prefix>rl-login:<client>`) and the rejected
+ * callbacks per address (`<prefix>rl-reject:<address>`), one client for all.
  */
 export function createRedisRateLimitStore(redis: { url: string; prefix: string }, logger: Logger) {
   const client = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, lazyConnect: false });
@@ -13,5 +14,6 @@ export function createRedisRateLimitStore(redis: { url: string; prefix: string }
   // A store serves one limiter (its window), so each limit has its own, under its own key prefix.
   const store = new RedisStore({ prefix: `${redis.prefix}rl:`, sendCommand });
   const loginStore = new RedisStore({ prefix: `${redis.prefix}rl-login:`, sendCommand });
-  return { store, loginStore, close: () => client.quit().then(() => undefined, () => client.disconnect()) };
+  const rejectStore = new RedisStore({ prefix: `${redis.prefix}rl-reject:`, sendCommand });
+  return { store, loginStore, rejectStore, close: () => client.quit().then(() => undefined, () => client.disconnect()) };
 }

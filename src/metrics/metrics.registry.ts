@@ -128,14 +128,25 @@ export function createMetrics(deps: MetricsDeps = {}) {
     registers: [registry],
   });
 
+  const rejectsDropped = new Counter({
+    name: 'payment_callbacks_dropped_total',
+    help: 'Rejected callbacks answered 429 and not stored: their source address was over CALLBACK_REJECT_RATE_PER_MINUTE',
+    labelNames: ['gateway'] as const,
+    registers: [registry],
+  });
+
   const scrape = Registry.merge([processMetrics(), registry]);
 
   return {
     /** This app's own metrics (without the process metrics). */
     registry,
     /** The hook for the callback service: one call per handled callback, after its verdict is known. */
-    recordCallback: (gateway: GatewayName, verdict: Verdict | 'unavailable'): void => {
+    recordCallback: (gateway: GatewayName, verdict: Verdict | 'unavailable' | 'rate_limited'): void => {
       callbacks.inc({ gateway, verdict });
+    },
+    /** The hook for the callback service: a rejected callback was dropped (answered 429, not stored). */
+    recordRejectDropped: (gateway: GatewayName): void => {
+      rejectsDropped.inc({ gateway });
     },
     /** The hook for the callback group commit: one call per callback transaction (`retried`: refused, then run one by one). */
     recordCallbackGroup: (size: number, retried: boolean): void => {

@@ -1,9 +1,9 @@
 import type { z } from 'zod';
 import { jsonSchemaOf, schemaRef, type JsonSchema } from './registry.ts';
 // Importing the request schemas registers CreateOrderRequest, CreateOrderForm and GenericNotifyParams.
-import { listOrdersSchema, notifyResultSchema, orderNoSchema, querySchema } from './request.schemas.ts';
+import { listOrdersSchema, notifyResultSchema, orderNoSchema, pageSchema, querySchema } from './request.schemas.ts';
 import {
-  envelope, healthSchema, orderDetailSchema, orderJsonSchema, orderListSchema, orderStatusSchema, readySchema, resendResultSchema,
+  envelope, healthSchema, orderDetailSchema, orderJsonSchema, orderListSchema, orderStatusSchema, readySchema, rejectedCallbackListSchema, resendResultSchema,
 } from './response.schemas.ts';
 
 /** The operations of the JSON API (DESIGN A3-A5, A8); request parts come from the routes' own zod schemas. */
@@ -53,6 +53,7 @@ const orderNoParam = { name: 'order_no', in: 'path', required: true, schema: jso
 envelope('OrderResponse', orderJsonSchema);
 envelope('OrderDetailResponse', orderDetailSchema);
 envelope('OrderListResponse', orderListSchema);
+envelope('RejectedCallbackListResponse', rejectedCallbackListSchema);
 envelope('OrderStatusResponse', orderStatusSchema, { order_no: 'ORD-1001', status: 'paid' });
 envelope('ResendResponse', resendResultSchema, { order_no: 'ORD-1001', event_id: 'evt_d68b04457fc08be6cdc89816bd1db35d', status: 'pending' });
 envelope('NotifyResponse', notifyResultSchema, { order_no: 'ORD-1001', status: 'paid' });
@@ -82,6 +83,14 @@ export const paths = {
       tags: ['Orders'], operationId: 'getOrder', summary: 'One order with its payment log and notifications', security: API_AUTH,
       parameters: [orderNoParam],
       responses: { ...ok(200, 'OrderDetailResponse', 'The order'), ...errors(400, ...GUARDED, 404, 503) },
+    },
+  },
+  '/api/orders/{order_no}/rejected-callbacks': {
+    get: {
+      tags: ['Orders'], operationId: 'listRejectedCallbacks', summary: 'Page through the rejected requests filed under an order', security: API_AUTH,
+      description: 'Requests to the callback routes that claimed this order but were refused before verification (address not allowed, bad signature, malformed, stale timestamp), newest first. The order detail lists only the newest 20 of them.',
+      parameters: [orderNoParam, ...queryParameters(pageSchema)],
+      responses: { ...ok(200, 'RejectedCallbackListResponse', 'One page of rejected requests'), ...errors(400, ...GUARDED, 404, 503) },
     },
   },
   '/api/orders/{order_no}/close': {
@@ -119,12 +128,13 @@ export const paths = {
       tags: ['Gateway callbacks'], operationId: 'genericNotify', summary: 'Generic gateway notification (also /notify/generic, /notify.php)',
       description:
         'Server-to-server, signed with GATEWAY_SECRET (DESIGN A5). Applied or already applied (same transaction_id) → 200. ' +
-        'Every request, accepted or not, leaves a payment-log entry. Callers may be limited by CALLBACK_IP_ALLOWLIST_GENERIC.',
+        'Every request, accepted or not, leaves a payment-log entry, except rejected requests past CALLBACK_REJECT_RATE_PER_MINUTE from one address (429 rate_limited, counted only); ' +
+        'a rejected request keeps at most its first 4 KiB. Callers may be limited by CALLBACK_IP_ALLOWLIST_GENERIC.',
       requestBody: {
         required: true,
         content: { 'application/x-www-form-urlencoded': { schema: ref('GenericNotifyParams') }, 'application/json': { schema: ref('GenericNotifyParams') } },
       },
-      responses: { ...ok(200, 'NotifyResponse', 'Applied, or a duplicate of an applied notification'), ...errors(400, 401, 403, 404, 409, 413, 503) },
+      responses: { ...ok(200, 'NotifyResponse', 'Applied, or a duplicate of an applied notification'), ...errors(400, 401, 403, 404, 409, 413, 429, 503) },
     },
   },
   '/healthz': {
@@ -143,7 +153,7 @@ export const paths = {
     get: {
       tags: ['Operations'], operationId: 'metrics', summary: 'Prometheus metrics',
       description:
-        'Text exposition format: payment_callbacks_total{gateway,verdict}, notification_deliveries_total{outcome}, notification_backlog, ' +
+        'Text exposition format: payment_callbacks_total{gateway,verdict}, payment_callbacks_dropped_total{gateway}, notification_deliveries_total{outcome}, notification_backlog, ' +
         'notification_oldest_due_age_seconds, http_request_duration_seconds{method,route,status_code} and process metrics. ' +
         'Needs Authorization: Bearer <METRICS_TOKEN> when METRICS_TOKEN is set; open otherwise.',
       security: [{ MetricsToken: [] }, {}],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createOrderSchema, listOrdersSchema, orderNoSchema } from '../orders/order.schema.ts';
+import { createOrderSchema, listOrdersSchema, orderNoSchema, pageSchema } from '../orders/order.schema.ts';
 import { querySchema } from '../orders/query-order.routes.ts';
 import { doc } from './registry.ts';
 
@@ -46,7 +46,7 @@ for (const option of querySchema.options) {
   doc(option.shape.action, { description: 'status: the order status; detail: the order with its history; list: a page of orders' });
 }
 
-export { createOrderSchema, listOrdersSchema, orderNoSchema, querySchema };
+export { createOrderSchema, listOrdersSchema, orderNoSchema, pageSchema, querySchema };
 
 /**
  * The generic gateway's parameters (DESIGN A5). The adapter checks the signature over the raw parameters

@@ -53,13 +53,38 @@ export const paymentJsonSchema = doc(
     amount: decimal.nullable(),
     currency: currencyCode.nullable(),
     status: z.string().nullable(),
-    verdict: doc(z.string(), { description: 'applied, duplicate, bad_signature, replayed, amount_mismatch, unknown_order, invalid_state, forbidden or malformed' }),
+    verdict: doc(z.string(), { description: 'applied, duplicate, ignored, replayed (a nonce seen before), amount_mismatch, unknown_order or invalid_state' }),
     flagged: doc(z.boolean(), { description: 'Needs an operator’s attention (e.g. late payment on a closed order)' }),
     message: z.string().nullable(),
     remote_ip: z.string().nullable(),
     created_at: time,
   }),
-  { id: 'PaymentLogEntry', description: 'A gateway callback as recorded in payment_logs' },
+  { id: 'PaymentLogEntry', description: 'A verified gateway callback as recorded in payment_logs' },
+);
+
+export const rejectedCallbackJsonSchema = doc(
+  z.object({
+    id: z.number().int(),
+    gateway: z.enum(GATEWAYS),
+    kind: z.enum(['notify', 'return']),
+    verdict: doc(z.string(), { description: 'forbidden (address not allowed), bad_signature, malformed or replayed (timestamp out of the window)' }),
+    message: z.string().nullable(),
+    remote_ip: z.string().nullable(),
+    callback_bytes: doc(z.number().int().nullable(), { description: 'Size in bytes of the request as received (the service keeps at most its first 4 KiB); null for entries stored before sizes were recorded' }),
+    callback_sha256: doc(z.string().regex(/^[0-9a-f]{64}$/).nullable(), { description: 'SHA-256 (hex) of the request as received' }),
+    created_at: time,
+  }),
+  { id: 'RejectedCallback', description: 'A request to a callback route refused before verification (anyone can send these), filed under the order number it claimed' },
+);
+
+export const rejectedCallbackListSchema = doc(
+  z.object({
+    items: z.array(rejectedCallbackJsonSchema),
+    page: z.number().int(),
+    limit: z.number().int(),
+    total: doc(z.number().int(), { description: 'Every rejected request filed under the order' }),
+  }),
+  { id: 'RejectedCallbackList', description: 'One page of an order’s rejected requests, newest first' },
 );
 
 export const attemptJsonSchema = doc(
@@ -96,7 +121,11 @@ export const notificationJsonSchema = doc(
 
 export const orderDetailSchema = doc(
   orderJsonSchema.extend({
-    payments: doc(z.array(paymentJsonSchema), { description: 'Payment-log entries, newest first' }),
+    payments: doc(z.array(paymentJsonSchema), { description: 'Every verified payment-log entry, newest first' }),
+    rejected_callbacks: doc(
+      z.object({ total: z.number().int(), items: z.array(rejectedCallbackJsonSchema) }),
+      { description: 'Requests claiming this order that were refused before verification: how many, and the newest 20 (page through all with GET /api/orders/{order_no}/rejected-callbacks)' },
+    ),
     notifications: doc(z.array(notificationJsonSchema), { description: 'Notification events, oldest first' }),
   }),
   { id: 'OrderDetail', description: 'An order with its payment log and notifications' },

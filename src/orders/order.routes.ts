@@ -4,7 +4,7 @@ import { AppError, ValidationError } from '../shared/errors.ts';
 import { hasExponentNumber } from '../shared/json-numbers.ts';
 import { parseOrThrow } from '../shared/validation.ts';
 import { sendData } from '../http/envelope.ts';
-import { createOrderSchema, listOrdersQuerySchema, orderNoSchema } from './order.schema.ts';
+import { createOrderSchema, listOrdersQuerySchema, orderNoSchema, pageSchema } from './order.schema.ts';
 import type { OrderService } from './order.service.ts';
 
 const orderNoParams = z.object({ order_no: orderNoSchema });
@@ -38,6 +38,11 @@ export function orderRoutes(orders: OrderService): Router {
   router.get('/:order_no', async (req, res) => {
     const { order_no } = parseOrThrow(orderNoParams, req.params, 'order number');
     sendData(res, await orders.getDetail(order_no));
+  });
+
+  router.get('/:order_no/rejected-callbacks', async (req, res) => {
+    const { order_no } = parseOrThrow(orderNoParams, req.params, 'order number');
+    sendData(res, await orders.listRejectedCallbacks(order_no, parseOrThrow(pageSchema, req.query, 'query')));
   });
 
   router.post('/:order_no/close', async (req, res) => {

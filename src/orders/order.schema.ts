@@ -112,6 +112,10 @@ export function timeWindow<K extends string>(fromKey: K, toKey: K) {
 
 /** listOrdersSchema with its window checked (kept apart: zod cannot pick or omit keys of a refined object). */
 export const listOrdersQuerySchema = listOrdersSchema.superRefine(timeWindow('from', 'to'));
+
+/** `page` and `limit` alone, as the order list takes them. */
+export const pageSchema = listOrdersSchema.pick({ page: true, limit: true });
+export type PageQuery = z.infer<typeof pageSchema>;
 export type OrderCursor = NonNullable<ListOrdersQuery['cursor']>;
 
 export function encodeCursor(cursor: OrderCursor): string {

@@ -1,5 +1,5 @@
 import type { Database, Executor } from '../db/database.ts';
-import { listPaymentLogsForOrder } from '../callbacks/payment-log.repository.ts';
+import { countRejectedCallbacksForOrder, listPaymentLogsForOrder, listRejectedCallbacksForOrder } from '../callbacks/payment-log.repository.ts';
 import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
 import { recordOrderEvent } from '../notifications/order-event.ts';
 import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts';
@@ -7,8 +7,11 @@ import { toDbTime, type Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../system/system-config.repository.ts';
 import { generateOrderNo } from './order-number.ts';
 import * as repo from './order.repository.ts';
-import { encodeCursor, type CreateOrderInput, type ListOrdersQuery } from './order.schema.ts';
-import { toNotificationJson, toOrderJson, toPaymentJson } from './order.view.ts';
+import { encodeCursor, type CreateOrderInput, type ListOrdersQuery, type PageQuery } from './order.schema.ts';
+import { toNotificationJson, toOrderJson, toPaymentJson, toRejectedCallbackJson } from './order.view.ts';
+
+/** Rejected requests shown in the order detail (the newest); the rest are paged with listRejectedCallbacks. */
+export const REJECTED_IN_DETAIL = 20;
 
 /** Metadata is stored with sorted keys so identical replays compare equal whatever the key order. */
 function canonicalMetadata(metadata: Record<string, unknown> | undefined): string | null {
@@ -65,14 +68,36 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
     }
   }
 
+  /**
+   * The order with every verified payment-log entry (`payments`), the requests refused before verification
+   * apart (`rejected_callbacks`: how many, and the newest), and its notifications.
+   */
   async function getDetail(orderNo: string) {
     const row = await repo.findOrderByNo(readDb.kysely, orderNo);
     if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-    const [payments, notifications] = await Promise.all([
+    const [payments, rejectedTotal, rejected, notifications] = await Promise.all([
       listPaymentLogsForOrder(readDb.kysely, orderNo),
+      countRejectedCallbacksForOrder(readDb.kysely, orderNo),
+      listRejectedCallbacksForOrder(readDb.kysely, orderNo, { limit: REJECTED_IN_DETAIL, offset: 0 }),
       listNotificationsForOrder(readDb.kysely, orderNo),
     ]);
-    return { ...toOrderJson(row), payments: payments.map(toPaymentJson), notifications: notifications.map(toNotificationJson) };
+    return {
+      ...toOrderJson(row),
+      payments: payments.map(toPaymentJson),
+      rejected_callbacks: { total: rejectedTotal, items: rejected.map(toRejectedCallbackJson) },
+      notifications: notifications.map(toNotificationJson),
+    };
+  }
+
+  /** One page of the requests refused before verification that claimed the order, newest first. */
+  async function listRejectedCallbacks(orderNo: string, { page, limit }: PageQuery) {
+    const row = await repo.findOrderByNo(readDb.kysely, orderNo);
+    if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
+    const [items, total] = await Promise.all([
+      listRejectedCallbacksForOrder(readDb.kysely, orderNo, { limit, offset: (page - 1) * limit }),
+      countRejectedCallbacksForOrder(readDb.kysely, orderNo),
+    ]);
+    return { items: items.map(toRejectedCallbackJson), page, limit, total };
   }
 
   async function getStatus(orderNo: string) {
@@ -118,7 +143,7 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
     return result.order;
   }
 
-  return { create, getDetail, getStatus, list, close };
+  return { create, getDetail, listRejectedCallbacks, getStatus, list, close };
 }
 
 export type OrderService = ReturnType<typeof createOrderService>;

@@ -1,4 +1,4 @@
-import type { PaymentLogSummary } from '../callbacks/payment-log.repository.ts';
+import type { PaymentLogSummary, RejectedCallbackSummary } from '../callbacks/payment-log.repository.ts';
 import type { NotificationWithAttempts } from '../notifications/outbox.repository.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toIsoTime } from '../shared/time.ts';
@@ -38,6 +38,21 @@ export function toPaymentJson(row: PaymentLogSummary) {
     flagged: row.flagged === 1,
     message: row.message,
     remote_ip: row.remote_ip,
+    created_at: toIsoTime(row.created_at),
+  };
+}
+
+/** A request refused before verification: what it claimed to be, and the size and SHA-256 of what arrived. */
+export function toRejectedCallbackJson(row: RejectedCallbackSummary) {
+  return {
+    id: row.id,
+    gateway: row.gateway,
+    kind: row.kind,
+    verdict: row.verdict,
+    message: row.message,
+    remote_ip: row.remote_ip,
+    callback_bytes: row.callback_bytes === null ? null : Number(row.callback_bytes),
+    callback_sha256: row.callback_sha256,
     created_at: toIsoTime(row.created_at),
   };
 }

@@ -99,11 +99,23 @@ export function messages(lang: Lang): Messages {
   return MESSAGES[lang];
 }
 
-/** Locals every page template gets: `lang`, `t` and the URL of the same page in the other language. */
+export const otherLang = (lang: Lang): Lang => (lang === 'en' ? 'zh-CN' : 'en');
+
+/**
+ * The same page in language `lang`: a query-only link (`?…&lang=zh-CN`), which the browser resolves against
+ * the page it is on. Never built from the request path: `/.//evil.com` would come out as `//evil.com`, a link
+ * to another site.
+ */
+export function languageSwitchUrl(req: Request, lang: Lang, drop: readonly string[] = []): string {
+  const at = req.originalUrl.indexOf('?');
+  const query = new URLSearchParams(at === -1 ? '' : req.originalUrl.slice(at + 1));
+  for (const key of drop) query.delete(key);
+  query.set('lang', lang);
+  return `?${query.toString()}`;
+}
+
+/** Locals every page template gets: `lang`, `t` and the link to the same page in the other language. */
 export function pageLocals(req: Request, res: Response) {
   const lang = resolveLang(req, res);
-  const other: Lang = lang === 'en' ? 'zh-CN' : 'en';
-  const url = new URL(req.originalUrl, 'http://local');
-  url.searchParams.set('lang', other);
-  return { lang, t: messages(lang), switchUrl: `${url.pathname}${url.search}` };
+  return { lang, t: messages(lang), switchUrl: languageSwitchUrl(req, otherLang(lang)) };
 }

@@ -4,7 +4,7 @@ import type { CallbackOutcome } from '../callbacks/gateways/gateway.ts';
 import type { OrderRow } from '../orders/order.repository.ts';
 import { formatAmount } from '../shared/money.ts';
 import { computeSign } from '../shared/signing.ts';
-import { pageLocals, type Lang } from './i18n.ts';
+import { otherLang, pageLocals, type Lang } from './i18n.ts';
 
 type PageKind = 'success' | 'failure' | 'pending' | 'closed';
 
@@ -40,8 +40,9 @@ export function createResultPages(config: AppConfig) {
     for (const [key, value] of Object.entries(body)) {
       if (key !== 'lang' && (typeof value === 'string' || typeof value === 'number')) query.append(key, String(value));
     }
-    query.set('lang', lang === 'en' ? 'zh-CN' : 'en');
-    return `${req.path}?${query.toString()}`;
+    query.set('lang', otherLang(lang));
+    // Query only, like every language switch (i18n.ts): the browser keeps the path it POSTed to.
+    return `?${query.toString()}`;
   }
 
   function renderOrder(req: Request, res: Response, order: OrderRow, httpStatus: number, notice?: string) {

@@ -33,7 +33,7 @@ export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf): Router {
     res.render('sandbox-pay', {
       ...pageLocals(req, res),
       csrfToken: csrf.issue(req, res),
-      payable: order.status === 'pending' || order.status === 'failed',
+      payable: sandbox.isPayable(order),
       order: { order_no: order.order_no, amount: formatAmount(order.amount_minor, order.currency), currency: order.currency, status: order.status, subject: order.subject },
     });
   });

@@ -5,7 +5,7 @@ import { findOrderByNo, type OrderRow } from '../orders/order.repository.ts';
 import type { CreateOrderInput } from '../orders/order.schema.ts';
 import type { OrderService } from '../orders/order.service.ts';
 import type { Database } from '../db/database.ts';
-import { NotFoundError } from '../shared/errors.ts';
+import { InvalidStateError, NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import { computeSign } from '../shared/signing.ts';
 import type { Clock } from '../shared/time.ts';
@@ -36,6 +36,12 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
     return { ...params, sign: computeSign(params, gatewaySecret, 'MD5') };
   }
 
+  /**
+   * Only a pending order can be paid or failed at the checkout: the sandbox signs its notification as the
+   * gateway would, so anything else (a closed order becoming paid) would be a forged late payment.
+   */
+  const isPayable = (order: OrderRow) => order.status === 'pending';
+
   /** Only orders created for the sandbox: it must never become a way to mark a real order paid. */
   async function findOrder(orderNo: string): Promise<OrderRow> {
     const order = await findOrderByNo(db.kysely, orderNo);
@@ -53,6 +59,7 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
    */
   async function pay(orderNo: string, action: 'pay' | 'fail', remoteIp: string | null): Promise<URLSearchParams> {
     const order = await findOrder(orderNo);
+    if (!isPayable(order)) throw new InvalidStateError(`Sandbox order ${orderNo} is ${order.status}, not pending: it can no longer be paid or failed`);
     const status = action === 'pay' ? 'success' : 'failed';
     const transactionId = `SBX${clock().getTime()}${randomBytes(4).toString('hex').toUpperCase()}`;
     const params = signedParams(order, transactionId, status);
@@ -60,7 +67,7 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
     return new URLSearchParams(signedParams(order, transactionId, status));
   }
 
-  return { findOrder, createDemoOrder, pay };
+  return { findOrder, isPayable, createDemoOrder, pay };
 }
 
 export type SandboxService = ReturnType<typeof createSandboxService>;

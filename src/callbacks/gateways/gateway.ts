@@ -61,8 +61,11 @@ export interface CallbackRequest {
 
 /** How a callback ended, for the adapter to acknowledge in its gateway's own format. */
 export interface CallbackOutcome {
-  /** `unavailable`: storage failed before anything was decided (never logged: nothing could be written). */
-  verdict: Verdict | 'unavailable';
+  /**
+   * `unavailable`: storage failed before anything was decided; `rate_limited`: a rejected request from an
+   * address over CALLBACK_REJECT_RATE_PER_MINUTE. Neither is logged (only counted).
+   */
+  verdict: Verdict | 'unavailable' | 'rate_limited';
   /** HTTP status of our contract (200 for applied/duplicate). */
   status: number;
   code?: ErrorCode;
