@@ -67,8 +67,9 @@ export function createResultPages(config: AppConfig) {
 
   function renderOutcome(req: Request, res: Response, outcome: CallbackOutcome) {
     if (!outcome.order) {
-      // Bad signature, malformed or unknown order: 400 and nothing changed (A5). Forbidden stays 403.
-      return renderRejection(req, res, outcome.status === 403 ? 403 : outcome.status >= 500 ? outcome.status : 400, outcome.message);
+      // Bad signature, malformed or unknown order: 400 and nothing changed (A5). Forbidden stays 403, rate limited 429.
+      const status = outcome.status === 403 || outcome.status === 429 || outcome.status >= 500 ? outcome.status : 400;
+      return renderRejection(req, res, status, outcome.message);
     }
     if (outcome.verdict === 'amount_mismatch') return renderRejection(req, res, 409, outcome.message);
     // A verified request whose nonce was used before is the shopper reloading the page: show the order as it stands.
