@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { readCookie } from '../http/cookies.ts';
 import type { Clock } from '../shared/time.ts';
@@ -8,6 +8,8 @@ export const SESSION_TTL_MS = 8 * 3_600_000;
 const COOKIE_PATH = '/admin';
 
 export interface AdminSession {
+  /** Random per sign-in (the signature for sessions issued before it was added): console CSRF tokens are bound to it. */
+  id: string;
   /** The name the operator gave at login (audit attribution); `admin` when none. */
   operator: string;
   issuedAt: number;
@@ -45,7 +47,7 @@ export function createAdminAuth(options: { password: string; secret: string; clo
 
   function encode(operator: string): string {
     const now = options.clock().getTime();
-    const body = Buffer.from(JSON.stringify({ v: 1, op: operator, iat: now, exp: now + ttlMs })).toString('base64url');
+    const body = Buffer.from(JSON.stringify({ v: 1, sid: randomBytes(16).toString('base64url'), op: operator, iat: now, exp: now + ttlMs })).toString('base64url');
     return `${body}.${mac(`session\0${body}`).toString('base64url')}`;
   }
 
@@ -57,10 +59,10 @@ export function createAdminAuth(options: { password: string; secret: string; clo
     const given = Buffer.from(sig, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     try {
-      const data = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { v?: unknown; op?: unknown; iat?: unknown; exp?: unknown };
+      const data = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { v?: unknown; sid?: unknown; op?: unknown; iat?: unknown; exp?: unknown };
       if (data.v !== 1 || typeof data.op !== 'string' || typeof data.iat !== 'number' || typeof data.exp !== 'number') return null;
       if (data.exp <= options.clock().getTime()) return null;
-      return { operator: data.op, issuedAt: data.iat, expiresAt: data.exp };
+      return { id: typeof data.sid === 'string' ? data.sid : sig, operator: data.op, issuedAt: data.iat, expiresAt: data.exp };
     } catch {
       return null;
     }

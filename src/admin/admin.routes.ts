@@ -47,9 +47,11 @@ function consoleRenderer(csrf: Csrf, inbox: Inbox): RenderConsole {
 
 /** The operator console (DESIGN A8) under `/admin`: login, dashboard, orders, flagged inbox, settings. */
 export function adminRoutes(deps: AdminDeps): Router {
-  const { config, db, clock, csrf } = deps;
+  const { config, db, clock } = deps;
   const readDb = deps.readDb ?? db;
   const auth = createAdminAuth({ password: config.secrets.ADMIN_PASSWORD, secret: config.secrets.SESSION_SECRET, clock });
+  // Signed in, a form's token is bound to the session: a (cookie, token) pair planted from elsewhere never passes.
+  const csrf = deps.csrf.forSession((req) => auth.current(req)?.id ?? null);
   const inbox = createInbox({ db, clock });
   const render = consoleRenderer(csrf, inbox);
   const router = Router();
