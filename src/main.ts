@@ -10,11 +10,13 @@ import { createLogger } from './shared/logger.ts';
 import { systemClock } from './shared/time.ts';
 import { startMaintenance } from './system/maintenance.ts';
 import { configWeaknesses, describeWeakness } from './system/secret-strength.ts';
+import { startHint } from './system/start-hints.ts';
 
 /** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, finish, close the pool. */
 async function main(): Promise<void> {
   const { config, db, readDb, generated, applied } = await bootstrap();
-  const logger = createLogger(config.logLevel);
+  // Readable lines for a developer at a terminal; JSON everywhere else (log collectors, production).
+  const logger = createLogger(config.logLevel, { pretty: config.env === 'development' && process.stdout.isTTY === true });
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   // Production refuses these at start (config.ts); elsewhere they run, and say what production would refuse.
   for (const weak of configWeaknesses(config)) logger.warn({ setting: weak.name }, `weak secret: production refuses to start with it: ${describeWeakness(weak)}`);
@@ -74,5 +76,7 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(err.message);
   else console.error('Failed to start:', err instanceof Error ? err.message : err);
+  const hint = startHint(err);
+  if (hint) console.error(hint);
   process.exit(1);
 });
