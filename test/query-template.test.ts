@@ -135,8 +135,11 @@ describe('query templates', () => {
       const bare = paymentLogInsert(db, { orderNo: null, gateway: 'generic', kind: 'notify', verdict: 'forbidden', callbackData: '{}', remoteIp: null, now: stamp }).compile();
       const full = paymentLogInsert(db, { orderNo: 'O1', gateway: 'generic', kind: 'return', transactionId: 'T1', amountMinor: 100, currency: 'USD', status: 'paid', verdict: 'applied', flagged: true, message: 'm'.repeat(600), paymentData: '{"a":1}', callbackData: '{}', remoteIp: '::1', now: stamp }).compile();
       expect(full.sql).toBe(bare.sql);
-      expect(bare.parameters).toEqual([null, 'generic', 'notify', null, null, null, null, 'forbidden', 0, null, null, '{}', null, stamp]);
-      expect(full.parameters).toEqual(['O1', 'generic', 'return', 'T1', 100, 'USD', 'paid', 'applied', 1, 'm'.repeat(512), '{"a":1}', '{}', '::1', stamp]);
+      expect(bare.parameters).toEqual([null, 'generic', 'notify', null, null, null, null, 'forbidden', 0, null, null, '{}', null, stamp, null, null, 0]);
+      expect(full.parameters).toEqual(['O1', 'generic', 'return', 'T1', 100, 'USD', 'paid', 'applied', 1, 'm'.repeat(512), '{"a":1}', '{}', '::1', stamp, null, null, 0]);
+      const refused = paymentLogInsert(db, { orderNo: null, gateway: 'generic', kind: 'notify', verdict: 'bad_signature', callbackData: 'x', callbackBytes: 60_000, callbackSha256: 'ab'.repeat(32), unverified: true, remoteIp: null, now: stamp }).compile();
+      expect(refused.sql).toBe(bare.sql);
+      expect(refused.parameters.slice(-3)).toEqual([60_000, 'ab'.repeat(32), 1]);
     }
     expect(orderForUpdateSelect(mysql, 'O1', 'mysql').compile().sql).toBe('select * from `orders` where `order_no` = ? for update');
     expect(orderForUpdateSelect(sqlite, 'O1', 'sqlite').compile().sql).toBe('select * from "orders" where "order_no" = ?');
