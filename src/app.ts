@@ -112,7 +112,7 @@ export function createApp(deps: AppDeps): Express {
 
   const apiGuard = [
     ipAllowlist(config.apiIpAllowlist, 'the API'),
-    rateLimiter(config.rateLimitPerMinute, deps.rateLimitStore),
+    rateLimiter(config.rateLimitPerMinute, deps.rateLimitStore, logger),
     requireApiKey(apiKeys),
   ];
   app.use('/api', ...apiGuard);
@@ -127,7 +127,7 @@ export function createApp(deps: AppDeps): Express {
     app.use(sandboxRoutes(sandbox, csrf));
   }
 
-  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore }));
+  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore, logger }));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRedisRateLimitStore } from '../src/http/rate-limit-store.ts';
 import { createLogger } from '../src/shared/logger.ts';
 import { ADMIN_PASSWORD, csrfOf } from './helpers/admin.ts';
@@ -161,7 +161,11 @@ describe('rate limits fail open when Redis is out of reach', () => {
   it('answers the API and the console login as if unlimited, never 500', async () => {
     // Nothing listens on port 1: every Redis command fails after one reconnection attempt.
     const store = createRedisRateLimitStore({ url: 'redis://127.0.0.1:1', prefix: 'pcs-down:' }, createLogger('silent'));
-    const ctx = await createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: store.store, loginRateLimitStore: store.loginStore } });
+    // The service's own log hears about it once a minute per limiter; nothing goes to stderr per request.
+    const warnings: unknown[] = [];
+    const logger = Object.assign(createLogger('silent'), { warn: (...args: unknown[]) => void warnings.push(args) });
+    const stderr = vi.spyOn(console, 'error');
+    const ctx = await createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: store.store, loginRateLimitStore: store.loginStore, logger } });
     try {
       for (let i = 0; i < 4; i++) expect((await ctx.api('get', '/api/orders')).status).toBe(200);
       const agent = request.agent(ctx.app);
@@ -169,7 +173,11 @@ describe('rate limits fail open when Redis is out of reach', () => {
       const login = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password: 'wrong' });
       expect(login.status).toBe(401);
       expect(login.text).toContain('name="password"');
+      expect(stderr).not.toHaveBeenCalled();
+      const limiters = warnings.map((w) => ((w as [{ limiter?: string }])[0]).limiter).filter(Boolean);
+      expect(limiters.sort()).toEqual(['api', 'console-login']);
     } finally {
+      stderr.mockRestore();
       await ctx.close();
       await store.close();
     }

@@ -7,6 +7,7 @@ import type { NotificationService } from '../notifications/notification.service.
 import type { OrderService } from '../orders/order.service.ts';
 import type { RuntimeSettings } from '../settings/runtime-settings.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { createAdminAuth } from './admin-session.ts';
 import { consoleLocals, type NavKey } from './admin-view.ts';
@@ -33,6 +34,8 @@ export interface AdminDeps {
   settings: RuntimeSettings;
   /** Shared failed-login counters (Redis) for several instances; in this process's memory when absent. */
   loginRateLimitStore?: Store;
+  /** Where the login limiter says that its store is out of reach. */
+  logger?: Logger;
 }
 
 /** Renders a console page inside the console layout (navigation with the inbox badge, CSRF token, flash). */
@@ -61,7 +64,7 @@ export function adminRoutes(deps: AdminDeps): Router {
     res.setHeader('X-Robots-Tag', 'noindex');
     next();
   });
-  router.use(loginRoutes(auth, csrf, deps.loginRateLimitStore));
+  router.use(loginRoutes(auth, csrf, deps.loginRateLimitStore, deps.logger));
   // Every state-changing request needs the form's CSRF token, signed in or not: 403 before anything else.
   router.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : csrf.verify(req, res, next)));
   router.use(auth.requireAdmin);

@@ -1,6 +1,8 @@
 import { Router, type Request, type Response } from 'express';
 import { rateLimit, type Store } from 'express-rate-limit';
 import type { Csrf } from '../http/csrf.ts';
+import { rateLimitLogger } from '../http/rate-limit-logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import { pageLocals } from '../pages/i18n.ts';
 import type { AdminAuth } from './admin-session.ts';
 import { safeNext } from './admin-session.ts';
@@ -18,7 +20,7 @@ function operatorName(value: unknown): string {
  * `/admin/login` and `/admin/logout`. Failed logins are limited per client address; successful ones do not
  * count. The counters are in `store` (Redis, shared by every instance) when given, else in this process.
  */
-export function loginRoutes(auth: AdminAuth, csrf: Csrf, store?: Store): Router {
+export function loginRoutes(auth: AdminAuth, csrf: Csrf, store?: Store, logger?: Logger): Router {
   const router = Router();
 
   const render = (req: Request, res: Response, status: number, error: 'wrong_password' | 'too_many' | null, name = '') => {
@@ -28,6 +30,7 @@ export function loginRoutes(auth: AdminAuth, csrf: Csrf, store?: Store): Router 
   };
 
   const limiter = rateLimit({
+    logger: rateLimitLogger(logger, 'console-login'),
     windowMs: LOGIN_WINDOW_MS,
     limit: LOGIN_ATTEMPTS,
     skipSuccessfulRequests: true,

@@ -3,6 +3,8 @@ import { rateLimit, type Store } from 'express-rate-limit';
 import type { ApiKeyService } from '../auth/api-key.service.ts';
 import { AppError } from '../shared/errors.ts';
 import type { IpAllowlist } from '../shared/ip-allowlist.ts';
+import type { Logger } from '../shared/logger.ts';
+import { rateLimitLogger } from './rate-limit-logger.ts';
 
 /** 403 unless the client (req.ip, which honours TRUST_PROXY) is on the list; no list lets everyone in. */
 export function ipAllowlist(list: IpAllowlist | null, what: string): RequestHandler {
@@ -16,8 +18,9 @@ export function ipAllowlist(list: IpAllowlist | null, what: string): RequestHand
 }
 
 /** Per-client limit per minute; 429 `rate_limited` with `Retry-After`. Fails open if the store is down. */
-export function rateLimiter(limitPerMinute: number, store?: Store): RequestHandler {
+export function rateLimiter(limitPerMinute: number, store?: Store, logger?: Logger): RequestHandler {
   return rateLimit({
+    logger: rateLimitLogger(logger, 'api'),
     windowMs: 60_000,
     limit: limitPerMinute,
     standardHeaders: 'draft-7',
