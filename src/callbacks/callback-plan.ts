@@ -73,7 +73,9 @@ export function planCallback({ logBase, result, now }: VerifiedCallback, row: Or
   const checked = checkOrder(logBase, result, row);
   if (!checked.ok) return { kind: 'refuse', entry: checked.entry, outcome: checked.outcome };
   const { order, log } = checked;
-  const decision = decideTransition(order, result.outcome, result.transactionId, result.unordered);
+  const decision = result.pendingOnly && order.status !== 'pending'
+    ? ({ kind: 'reject', flagged: false, message: `Order ${order.order_no} is ${order.status}; only a pending order can be paid or failed here` } as const)
+    : decideTransition(order, result.outcome, result.transactionId, result.unordered);
   if (decision.kind !== 'apply') {
     const verdict = decision.kind === 'duplicate' ? 'duplicate' : 'invalid_state';
     const entry: NewPaymentLog = { ...log, orderNo: order.order_no, verdict, flagged: decision.kind === 'reject' && decision.flagged, message: decision.message };

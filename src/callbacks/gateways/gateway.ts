@@ -33,6 +33,8 @@ export interface PaymentResult {
   eventKey?: string;
   /** The gateway does not promise event order (Stripe): a failure of the very transaction that paid the order is stale news. */
   unordered?: boolean;
+  /** Only a pending order may change (the sandbox: it must never pay a closed or failed order, however late). */
+  pendingOnly?: boolean;
   /** The raw verified fields (stored in payment_logs.payment_data); the normalized result when absent. */
   fields?: Record<string, unknown>;
 }

@@ -63,6 +63,7 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
           currency: f.currency,
           outcome: f.status === 'success' ? 'paid' : 'failed',
           nonce: f.nonce ? { scope: name === 'sandbox' ? 'generic' : name, value: f.nonce, expiresAt: new Date(now.getTime() + NONCE_TTL_MS) } : undefined,
+          pendingOnly: name === 'sandbox' || undefined,
         },
       };
     },
