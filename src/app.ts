@@ -95,6 +95,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', config.trustProxy);
   app.set('views', VIEWS_DIR);
   app.set('view engine', 'ejs');
+  // Error pages link home only where there is one (the demo page lives with the sandbox).
+  app.locals.homeLink = config.sandboxEnabled;
 
   app.use(httpMetrics(metrics));
   app.use(requestLogger(logger));
@@ -124,7 +126,7 @@ export function createApp(deps: AppDeps): Express {
   if (config.sandboxEnabled) {
     const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
     const sandbox = createSandboxService({ db, orders, callbacks, gateway: sandboxGateway, gatewaySecret: config.secrets.GATEWAY_SECRET, clock });
-    app.use(sandboxRoutes(sandbox, csrf));
+    app.use(sandboxRoutes(sandbox, csrf, pages));
   }
 
   app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore, logger }));

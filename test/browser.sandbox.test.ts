@@ -68,7 +68,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('sandbox in Chromium on %s'
     expect(await page.locator('#fail-button').isVisible()).toBe(true);
     expect(await overflowsX(page)).toBe(false);
     if (engine === 'sqlite') await page.screenshot({ path: `/tmp/sandbox-checkout${options.isMobile ? '-mobile' : ''}.png`, fullPage: true });
-    await Promise.all([page.waitForURL(/\/callback\?/), page.click('#pay-button')]);
+    await Promise.all([page.waitForURL(/\/callback\/sandbox\?/), page.click('#pay-button')]);
     await page.locator('[data-result=success]').waitFor();
     return { context, page, problems, orderNo };
   }
@@ -98,7 +98,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('sandbox in Chromium on %s'
 
     expect((await orderRow(ctx, orderNo)).status).toBe('paid');
     const verdicts = (await paymentLogs(ctx, orderNo)).map((l) => `${l.gateway}/${l.kind}/${l.verdict}`);
-    expect(verdicts).toEqual(['sandbox/notify/applied', 'generic/return/duplicate']);
+    expect(verdicts).toEqual(['sandbox/notify/applied', 'sandbox/return/duplicate']);
 
     // The language switch keeps the result and shows it in Chinese.
     await Promise.all([page.waitForURL(/lang=zh-CN/), page.click('a[hreflang=zh-CN]')]);

@@ -34,7 +34,7 @@ async function press(agent: Agent, orderNo: string, action: 'pay' | 'fail'): Pro
   const res = await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ _csrf: token, action });
   expect(res.status, res.text.slice(0, 300)).toBe(303);
   const location = res.headers.location as string;
-  expect(location).toMatch(/^\/callback\?/);
+  expect(location).toMatch(/^\/callback\/sandbox\?/);
   return html(await agent.get(location), 200);
 }
 
@@ -100,7 +100,7 @@ describe.each(ENGINES)('sandbox on %s', (engine) => {
     expect(order.status).toBe('paid');
     expect(order.transaction_id).toMatch(/^SBX/);
     const logs = await paymentLogs(ctx, orderNo);
-    expect(logs.map((l) => [l.gateway, l.kind, l.verdict])).toEqual([['sandbox', 'notify', 'applied'], ['generic', 'return', 'duplicate']]);
+    expect(logs.map((l) => [l.gateway, l.kind, l.verdict])).toEqual([['sandbox', 'notify', 'applied'], ['sandbox', 'return', 'duplicate']]);
     expect(logs.every((l) => l.transaction_id === order.transaction_id)).toBe(true);
     const checkout = html(await agent.get(`/sandbox/pay/${orderNo}`), 200);
     expect(checkout).not.toContain('id="pay-button"');
@@ -118,7 +118,7 @@ describe.each(ENGINES)('sandbox on %s', (engine) => {
     expect((await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ _csrf: token, action: 'pay' })).status).toBe(409);
     expect((await orderRow(ctx, orderNo)).status).toBe('failed');
     const verdicts = (await paymentLogs(ctx, orderNo)).map((l) => `${l.gateway}/${l.kind}/${l.verdict}`);
-    expect(verdicts).toEqual(['sandbox/notify/applied', 'generic/return/duplicate']);
+    expect(verdicts).toEqual(['sandbox/notify/applied', 'sandbox/return/duplicate']);
   });
 
   it('pay without a CSRF token → 403, order unchanged; an unknown order → 404', async () => {

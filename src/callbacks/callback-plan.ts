@@ -73,9 +73,11 @@ export function planCallback({ logBase, result, now }: VerifiedCallback, row: Or
   const checked = checkOrder(logBase, result, row);
   if (!checked.ok) return { kind: 'refuse', entry: checked.entry, outcome: checked.outcome };
   const { order, log } = checked;
-  const decision = result.pendingOnly && order.status !== 'pending'
+  const transition = decideTransition(order, result.outcome, result.transactionId, result.unordered);
+  // A repeat of what is already recorded (the sandbox's browser return after its notification) stays a duplicate.
+  const decision = result.pendingOnly && order.status !== 'pending' && transition.kind !== 'duplicate'
     ? ({ kind: 'reject', flagged: false, message: `Order ${order.order_no} is ${order.status}; only a pending order can be paid or failed here` } as const)
-    : decideTransition(order, result.outcome, result.transactionId, result.unordered);
+    : transition;
   if (decision.kind !== 'apply') {
     const verdict = decision.kind === 'duplicate' ? 'duplicate' : 'invalid_state';
     const entry: NewPaymentLog = { ...log, orderNo: order.order_no, verdict, flagged: decision.kind === 'reject' && decision.flagged, message: decision.message };

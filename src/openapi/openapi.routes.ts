@@ -59,6 +59,16 @@ const zhCN: typeof en = {
 
 const DOCS_MESSAGES: Record<Lang, typeof en> = { en, 'zh-CN': zhCN };
 
+/** Operation groups (the document's tags) as a Chinese reader sees them; anchors keep the English name. */
+const ZH_TAGS: Record<string, { name: string; description: string }> = {
+  Orders: { name: '订单', description: '创建、查询、列出和关闭订单' },
+  Notifications: { name: '商户通知', description: '发往商户的异步通知' },
+  'Heritage query API': { name: '兼容查询接口', description: '与 query_order.php 兼容的查询接口' },
+  'Gateway callbacks': { name: '网关回调', description: '支付网关发来的签名通知' },
+  Operations: { name: '运维', description: '存活、就绪检查和监控指标' },
+};
+const tagTexts = (lang: Lang) => (tag: { name: string; description: string }) => (lang === 'zh-CN' ? ZH_TAGS[tag.name] : undefined) ?? tag;
+
 let view: DocsView | undefined;
 
 /** `GET /openapi.json` (generated from the zod schemas) and `GET /docs`, its server-rendered reading. */
@@ -71,7 +81,7 @@ export function openApiRoutes(): Router {
   router.get('/docs', (req, res) => {
     const locals = pageLocals(req, res);
     view ??= buildDocsView(openApiDocument());
-    res.render('docs', { ...locals, d: DOCS_MESSAGES[locals.lang], api: view, rich: richText });
+    res.render('docs', { ...locals, d: DOCS_MESSAGES[locals.lang], api: view, rich: richText, tagText: tagTexts(locals.lang) });
   });
   return router;
 }

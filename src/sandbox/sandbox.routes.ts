@@ -1,18 +1,33 @@
-import { Router } from 'express';
+import { Router, type ErrorRequestHandler } from 'express';
 import { z } from 'zod';
+import { callbackInput } from '../callbacks/callback.routes.ts';
 import type { Csrf } from '../http/csrf.ts';
 import { createOrderSchema, orderNoSchema } from '../orders/order.schema.ts';
 import { pageLocals } from '../pages/i18n.ts';
+import type { ResultPages } from '../pages/result.page.ts';
 import { formatAmount } from '../shared/money.ts';
 import { parseOrThrow } from '../shared/validation.ts';
-import type { SandboxService } from './sandbox.service.ts';
+import { NotSandboxOrderError, type SandboxService } from './sandbox.service.ts';
 
 const DEMO_CURRENCIES = ['CNY', 'USD', 'EUR', 'JPY', 'GBP', 'HKD'];
 const payParams = z.object({ order_no: orderNoSchema });
 const payBody = z.object({ action: z.enum(['pay', 'fail']) });
 
-/** `GET /` (demo order form) and the sandbox checkout (DESIGN A8); mounted only when SANDBOX_ENABLED. */
-export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf): Router {
+/** A browser asking for an order the sandbox will not pay gets the error page saying so, in its language. */
+const notPayablePage: ErrorRequestHandler = (err, req, res, next) => {
+  if (!(err instanceof NotSandboxOrderError) || res.headersSent || req.accepts(['json', 'html']) !== 'html') return next(err);
+  const locals = pageLocals(req, res);
+  res.status(err.status).render('error', {
+    ...locals,
+    status: err.status,
+    code: err.code,
+    message: err.message,
+    explanation: locals.t.sandbox_not_payable.replace('{order_no}', err.orderNo),
+  });
+};
+
+/** `GET /` (demo order form), the sandbox checkout and its return path; mounted only when SANDBOX_ENABLED. */
+export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf, pages: ResultPages): Router {
   const router = Router();
 
   router.get('/', (req, res) => {
@@ -42,8 +57,15 @@ export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf): Router {
     const { order_no } = parseOrThrow(payParams, req.params, 'order number');
     const { action } = parseOrThrow(payBody, req.body, 'form');
     const returnParams = await sandbox.pay(order_no, action, req.ip ?? null);
-    res.redirect(303, `/callback?${returnParams.toString()}`);
+    res.redirect(303, `/callback/sandbox?${returnParams.toString()}`);
   });
 
+  // The browser's trip back, like a gateway's return URL: verified and logged as the sandbox (not as generic).
+  router.get('/callback/sandbox', async (req, res) => {
+    const outcome = await sandbox.returnTrip(callbackInput(req, sandbox.gateway, 'return'));
+    pages.renderOutcome(req, res, outcome);
+  });
+
+  router.use(notPayablePage);
   return router;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { CallbackService } from '../callbacks/callback.service.ts';
+import type { CallbackInput, CallbackService } from '../callbacks/callback.service.ts';
 import type { GatewayAdapter } from '../callbacks/gateways/gateway.ts';
 import { findOrderByNo, type OrderRow } from '../orders/order.repository.ts';
 import type { CreateOrderInput } from '../orders/order.schema.ts';
@@ -20,7 +20,19 @@ export interface SandboxDeps {
   clock: Clock;
 }
 
-/** The built-in sandbox gateway (DESIGN A8): it signs real A5 notifications with GATEWAY_SECRET. */
+/**
+ * An order the sandbox will not pay: made for another gateway, or not there at all. Both get this same answer,
+ * so the checkout tells nobody which order numbers exist.
+ */
+export class NotSandboxOrderError extends NotFoundError {
+  readonly orderNo: string;
+  constructor(orderNo: string) {
+    super(`Order ${orderNo} cannot be paid in the sandbox: the sandbox pays only orders created for it (payment method "sandbox")`);
+    this.orderNo = orderNo;
+  }
+}
+
+/** The built-in sandbox gateway: it signs real A5 notifications with GATEWAY_SECRET. */
 export function createSandboxService({ db, orders, callbacks, gateway, gatewaySecret, clock }: SandboxDeps) {
   function signedParams(order: OrderRow, transactionId: string, status: 'success' | 'failed'): Record<string, string> {
     const params: Record<string, string> = {
@@ -45,7 +57,7 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
   /** Only orders created for the sandbox: it must never become a way to mark a real order paid. */
   async function findOrder(orderNo: string): Promise<OrderRow> {
     const order = await findOrderByNo(db.kysely, orderNo);
-    if (!order || order.payment_method !== 'sandbox') throw new NotFoundError(`Sandbox order ${orderNo} not found`);
+    if (!order || order.payment_method !== 'sandbox') throw new NotSandboxOrderError(orderNo.slice(0, 64));
     return order;
   }
 
@@ -67,7 +79,16 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
     return new URLSearchParams(signedParams(order, transactionId, status));
   }
 
-  return { findOrder, isPayable, createDemoOrder, pay };
+  /**
+   * The shopper's browser back from the checkout (`GET /callback/sandbox`), verified and logged as the sandbox
+   * gateway. Sandbox orders only: the path must not label another gateway's payment "sandbox".
+   */
+  async function returnTrip(input: Omit<CallbackInput, 'gateway'>) {
+    await findOrder(typeof input.params.order_no === 'string' ? input.params.order_no : '');
+    return callbacks.handle({ ...input, gateway });
+  }
+
+  return { findOrder, isPayable, createDemoOrder, pay, returnTrip, gateway };
 }
 
 export type SandboxService = ReturnType<typeof createSandboxService>;
