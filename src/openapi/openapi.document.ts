@@ -79,10 +79,10 @@ export function openApiDocument(): OpenApiDocument {
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
     servers: [{ url: '/', description: 'This instance' }],
     tags: [
-      { name: 'Orders', description: 'Create, read, list and close orders (DESIGN A4)' },
-      { name: 'Notifications', description: 'Outbound merchant notifications (DESIGN A7)' },
+      { name: 'Orders', description: 'Create, read, list and close orders' },
+      { name: 'Notifications', description: 'Outbound merchant notifications' },
       { name: 'Heritage query API', description: 'The query_order.php compatible API' },
-      { name: 'Gateway callbacks', description: 'Signed notifications from payment gateways (DESIGN A5)' },
+      { name: 'Gateway callbacks', description: 'Signed notifications from payment gateways' },
       { name: 'Operations', description: 'Health, readiness and metrics' },
     ],
     paths,

@@ -127,7 +127,7 @@ export const paths = {
     post: {
       tags: ['Gateway callbacks'], operationId: 'genericNotify', summary: 'Generic gateway notification (also /notify/generic, /notify.php)',
       description:
-        'Server-to-server, signed with GATEWAY_SECRET (DESIGN A5). Applied or already applied (same transaction_id) → 200. ' +
+        'Server-to-server, signed with GATEWAY_SECRET. Applied or already applied (same transaction_id) → 200. ' +
         'Every request, accepted or not, leaves a payment-log entry, except rejected requests past CALLBACK_REJECT_RATE_PER_MINUTE from one address (429 rate_limited, counted only); ' +
         'a rejected request keeps at most its first 4 KiB. Callers may be limited by CALLBACK_IP_ALLOWLIST_GENERIC.',
       requestBody: {

@@ -20,7 +20,7 @@ doc(order.currency, { description: 'ISO 4217 code; unknown codes are refused', e
 doc(order.payment_method, { description: 'The gateway the shopper is expected to pay with' });
 doc(order.subject, { description: 'What is being paid for', examples: ['Annual plan'] });
 doc(order.callback_url, { description: "Absolute http(s) URL the shopper's browser returns to (gets signed order_no, status, amount, …)", format: 'uri' });
-doc(order.notify_url, { description: 'Absolute http(s) URL that receives signed merchant notifications (DESIGN A7)', format: 'uri' });
+doc(order.notify_url, { description: 'Absolute http(s) URL that receives signed merchant notifications', format: 'uri' });
 doc(order.metadata, { description: 'JSON bodies only: a flat object, ≤ 50 keys of [A-Za-z0-9_.-]{1,64}, values strings (≤ 1024), numbers, booleans or null' });
 
 doc(createOrderSchema, {

@@ -33,7 +33,7 @@ export const orderJsonSchema = doc(
   }),
   {
     id: 'Order',
-    description: 'An order (DESIGN A4)',
+    description: 'An order',
     examples: [
       {
         order_no: 'ORD-1001', amount: '99.90', currency: 'CNY', status: 'pending', payment_method: 'generic', subject: 'Annual plan',
@@ -167,7 +167,7 @@ export const errorEnvelopeSchema = doc(
   }),
   {
     id: 'Error',
-    description: 'Failure envelope (DESIGN A3)',
+    description: 'Failure envelope',
     examples: [{ success: false, code: 'validation_failed', message: 'Invalid order: amount CNY allows at most 2 decimal places', errors: [{ path: 'amount', message: 'CNY allows at most 2 decimal places' }] }],
   },
 );
@@ -176,7 +176,7 @@ export const errorEnvelopeSchema = doc(
 export function envelope<T extends z.ZodType>(id: string, data: T, example?: unknown) {
   return doc(z.object({ success: z.literal(true), data, message: z.string() }), {
     id,
-    description: 'Success envelope (DESIGN A3)',
+    description: 'Success envelope',
     ...(example === undefined ? {} : { examples: [{ success: true, data: example, message: 'ok' }] }),
   });
 }
