@@ -101,8 +101,8 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
     expect(bars(html, 'chart-deliveries')).toEqual({ delivered: 2, dead: 0, abandoned: 1, pending: 1, delivering: 0 });
     expect(kpi(html, 'kpi-delivery-rate')).toBe('66.7%');
     expect(kpi(html, 'kpi-backlog')).toBe('1');
-    // The failing merchant's retry is an hour away: nothing is overdue.
-    expect(kpi(html, 'kpi-oldest-due')).toBe('Oldest due: —');
+    // The failing merchant's retry is an hour away: nothing is overdue, but the event has been waiting.
+    expect(kpi(html, 'kpi-oldest-due')).toMatch(/^Oldest waiting: (\d+ s|1 min) · next attempt in (59 min|1 h 0 min)$/);
   });
 
   it('reports the age of the oldest due event', async () => {
@@ -111,7 +111,7 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
     await ctx.db.kysely.updateTable('notifications').set({ next_attempt_at: due }).where('status', '=', 'pending').execute();
     await ctx.dispatcher.stop(2000);
     const page = (await agent.get('/admin')).text;
-    expect(kpi(page, 'kpi-oldest-due')).toMatch(/^Oldest due: 2 min$/);
+    expect(page).toMatch(/id="kpi-oldest-due">Oldest waiting: [^<]+ · <span class="overdue">overdue by 2 min<\/span><\/div>/);
     expect(page).toMatch(/id="kpi-backlog">1</);
   });
 

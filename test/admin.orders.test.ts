@@ -111,7 +111,7 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect(event).toMatch(/data-field="event-status">Delivered</);
     expect(event).toMatch(/<tr class="attempt" data-attempt="1">[\s\S]*?<span class="badge text-bg-success">200<\/span>[\s\S]*?<code class="excerpt">success<\/code>/);
     expect(event).toMatch(/<td class="text-end text-nowrap small">\d+ ms<\/td>/);
-    expect(html).toMatch(/1 payment-log entries, 1 events, 1 delivery attempts/);
+    expect(html).toMatch(/1 payment-log entry, 1 event, 1 delivery attempt;/);
   });
 
   it('resend queues a fresh delivery: the merchant gets it again and the timeline shows a second attempt', async () => {

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { Csrf } from '../http/csrf.ts';
 import { languageSwitchUrl, otherLang, pageLocals } from '../pages/i18n.ts';
 import { operatorOf } from './admin-session.ts';
-import { fmtAge, fmtTime } from './format.ts';
+import { countText, fmtAge, fmtTime } from './format.ts';
 
 export type NavKey = 'dashboard' | 'orders' | 'inbox' | 'settings';
 
@@ -49,7 +49,11 @@ export function consoleLocals(req: Request, res: Response, csrf: Csrf, active: N
     badges,
     flash: flashOf(req),
     fmtTime,
-    fmtAge,
+    fmtAge: (seconds: number) => fmtAge(seconds, base.lang),
+    /** `tn('admin_count_events', 3)` → "3 events": the message's singular or plural form. */
+    tn: (key: string, n: number) => countText(base.t, base.lang, key, n),
+    /** Beside translated statuses and verdicts, the raw code operators search logs and the API for. */
+    codeLabels: base.lang !== 'en',
   };
 }
 

@@ -21,18 +21,25 @@ export async function ordersByStatus(db: Executor, since: string): Promise<Recor
   return Object.fromEntries(ORDER_STATUSES.map((status, i) => [status, count(counts[i])])) as Record<OrderStatus, number>;
 }
 
-/** Payment-log entries since `since` by hour (`YYYY-MM-DD HH`, UTC) and verdict (covering index payment_logs_verdict_idx). */
-export async function callbacksByHour(db: Database, since: string): Promise<Array<{ hour: string; verdict: string; n: number }>> {
+export type BucketUnit = 'hour' | 'day';
+
+/**
+ * Payment-log entries since `since` by verdict and hour (`YYYY-MM-DD HH`) or day (`YYYY-MM-DD`), UTC
+ * (covering index payment_logs_verdict_idx).
+ */
+export async function callbacksByBucket(db: Database, since: string, unit: BucketUnit): Promise<Array<{ bucket: string; verdict: string; n: number }>> {
   // SQLite stores the time as text; MySQL as DATETIME(3), whose text form DATE_FORMAT gives explicitly.
-  const hour = db.engine === 'mysql' ? sql<string>`date_format(created_at, '%Y-%m-%d %H')` : sql<string>`substr(created_at, 1, 13)`;
+  const bucket = db.engine === 'mysql'
+    ? (unit === 'hour' ? sql<string>`date_format(created_at, '%Y-%m-%d %H')` : sql<string>`date_format(created_at, '%Y-%m-%d')`)
+    : (unit === 'hour' ? sql<string>`substr(created_at, 1, 13)` : sql<string>`substr(created_at, 1, 10)`);
   const rows = await db.kysely
     .selectFrom('payment_logs')
-    .select([hour.as('hour'), 'verdict', (eb) => eb.fn.countAll().as('n')])
+    .select([bucket.as('bucket'), 'verdict', (eb) => eb.fn.countAll().as('n')])
     .where('verdict', 'in', VERDICTS)
     .where('created_at', '>=', since)
-    .groupBy(['verdict', hour])
+    .groupBy(['verdict', bucket])
     .execute();
-  return rows.map((r) => ({ hour: String(r.hour), verdict: r.verdict, n: Number(r.n) }));
+  return rows.map((r) => ({ bucket: String(r.bucket), verdict: r.verdict, n: Number(r.n) }));
 }
 
 export const SETTLED = ['delivered', 'dead', 'abandoned'] as const;
@@ -53,4 +60,21 @@ export async function deliveriesByStatus(db: Executor, since: string): Promise<R
     ...(Object.fromEntries(SETTLED.map((s, i) => [s, count(settled[i])])) as Record<(typeof SETTLED)[number], number>),
     ...(Object.fromEntries(QUEUED.map((s, i) => [s, count(queued[i])])) as Record<(typeof QUEUED)[number], number>),
   };
+}
+
+/**
+ * How long the delivery queue has been waiting: the creation time of its oldest event (events are numbered in
+ * the order they are written; only the queued rows of the status index are read) and the earliest attempt
+ * scheduled (an index seek).
+ */
+export async function queueTimes(db: Executor): Promise<{ oldestCreatedAt: string | null; nextAttemptAt: string | null }> {
+  const firstIds = await Promise.all(
+    QUEUED.map((status) => db.selectFrom('notifications').select((eb) => eb.fn.min('id').as('id')).where('status', '=', status).executeTakeFirst()),
+  );
+  const ids = firstIds.map((r) => r?.id).filter((id) => id !== null && id !== undefined).map(Number);
+  const [oldest, next] = await Promise.all([
+    ids.length === 0 ? undefined : db.selectFrom('notifications').select('created_at').where('id', 'in', ids).orderBy('created_at').limit(1).executeTakeFirst(),
+    db.selectFrom('notifications').select((eb) => eb.fn.min('next_attempt_at').as('at')).where('status', '=', 'pending').executeTakeFirst(),
+  ]);
+  return { oldestCreatedAt: oldest?.created_at ?? null, nextAttemptAt: (next?.at as string | null | undefined) ?? null };
 }

@@ -4,7 +4,7 @@ import { NotFoundError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../system/system-config.repository.ts';
 import { recordAudit } from './audit.repository.ts';
-import { prettyPayload } from './format.ts';
+import { prettyPayload, verifiedFields } from './format.ts';
 import { countFlagged, existingOrders, findFlaggedEntry, insertReview, listFlagged, type InboxFilter } from './inbox.repository.ts';
 import type { ConsoleActor } from './orders.service.ts';
 import { flaggedKind } from './verdicts.ts';
@@ -25,7 +25,7 @@ export function createInbox(deps: { db: Database; clock: Clock }) {
       amount: r.amount_minor === null || r.currency === null ? null : formatAmount(Number(r.amount_minor), r.currency),
       orderExists: r.order_no !== null && known.has(r.order_no),
       request: prettyPayload(r.callback_data),
-      verified: prettyPayload(r.payment_data),
+      verified: verifiedFields(r.payment_data),
     }));
     return { filter, items, total, page, pages: Math.max(1, Math.ceil(total / INBOX_PAGE_SIZE)), counts };
   }

@@ -10,7 +10,7 @@ import { AppError, NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import type { Clock } from '../shared/time.ts';
 import { auditForTarget, recordAudit } from './audit.repository.ts';
-import { prettyPayload } from './format.ts';
+import { prettyPayload, verifiedFields } from './format.ts';
 import { countSearch, eventsOfOrder, paymentLogsOfOrder, rejectedCallbacksOfOrder, searchOrders } from './order-timeline.repository.ts';
 
 export const PAGE_SIZE = 25;
@@ -77,7 +77,7 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
         entry: p,
         amount: p.amount_minor === null || p.currency === null ? null : formatAmount(Number(p.amount_minor), p.currency),
         request: prettyPayload(p.callback_data),
-        verified: prettyPayload(p.payment_data),
+        verified: verifiedFields(p.payment_data),
       })),
       ...events.map((e) => ({ at: e.created_at, rank: 2, kind: 'event' as const, event: e, payload: prettyPayload(e.payload) })),
       ...audit.map((a) => ({ at: a.created_at, rank: 3, kind: 'audit' as const, audit: a })),
