@@ -117,6 +117,7 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
     for (let i = 0; i < 3; i++) {
       const res = await from(ip).post('/notify').type('form').send(forged);
       expect(res.status).toBe(429);
+      expect(res.headers['retry-after']).toBe('60');
       expect(res.body).toMatchObject({ success: false, code: 'rate_limited' });
     }
     // Malformed requests are refused before verification too, and limited alike.
@@ -154,6 +155,7 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
     };
     const alipay = await flood('10.3.0.1', () => from('10.3.0.1').post('/notify/alipay').type('form').send('out_trade_no=X&sign=Zm9v&sign_type=RSA2'));
     expect(alipay.status).toBe(429);
+    expect(alipay.headers['retry-after']).toBe('60');
     expect(alipay.text).toBe('fail');
     expect((await request(ctx.app).get('/callback/alipay?out_trade_no=X&sign=Zm9v').set('X-Forwarded-For', '10.3.0.1')).status).toBe(429);
     expect(await rowsFrom('10.3.0.1')).toHaveLength(LIMIT);

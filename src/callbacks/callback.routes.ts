@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { notifyBodyParsers, pageBodyParsers } from '../http/body-parsers.ts';
-import type { GatewayAdapter } from './gateways/gateway.ts';
+import type { CallbackOutcome, GatewayAdapter } from './gateways/gateway.ts';
 import type { CallbackInput, CallbackService } from './callback.service.ts';
 import type { ResultPages } from '../pages/result.page.ts';
 
@@ -25,6 +25,11 @@ function formParams(text: string): Record<string, unknown> {
 
 const queryOf = (req: Request) => (req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
 
+/** A source address over its budget of rejected callbacks may try again when the minute's window has passed. */
+export function setRetryAfter(res: Response, outcome: CallbackOutcome): void {
+  if (outcome.verdict === 'rate_limited') res.setHeader('Retry-After', '60');
+}
+
 /** Body parameters for POST (form or flat JSON), query parameters for GET. */
 export function callbackInput(req: Request, gateway: GatewayAdapter, kind: CallbackInput['kind']): CallbackInput {
   const rawBody = (req as Request & { rawBody?: Buffer }).rawBody;
@@ -45,6 +50,7 @@ export function callbackRoutes(callbacks: CallbackService, generic: GatewayAdapt
   const router = Router();
   router.post(['/notify', '/notify/generic', '/notify.php'], ...notifyBodyParsers(), async (req: Request, res: Response) => {
     const outcome = await callbacks.handle(callbackInput(req, generic, 'notify'));
+    setRetryAfter(res, outcome);
     generic.acknowledge(res, outcome);
   });
   router.all(['/callback', '/callback/generic', '/callback.php'], ...pageBodyParsers(), async (req: Request, res: Response) => {
@@ -53,6 +59,7 @@ export function callbackRoutes(callbacks: CallbackService, generic: GatewayAdapt
       return pages.renderRejection(req, res, 405, 'Method not allowed');
     }
     const outcome = await callbacks.handle(callbackInput(req, generic, 'return'));
+    setRetryAfter(res, outcome);
     pages.renderOutcome(req, res, outcome);
   });
   return router;

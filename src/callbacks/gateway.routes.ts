@@ -6,7 +6,7 @@ import { isStorageUnavailable } from '../shared/storage-errors.ts';
 import type { ResultPages } from '../pages/result.page.ts';
 import type { CallbackService } from './callback.service.ts';
 import { notifyBodyParsers } from '../http/body-parsers.ts';
-import { callbackInput } from './callback.routes.ts';
+import { callbackInput, setRetryAfter } from './callback.routes.ts';
 import { createAlipayGateway } from './gateways/alipay.ts';
 import type { GatewayAdapter } from './gateways/gateway.ts';
 import { createStripeGateway } from './gateways/stripe.ts';
@@ -36,7 +36,9 @@ function notConfigured(name: keyof typeof SETTINGS) {
 function notifyHandler(callbacks: CallbackService, adapter: GatewayAdapter) {
   return async (req: Request, res: Response) => {
     try {
-      adapter.acknowledge(res, await callbacks.handle(callbackInput(req, adapter, 'notify')));
+      const outcome = await callbacks.handle(callbackInput(req, adapter, 'notify'));
+      setRetryAfter(res, outcome);
+      adapter.acknowledge(res, outcome);
     } catch (err) {
       if (!isStorageUnavailable(err)) throw err;
       req.log?.error({ err }, 'storage unavailable during a gateway notification');
