@@ -27,6 +27,8 @@ const FLASH = {
   settings_saved: 'success',
   settings_reset: 'success',
   settings_unchanged: 'info',
+  test_url_invalid: 'danger',
+  test_no_target: 'warning',
 } as const;
 export type FlashKey = keyof typeof FLASH;
 

@@ -20,6 +20,7 @@ import { createConsoleOrders } from './orders.service.ts';
 import { consoleOrderRoutes } from './orders.routes.ts';
 import { settingsRoutes } from './settings.routes.ts';
 import { createConsoleSettings } from './settings.service.ts';
+import { createTestNotifications } from './test-notification.service.ts';
 
 export interface AdminDeps {
   config: AppConfig;
@@ -70,7 +71,8 @@ export function adminRoutes(deps: AdminDeps): Router {
   router.use(auth.requireAdmin);
 
   router.use(dashboardRoutes(createDashboardService({ readDb, clock, notifications: deps.notifications }), render));
-  router.use('/orders', consoleOrderRoutes(createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications }), render));
+  const tests = createTestNotifications({ db, clock, config });
+  router.use('/orders', consoleOrderRoutes(createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications }), tests, render));
   router.use('/inbox', inboxRoutes(inbox, render));
   router.use('/settings', settingsRoutes(createConsoleSettings({ db, settings: deps.settings }), render));
 

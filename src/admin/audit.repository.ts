@@ -17,7 +17,12 @@ const asText = (value: unknown): string | null => (value === undefined || value 
 
 /** Appends to audit_log; call it inside the transaction of the change it records. Also used by the settings page. */
 export async function recordAudit(db: Executor, entry: AuditEntry): Promise<void> {
-  await withConsoleTables(db)
+  await recordAuditWithId(db, entry);
+}
+
+/** {@link recordAudit}, returning the new entry's id (for a page that shows the entry afterwards). */
+export async function recordAuditWithId(db: Executor, entry: AuditEntry): Promise<number> {
+  const result = await withConsoleTables(db)
     .insertInto('audit_log')
     .values({
       actor: entry.actor.slice(0, 64),
@@ -28,7 +33,13 @@ export async function recordAudit(db: Executor, entry: AuditEntry): Promise<void
       remote_ip: entry.remoteIp ?? null,
       created_at: toDbTime(entry.now),
     })
-    .execute();
+    .executeTakeFirst();
+  return Number(result.insertId);
+}
+
+/** One audit entry by id, or undefined. */
+export function findAudit(db: Executor, id: number): Promise<AuditRow | undefined> {
+  return withConsoleTables(db).selectFrom('audit_log').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
 /** Audit entries about one target (e.g. `order:<order_no>`), oldest first (index audit_log_target_idx). */

@@ -4,11 +4,15 @@ import { operatorOf } from './admin-session.ts';
 import type { RenderConsole } from './admin.routes.ts';
 import { withQuery } from './admin-view.ts';
 import { orderNoParam, type ConsoleOrders } from './orders.service.ts';
+import type { TestNotifications } from './test-notification.service.ts';
 
 const orderPath = (orderNo: string) => `/admin/orders/${encodeURIComponent(orderNo)}`;
 
-/** `/admin/orders`: filtered list, the order timeline, and the close and resend actions (POST + CSRF, then redirect). */
-export function consoleOrderRoutes(orders: ConsoleOrders, render: RenderConsole): Router {
+/** `?test=<audit id>`: a test notification to show on the order page. */
+const testIdOf = (value: unknown) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : null);
+
+/** `/admin/orders`: filtered list, the order timeline, the close, resend and test-notification actions (POST + CSRF, then redirect). */
+export function consoleOrderRoutes(orders: ConsoleOrders, tests: TestNotifications, render: RenderConsole): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
@@ -20,7 +24,9 @@ export function consoleOrderRoutes(orders: ConsoleOrders, render: RenderConsole)
   router.get('/:order_no', async (req, res) => {
     const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
     const rejectedPageUrl = (page: number) => withQuery(orderPath(order_no), { rejected_page: page > 1 ? page : undefined }) + '#rejected-callbacks';
-    await render(req, res, 'admin/order', 'orders', { detail: await orders.detail(order_no, req.query as Record<string, unknown>), rejectedPageUrl });
+    const testId = testIdOf(req.query.test);
+    const [detail, testExchange] = await Promise.all([orders.detail(order_no, req.query as Record<string, unknown>), testId === null ? null : tests.find(order_no, testId)]);
+    await render(req, res, 'admin/order', 'orders', { detail, rejectedPageUrl, testExchange });
   });
 
   const action = (kind: 'close' | 'resend') => async (req: Request, res: Response) => {
@@ -30,6 +36,15 @@ export function consoleOrderRoutes(orders: ConsoleOrders, render: RenderConsole)
   };
   router.post('/:order_no/close', action('close'));
   router.post('/:order_no/resend', action('resend'));
+
+  router.post('/:order_no/test-notification', async (req, res) => {
+    const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const url = typeof body.url === 'string' ? body.url : undefined;
+    const outcome = await tests.send(order_no, url, { operator: operatorOf(res), remoteIp: req.ip ?? null });
+    const target = 'sent' in outcome ? `test=${outcome.sent}#test-notification-result` : `flash=${outcome.refused}#test-notification`;
+    res.redirect(303, `${orderPath(order_no)}?${target}`);
+  });
 
   return router;
 }

@@ -25,6 +25,12 @@ export interface AttemptResult {
   privateTarget?: boolean;
 }
 
+/** Filled in for a caller that shows the exchange (the console's test notification): what was sent, and the answer's headers. */
+export interface AttemptTrace {
+  request?: { body: string; headers: Record<string, string> };
+  responseHeaders?: Record<string, string | string[] | undefined>;
+}
+
 /** The delivery pool, and whether an origin currently has a connection open to a non-public address. */
 export type DeliveryAgent = Dispatcher & { reachesPrivate(origin: string): boolean };
 
@@ -39,6 +45,7 @@ interface Answer {
   statusCode: number;
   retryAfter: string | undefined;
   excerpt: string;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /**
@@ -52,6 +59,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   private settled = false;
   private statusCode = 0;
   private retryAfter: string | undefined;
+  private headers: Record<string, string | string[] | undefined> = {};
   private readonly chunks: Buffer[] = [];
   private size = 0;
 
@@ -78,6 +86,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return; // informational; the final answer follows
     this.notePeer();
     this.statusCode = statusCode;
+    this.headers = headers;
     const retryAfter = headers['retry-after'];
     this.retryAfter = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
   }
@@ -106,7 +115,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    this.resolve({ statusCode: this.statusCode, retryAfter: this.retryAfter, excerpt: body.toString('utf8', 0, Math.min(body.length, EXCERPT_BYTES)) });
+    this.resolve({ statusCode: this.statusCode, retryAfter: this.retryAfter, excerpt: body.toString('utf8', 0, Math.min(body.length, EXCERPT_BYTES)), headers: this.headers });
   }
 }
 
@@ -156,8 +165,11 @@ function classify(statusCode: number, excerpt: string, retryAfter: string | unde
   return { kind: 'failed', reason: kind, retryAfterMs };
 }
 
-/** One POST of the stored event `payload` to the merchant within `timeoutMs` (connect, headers and body), never following redirects. */
-export async function attemptDelivery(url: string, payload: string, settings: DeliverySettings, agent: DeliveryAgent, now: Date): Promise<AttemptResult> {
+/**
+ * One POST of the stored event `payload` to the merchant within `timeoutMs` (connect, headers and body), never
+ * following redirects. With `trace`, also tells what exactly was sent and the answer's headers.
+ */
+export async function attemptDelivery(url: string, payload: string, settings: DeliverySettings, agent: DeliveryAgent, now: Date, trace?: AttemptTrace): Promise<AttemptResult> {
   const started = performance.now();
   const durationMs = () => Math.round(performance.now() - started);
   let signedBody: ReturnType<typeof signedDelivery>;
@@ -168,9 +180,11 @@ export async function attemptDelivery(url: string, payload: string, settings: De
     return { verdict: { kind: 'abandoned', reason: 'unsignable_payload' }, statusCode: null, error: (err as Error).message.slice(0, 1000), excerpt: null, durationMs: durationMs() };
   }
   const { body, headers } = signedBody;
+  if (trace) trace.request = { body, headers };
   const seen = { privateTarget: false };
   try {
     const answer = await post(url, body, headers, agent, settings.timeoutMs, seen);
+    if (trace) trace.responseHeaders = answer.headers;
     const verdict = classify(answer.statusCode, answer.excerpt, answer.retryAfter, settings.expectBody, now);
     return { verdict, statusCode: answer.statusCode, error: verdict.kind === 'delivered' ? null : verdict.reason, excerpt: answer.excerpt, durationMs: durationMs(), privateTarget: seen.privateTarget };
   } catch (err) {

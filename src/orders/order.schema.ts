@@ -9,7 +9,7 @@ export const PAYMENT_METHODS = ['generic', 'sandbox', 'alipay', 'wechatpay', 'st
 
 export const orderNoSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _ or -');
 
-const httpUrl = z
+export const httpUrl = z
   .string()
   .max(2048, 'must be at most 2048 characters')
   .refine((value) => {
