@@ -92,9 +92,12 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
     const res = await from('203.0.113.7').post('/notify').type('form').send(body);
     expect(res.status).toBe(403);
     const [row] = await rowsFrom('203.0.113.7');
-    expect(row).toMatchObject({ verdict: 'forbidden', callback_bytes: Buffer.byteLength(body), callback_sha256: sha256(body) });
+    // Filed under the order it names, as an unverified entry the order's rejected requests list.
+    expect(row).toMatchObject({ verdict: 'forbidden', order_no: orderNo, unverified: 1, callback_bytes: Buffer.byteLength(body), callback_sha256: sha256(body) });
     expect(Buffer.byteLength(row!.callback_data)).toBeLessThanOrEqual(EXCERPT_BYTES);
     expect(body.startsWith(row!.callback_data)).toBe(true);
+    const detail = await ctx.api('get', `/api/orders/${orderNo}/rejected-callbacks`);
+    expect(detail.body.data.items.map((i: { verdict: string }) => i.verdict)).toContain('forbidden');
   });
 
   it('keeps the whole body of a verified callback, without a size or hash', async () => {

@@ -1,17 +1,19 @@
 import type { GatewayName } from '../config.ts';
 import { withBatchedTransaction } from '../db/batched-transaction.ts';
 import type { Database } from '../db/database.ts';
+import { isDatabaseUnreachable, withDbRetry } from '../db/db-errors.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
-import { applyGroup, applyOne, databaseUnreachable, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
+import { applyGroup, applyOne, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome, GatewayAdapter, Rejection } from './gateways/gateway.ts';
 import { createGroupCommit } from './group-commit.ts';
+import { claimedOrderNo } from './params.ts';
+import { claimedAlipayOrderNo } from './gateways/alipay-signature.ts';
 import { insertPaymentLog } from './payment-log.repository.ts';
 import type { RejectLimiter } from './reject-limiter.ts';
 import { rejectedEvidence } from './rejected-evidence.ts';
-import { withDeadlockRetry } from './deadlock-retry.ts';
 
 export interface CallbackInput {
   gateway: GatewayAdapter;
@@ -58,10 +60,10 @@ export function createCallbackService(deps: CallbackServiceDeps) {
     maxGroup: MAX_GROUP,
     maxRunning: maxRunningTransactions,
     key: (item) => item.result.orderNo,
-    runOne: (item) => withDeadlockRetry(() => withBatchedTransaction(db, (tx) => applyOne(tx, db.engine, item))),
+    runOne: (item) => withDbRetry(() => withBatchedTransaction(db, (tx) => applyOne(tx, db.engine, item))),
     runGroup: (items) => withBatchedTransaction(db, (tx) => applyGroup(tx, db.engine, items)),
     retryAlone: (err) => groupMayRunAlone(db.engine, err),
-    failQueued: (err) => databaseUnreachable(db.engine, err),
+    failQueued: isDatabaseUnreachable,
     onGroup: recordCallbackGroup,
   });
 
@@ -93,7 +95,9 @@ export function createCallbackService(deps: CallbackServiceDeps) {
     const now = clock();
     const allowlist = allowlistOf(input.gateway.name);
     if (!input.trusted && allowlist && !allowlist.allows(input.remoteIp ?? undefined)) {
-      return refuse(input, { verdict: 'forbidden', code: 'forbidden', message: `${input.remoteIp ?? 'This address'} may not call the ${input.gateway.name} callbacks` }, now);
+      // Filed under the order it names (unverified, listed apart), so the order's page shows the attempt.
+      const claimed = claimedOrderNo(input.params) ?? claimedAlipayOrderNo(input.params);
+      return refuse(input, { verdict: 'forbidden', code: 'forbidden', message: `${input.remoteIp ?? 'This address'} may not call the ${input.gateway.name} callbacks`, claimedOrderNo: claimed }, now);
     }
     // Verification first, so a correctly signed callback is never refused for the rejections around it.
     const verification = await input.gateway.verify({ params: input.params, rawBody: input.rawBody, headers: input.headers, now });
