@@ -1,8 +1,8 @@
-import { expectAffectedRows, UnexpectedRowCount, type BatchedTransaction } from '../db/batched-transaction.ts';
+import { expectAffectedRows, type BatchedTransaction } from '../db/batched-transaction.ts';
 import type { Engine } from '../db/database.ts';
+import { committedNothing, isUniqueViolation } from '../db/db-errors.ts';
 import { eventInsert, eventsInsert } from '../notifications/outbox.repository.ts';
 import { orderForUpdateSelect, ordersForUpdateSelect, transitionsUpdate, transitionUpdate, type OrderRow } from '../orders/order.repository.ts';
-import { isUniqueViolation } from '../system/system-config.repository.ts';
 import { planCallback, replayGuardOf, type Plan, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome } from './gateways/gateway.ts';
 import { nonceInsert, noncesInsert } from './nonce.repository.ts';
@@ -89,12 +89,5 @@ export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: 
  * have committed, so its error is everyone's answer instead (503, and the gateway retries).
  */
 export function groupMayRunAlone(engine: Engine, err: unknown): boolean {
-  if (err instanceof UnexpectedRowCount || engine === 'sqlite') return true;
-  const e = err as { errno?: unknown; fatal?: boolean } | null;
-  return typeof e?.errno === 'number' && e.fatal !== true;
-}
-
-/** The database is out of reach (a lost or timed-out connection, refused connects): callbacks queued behind fail at once. */
-export function databaseUnreachable(engine: Engine, err: unknown): boolean {
-  return engine === 'mysql' && (err as { fatal?: boolean } | null)?.fatal === true;
+  return committedNothing(engine, err);
 }

@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { AppConfig } from '../config.ts';
 import { sendError } from '../http/envelope.ts';
 import { AppError } from '../shared/errors.ts';
-import { isStorageUnavailable } from '../shared/storage-errors.ts';
+import { isStorageUnavailable } from '../db/db-errors.ts';
 import type { ResultPages } from '../pages/result.page.ts';
 import type { CallbackService } from './callback.service.ts';
 import { notifyBodyParsers } from '../http/body-parsers.ts';

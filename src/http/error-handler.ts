@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../shared/errors.ts';
-import { isStorageUnavailable } from '../shared/storage-errors.ts';
+import { isStorageUnavailable } from '../db/db-errors.ts';
 import { pageLocals } from '../pages/i18n.ts';
 import { sendError } from './envelope.ts';
 

@@ -1,16 +1,9 @@
-import { withDeadlockRetry } from '../callbacks/deadlock-retry.ts';
 import type { Database } from '../db/database.ts';
+import { isStatementRefusal, withDbRetry } from '../db/db-errors.ts';
 import type { Clock } from '../shared/time.ts';
 import { completeAttempts, MAX_PER_FLUSH, type Completion } from './completion.repository.ts';
 import type { DeliverySlots } from './delivery-slots.ts';
 import type { ClaimedEvent } from './delivery.repository.ts';
-
-/** An error the database answered for a statement (constraint, data, deadlock), as opposed to a lost or silent connection. */
-function isStatementError(err: unknown): boolean {
-  const e = err as { sqlState?: unknown; fatal?: unknown; code?: unknown } | null;
-  if (typeof e?.sqlState === 'string') return e.fatal !== true;
-  return typeof e?.code === 'string' && e.code.startsWith('SQLITE_') && !e.code.startsWith('SQLITE_BUSY');
-}
 
 /** How flushes take part in the delivery loop: they give back their completions' slots and may refill them. */
 export interface FlushLoop {
@@ -76,7 +69,7 @@ export function createCompletionBatcher(db: Database, owner: string, clock: Cloc
     const extra = claiming ? loop.slots.takeFree() : 0;
     const claim = claiming ? { limit: batch.length + extra, leaseMs: loop.leaseMs } : undefined;
     try {
-      const { kept, claimed } = await withDeadlockRetry(() => completeAttempts(db, owner, batch.map((q) => q.completion), clock(), claim), 5);
+      const { kept, claimed } = await withDbRetry(() => completeAttempts(db, owner, batch.map((q) => q.completion), clock(), claim), { attempts: 5 });
       flushes += 1;
       // The batch's slots pass to the events claimed with it; the rest are free again.
       loop?.slots.release(batch.length + extra - claimed.length);
@@ -85,7 +78,7 @@ export function createCompletionBatcher(db: Database, owner: string, clock: Cloc
     } catch (err) {
       loop?.slots.release(extra);
       // The server refused a statement (not an outage): one bad completion must not cost the others theirs.
-      if (batch.length > 1 && isStatementError(err)) {
+      if (batch.length > 1 && isStatementRefusal(err)) {
         for (const q of batch) await write([q], false);
         return;
       }

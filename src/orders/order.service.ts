@@ -4,7 +4,7 @@ import { listNotificationsForOrder } from '../notifications/outbox.repository.ts
 import { recordOrderEvent } from '../notifications/order-event.ts';
 import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
-import { isUniqueViolation } from '../system/system-config.repository.ts';
+import { isUniqueViolation } from '../db/db-errors.ts';
 import { generateOrderNo } from './order-number.ts';
 import * as repo from './order.repository.ts';
 import { encodeCursor, type CreateOrderInput, type ListOrdersQuery, type PageQuery } from './order.schema.ts';

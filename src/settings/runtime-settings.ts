@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { recordAudit } from '../admin/audit.repository.ts';
 import { GATEWAYS, type AppConfig, type GatewayName } from '../config.ts';
 import type { Database } from '../db/database.ts';
+import { withDbRetry, type DbErrorKind } from '../db/db-errors.ts';
 import { ValidationError } from '../shared/errors.ts';
 import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { entriesOutside, narrowAllowlist } from '../shared/ip-ranges.ts';
@@ -9,7 +10,13 @@ import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { getConfigValues } from '../system/system-config.repository.ts';
 import { RUNTIME_KEYS, RUNTIME_SETTINGS, SettingValidationError, formatAllowlist, formatSchedule, parseSetting, settingDef, type RuntimeSettingDef } from './settings.keys.ts';
-import { SETTINGS_AUDIT_ACTION, lockConfigValue, withWriteRetry, writeConfigValue } from './settings.repository.ts';
+import { SETTINGS_AUDIT_ACTION, lockConfigValue, writeConfigValue } from './settings.repository.ts';
+
+/**
+ * Two first writes of one key race on the insert (unique key, a MySQL gap-lock deadlock, or SQLite refusing
+ * to upgrade a read transaction of another process): the whole transaction runs again.
+ */
+const WRITE_RACES: readonly DbErrorKind[] = ['unique_violation', 'deadlock', 'lock_timeout'];
 
 export interface RuntimeSettingsDeps {
   db: Database;
@@ -192,7 +199,7 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
         throw new SettingValidationError(key, def.kind, `${what} outside the environment’s allowlist ${def.envName} (${floor}); an override may only narrow it`);
       }
     }
-    const result = await withWriteRetry(() =>
+    const result = await withDbRetry(() =>
       db.kysely.transaction().execute(async (trx): Promise<UpdateResult> => {
         const old = await lockConfigValue(trx, db.engine, key);
         if (old === next) return { changed: false, oldValue: old, newValue: next };
@@ -201,6 +208,7 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
         await recordAudit(trx, { actor: actor.operator, action: SETTINGS_AUDIT_ACTION, target: key, oldValue: old, newValue: next, remoteIp: actor.remoteIp ?? null, now });
         return { changed: true, oldValue: old, newValue: next };
       }),
+      { retryOn: WRITE_RACES },
     );
     try {
       await refresh();

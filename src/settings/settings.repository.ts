@@ -1,7 +1,6 @@
 import type { Engine, Executor } from '../db/database.ts';
 import { withConsoleTables, type AuditRow } from '../admin/console.tables.ts';
 import { toDbTime } from '../shared/time.ts';
-import { isUniqueViolation } from '../system/system-config.repository.ts';
 
 export const SETTINGS_AUDIT_ACTION = 'settings.update';
 
@@ -51,22 +50,4 @@ export function settingsHistory(db: Executor, keys: readonly string[], limit = 5
     .orderBy('id', 'desc')
     .limit(limit)
     .execute();
-}
-
-const RETRIED = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'SQLITE_BUSY']);
-
-/**
- * Two first writes of one key race on the insert (unique key, a MySQL gap-lock deadlock, or SQLite refusing
- * to upgrade a read transaction of another process): run the whole transaction again.
- */
-export async function withWriteRetry<T>(work: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (err) {
-      const code = (err as { code?: string } | null)?.code;
-      if (attempt >= attempts || !(isUniqueViolation(err) || (code && RETRIED.has(code)))) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 10));
-    }
-  }
 }

@@ -1,5 +1,9 @@
 import type { Executor } from '../db/database.ts';
+import { isUniqueViolation } from '../db/db-errors.ts';
 import { toDbTime } from '../shared/time.ts';
+
+/** Kept here for the callers that import it from this module; the policy is db-errors.ts's. */
+export { isUniqueViolation };
 
 export async function getConfigValues(db: Executor, keys: readonly string[]): Promise<Map<string, string>> {
   if (keys.length === 0) return new Map();
@@ -21,12 +25,6 @@ export async function insertConfigValue(db: Executor, key: string, value: string
     if (isUniqueViolation(err)) return false;
     throw err;
   }
-}
-
-/** Duplicate-key errors of both engines. */
-export function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
 /** Removes the keys; returns how many rows went. */
