@@ -2,13 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
-import { gatewaySign, nowSeconds, signed } from './helpers/gateway-signer.ts';
+import { gatewaySign, signed } from './helpers/gateway-signer.ts';
+
+/** A fixed clock, 999 ms into a second: timestamps signed against it are judged the same on every run. */
+const NOW = new Date('2025-06-06T08:00:00.999Z');
+const NOW_S = Math.floor(NOW.getTime() / 1000);
+const nowSeconds = () => String(NOW_S);
 
 describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
   let ctx: TestContext;
   let seq = 0;
   beforeAll(async () => {
-    ctx = await createTestContext(engine);
+    ctx = await createTestContext(engine, { clock: () => NOW });
   });
   afterAll(() => ctx.close());
 
@@ -97,8 +102,8 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     ['signed wrong amount', (no) => signed(payment(no, { amount: '0.01' }), TEST_GATEWAY_SECRET), 409, 'amount_mismatch', 'amount_mismatch'],
     ['signed wrong currency', (no) => signed(payment(no, { currency: 'USD' }), TEST_GATEWAY_SECRET), 409, 'amount_mismatch', 'amount_mismatch'],
     ['signed too many decimals', (no) => signed(payment(no, { amount: '12.345' }), TEST_GATEWAY_SECRET), 409, 'amount_mismatch', 'amount_mismatch'],
-    ['stale timestamp', (no) => signed(payment(no, { timestamp: String(Math.floor(Date.now() / 1000) - 301) }), TEST_GATEWAY_SECRET), 409, 'replayed', 'replayed'],
-    ['future timestamp', (no) => signed(payment(no, { timestamp: String(Math.floor(Date.now() / 1000) + 301) }), TEST_GATEWAY_SECRET), 409, 'replayed', 'replayed'],
+    ['stale timestamp', (no) => signed(payment(no, { timestamp: String(NOW_S - 301) }), TEST_GATEWAY_SECRET), 409, 'replayed', 'replayed'],
+    ['future timestamp', (no) => signed(payment(no, { timestamp: String(NOW_S + 301) }), TEST_GATEWAY_SECRET), 409, 'replayed', 'replayed'],
     ['bad timestamp', (no) => signed(payment(no, { timestamp: 'yesterday' }), TEST_GATEWAY_SECRET), 400, 'validation_failed', 'malformed'],
     ['bad status', (no) => signed(payment(no, { status: 'paid' }), TEST_GATEWAY_SECRET), 400, 'validation_failed', 'malformed'],
     ['bad amount', (no) => signed(payment(no, { amount: '1e3' }), TEST_GATEWAY_SECRET), 400, 'validation_failed', 'malformed'],
