@@ -85,6 +85,7 @@ export function createApp(deps: AppDeps): Express {
     db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, recordCallbackGroup: metrics.recordCallbackGroup,
     maxRunningTransactions: callbackTransactions, rejectLimiter, recordRejectDropped: metrics.recordRejectDropped,
   });
+  metrics.observeCallbackQueue(callbacks.queuedCallbacks);
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);

@@ -15,6 +15,7 @@ function harness(overrides: Partial<GroupCommitOptions<Item, string>> = {}) {
   const group = createGroupCommit<Item, string>({
     maxGroup: 3,
     maxRunning: 1,
+    maxQueued: 100,
     key: (item) => item.key,
     runOne: async (item) => {
       await gate('one', [item]);
@@ -89,8 +90,11 @@ describe('group commit', () => {
     await h.tick();
     h.runs[1]!.finish(new Error('duplicate nonce'));
     await h.tick();
-    expect(h.runs.slice(2).map((r) => [r.kind, r.ids])).toEqual([['one', [2]], ['one', [3]]]);
+    // One at a time, in the group's own slot (maxRunning is 1).
+    expect(h.runs.slice(2).map((r) => [r.kind, r.ids])).toEqual([['one', [2]]]);
     h.runs[2]!.finish(new Error('replayed'));
+    await h.tick();
+    expect(h.runs.slice(2).map((r) => [r.kind, r.ids])).toEqual([['one', [2]], ['one', [3]]]);
     h.runs[3]!.finish();
     await Promise.all(all);
     expect(h.settled.get(2)).toBe('error:replayed');

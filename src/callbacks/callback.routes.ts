@@ -25,9 +25,10 @@ function formParams(text: string): Record<string, unknown> {
 
 const queryOf = (req: Request) => (req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
 
-/** A source address over its budget of rejected callbacks may try again when the minute's window has passed. */
+/** A source address over its budget of rejected callbacks may try again when the minute's window has passed; a busy service, in a few seconds. */
 export function setRetryAfter(res: Response, outcome: CallbackOutcome): void {
   if (outcome.verdict === 'rate_limited') res.setHeader('Retry-After', '60');
+  else if (outcome.verdict === 'unavailable') res.setHeader('Retry-After', '5');
 }
 
 /** Body parameters for POST (form or flat JSON), query parameters for GET. */

@@ -8,7 +8,7 @@ import { toDbTime, type Clock } from '../shared/time.ts';
 import { applyGroup, applyOne, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome, GatewayAdapter, Rejection } from './gateways/gateway.ts';
-import { createGroupCommit } from './group-commit.ts';
+import { createGroupCommit, QueueFull } from './group-commit.ts';
 import { claimedOrderNo } from './params.ts';
 import { claimedAlipayOrderNo } from './gateways/alipay-signature.ts';
 import { insertPaymentLog } from './payment-log.repository.ts';
@@ -48,6 +48,8 @@ export interface CallbackServiceDeps {
 
 /** Large enough to amortise a commit over many callbacks, small enough to keep each transaction short. */
 const MAX_GROUP = 32;
+/** Callbacks may wait for this many full rounds of transactions; beyond that they are answered 503 at once (memory and latency stay bounded). */
+const QUEUED_ROUNDS = 4;
 
 /**
  * Verification, then the transaction: each verified callback joins the group commit, which runs it alone
@@ -59,6 +61,7 @@ export function createCallbackService(deps: CallbackServiceDeps) {
   const group = createGroupCommit<VerifiedCallback, Applied>({
     maxGroup: MAX_GROUP,
     maxRunning: maxRunningTransactions,
+    maxQueued: MAX_GROUP * maxRunningTransactions * QUEUED_ROUNDS,
     key: (item) => item.result.orderNo,
     runOne: (item) => withDbRetry(() => withBatchedTransaction(db, (tx) => applyOne(tx, db.engine, item))),
     runGroup: (items) => withBatchedTransaction(db, (tx) => applyGroup(tx, db.engine, items)),
@@ -117,6 +120,7 @@ export function createCallbackService(deps: CallbackServiceDeps) {
       if (queued) onEventQueued?.();
       return outcome;
     } catch (err) {
+      if (err instanceof QueueFull) return OVERLOADED;
       if (!(err instanceof NonceReplayed) && !(err instanceof EventRepeated)) throw err;
       // The verdicts checked before the nonce still take precedence: an unknown order stays `unknown_order`.
       const order = await findOrderByNo(db.kysely, result.orderNo);
@@ -150,7 +154,15 @@ export function createCallbackService(deps: CallbackServiceDeps) {
     return { verdict: 'duplicate', status: 200, message: 'verified return', orderNo: order.order_no, orderStatus: order.status, order };
   }
 
-  return { handle, inspect };
+  return { handle, inspect, queuedCallbacks: group.queued };
 }
+
+/** Nothing was decided or stored: the gateway retries later, as after a storage failure. */
+const OVERLOADED: CallbackOutcome = Object.freeze({
+  verdict: 'unavailable',
+  status: 503,
+  code: 'unavailable',
+  message: 'The service is busy; the request was not acknowledged and is safe to retry.',
+});
 
 export type CallbackService = ReturnType<typeof createCallbackService>;

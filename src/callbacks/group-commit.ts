@@ -8,6 +8,8 @@ export interface GroupCommitOptions<T, R> {
   maxGroup: number;
   /** The most groups in flight at once; the queue builds up (and groups grow) behind them. */
   maxRunning: number;
+  /** The most items waiting behind them; one more is refused at once with {@link QueueFull} (the caller retries later). */
+  maxQueued: number;
   /** Items with equal keys never share a group (each must see the state the previous one left). */
   key(item: T): string;
   /** Runs one item in its own transaction; its result or error is that item's. */
@@ -18,8 +20,15 @@ export interface GroupCommitOptions<T, R> {
   retryAlone(err: unknown): boolean;
   /** True when an error means the database is out of reach: the items still queued then fail at once with it, instead of each waiting out its own timeout. */
   failQueued?(err: unknown): boolean;
-  /** Told of each transaction: how many items it carried, or that a refused group is being run one by one. */
+  /** Told of each transaction: how many items it carried, or that a refused group is being run one by one. A hook that throws changes nothing. */
   onGroup?(size: number, retried: boolean): void;
+}
+
+/** The queue is at its bound: the item was not taken (nothing of it ran), and may be submitted again later. */
+export class QueueFull extends Error {
+  constructor(readonly queued: number) {
+    super(`${queued} items are already waiting for the database`);
+  }
 }
 
 interface Entry<T, R> {
@@ -30,6 +39,8 @@ interface Entry<T, R> {
 
 export interface GroupCommit<T, R> {
   submit(item: T): Promise<R>;
+  /** Items waiting for a slot (not those in flight). */
+  queued(): number;
 }
 
 export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommit<T, R> {
@@ -59,55 +70,85 @@ export function createGroupCommit<T, R>(options: GroupCommitOptions<T, R>): Grou
     while (running < options.maxRunning && queue.length > 0) {
       const group = take();
       running++;
-      void run(group).finally(() => {
-        running--;
-        pump();
-      });
+      void run(group)
+        // Whatever went wrong (a hook, a policy callback), no caller is left waiting: settled entries ignore this.
+        .catch((err: unknown) => {
+          for (const entry of group) entry.reject(err);
+        })
+        .finally(() => {
+          running--;
+          pump();
+        });
     }
   }
 
-  function failed(err: unknown): void {
-    if (!options.failQueued?.(err)) return;
+  /** Metrics must never fail a payment: a throwing hook is ignored. */
+  function note(size: number, retried: boolean): void {
+    try {
+      options.onGroup?.(size, retried);
+    } catch {
+      // ignored on purpose
+    }
+  }
+
+  function failed(err: unknown): boolean {
+    if (!options.failQueued?.(err)) return false;
     const waiting = queue;
     queue = [];
     for (const entry of waiting) entry.reject(err);
+    return true;
   }
 
-  async function runAlone(entry: Entry<T, R>): Promise<void> {
-    options.onGroup?.(1, false);
+  /** Runs one item alone; returns the error when it showed the database out of reach (the queue was failed with it). */
+  async function runAlone(entry: Entry<T, R>): Promise<{ unreachable: unknown } | null> {
+    note(1, false);
     try {
       entry.resolve(await options.runOne(entry.item));
+      return null;
     } catch (err) {
       entry.reject(err);
-      failed(err);
+      return failed(err) ? { unreachable: err } : null;
     }
   }
 
   async function run(group: Entry<T, R>[]): Promise<void> {
-    if (group.length === 1) return runAlone(group[0]!);
+    if (group.length === 1) {
+      await runAlone(group[0]!);
+      return;
+    }
     let results: R[];
     try {
       results = await options.runGroup(group.map((e) => e.item));
     } catch (err) {
       if (options.retryAlone(err)) {
-        options.onGroup?.(group.length, true);
-        await Promise.all(group.map(runAlone));
+        note(group.length, true);
+        // One after the other in this group's own slot: never more transactions than maxRunning.
+        for (let i = 0; i < group.length; i++) {
+          const down = await runAlone(group[i]!);
+          if (!down) continue;
+          // Out of reach: the rest of the group fails like the queue did, without trying.
+          for (const entry of group.slice(i + 1)) entry.reject(down.unreachable);
+          break;
+        }
       } else {
         for (const entry of group) entry.reject(err);
         failed(err);
       }
       return;
     }
-    options.onGroup?.(group.length, false);
     group.forEach((entry, i) => entry.resolve(results[i]!));
+    note(group.length, false);
   }
 
   return {
     submit(item: T): Promise<R> {
+      // Beyond the bound, waiting would only add latency the gateway does not wait for: refuse now, it retries.
+      if (queue.length >= options.maxQueued) return Promise.reject(new QueueFull(queue.length));
       return new Promise<R>((resolve, reject) => {
         queue.push({ item, resolve, reject });
         pump();
       });
     },
+    queued: () => queue.length,
   };
 }

@@ -128,6 +128,16 @@ export function createMetrics(deps: MetricsDeps = {}) {
     registers: [registry],
   });
 
+  let callbackQueue: () => number = () => 0;
+  new Gauge({
+    name: 'callback_queue_depth',
+    help: 'Verified callbacks waiting for a callback transaction (group commit); at its bound further callbacks are answered 503 unavailable',
+    registers: [registry],
+    collect() {
+      this.set(callbackQueue());
+    },
+  });
+
   const rejectsDropped = new Counter({
     name: 'payment_callbacks_dropped_total',
     help: 'Rejected callbacks answered 429 and not stored: their source address was over CALLBACK_REJECT_RATE_PER_MINUTE',
@@ -152,6 +162,10 @@ export function createMetrics(deps: MetricsDeps = {}) {
     recordCallbackGroup: (size: number, retried: boolean): void => {
       if (retried) callbackGroupRetries.inc();
       else callbackGroups.observe(size);
+    },
+    /** The callback service's queue, read at each scrape. */
+    observeCallbackQueue: (depth: () => number): void => {
+      callbackQueue = depth;
     },
     observeHttp: (labels: { method: string; route: string; status_code: string }, seconds: number): void => {
       httpDuration.observe(labels, seconds);
