@@ -31,12 +31,13 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** CPU seconds used so far by `pid` and its live descendants, or null when /proc cannot tell. */
-export function treeCpuSeconds(pid: number | undefined): number | null {
+/** CPU seconds used so far by `pid` (or several, e.g. nginx and PHP-FPM) and live descendants, or null when /proc cannot tell. */
+export function treeCpuSeconds(pid: number | readonly number[] | undefined): number | null {
   if (pid === undefined) return null;
   try {
     let ticks = 0;
-    const stack = [pid];
+    const stack = typeof pid === 'number' ? [pid] : [...pid];
+    if (stack.length === 0) return null;
     while (stack.length > 0) {
       const p = stack.pop()!;
       ticks += ownTicks(p);
@@ -64,7 +65,7 @@ export interface CpuMeter {
   perRequest(requests: number): Record<string, number | null>;
 }
 
-export function startCpuMeter(pids: Record<string, number | undefined>): CpuMeter {
+export function startCpuMeter(pids: Record<string, number | readonly number[] | undefined>): CpuMeter {
   const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, treeCpuSeconds(pid)]));
   const benchBefore = process.cpuUsage();
   return {

@@ -10,7 +10,7 @@ import { databaseUrl, OURS_DB, removeLogFile, startOurs, waitUntilAnswering, typ
 /**
  * The `delivery` scenario (ours only: the yardstick has no delivery loop). N pending orders whose
  * notify_url is a receiver in this process; each is paid by a signed POST /notify; the receiver notes when
- * each event (A7 body, `event_id`) arrives. Deliveries/s = N / (last arrival − first /notify sent);
+ * each event (the merchant notification body, keyed by `event_id`) arrives. Deliveries/s = N / (last arrival − first /notify sent);
  * latency per event = its arrival − the moment that order's /notify answered 200 (one clock: performance.now).
  */
 

@@ -6,13 +6,13 @@ import type { Scenario } from './scenarios.ts';
 
 /**
  * The `notify` scenario: every request pays one distinct pending order, once, with a generic-gateway
- * notification signed here (DESIGN A5, MD5) by code independent of the service's signer.
+ * notification signed here (the generic gateway's MD5 signature) by code independent of the service's signer.
  */
 
 export const NOTIFY_AMOUNT = '12.34';
 const INSERT_BATCH = 1000;
 
-/** A5 signing string: non-empty parameters except `sign`, sorted by key (byte order), `k=v&…&key=<secret>`. */
+/** The generic gateway's signing string: non-empty parameters except `sign`, sorted by key (byte order), `k=v&…&key=<secret>`. */
 export function md5Sign(params: Record<string, string>, secret: string): string {
   const text = Object.keys(params)
     .filter((k) => k !== 'sign' && params[k] !== '')
@@ -182,7 +182,7 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
  * POST /notify, form body, one unused order per request with a unique transaction id, timestamp now and
  * a random nonce. Passing: 200 whose data names the order as paid. No order left → the worker stops.
  */
-/** A POST /notify paying `orderNo` (success, fresh timestamp and nonce), MD5-signed per DESIGN A5. */
+/** A POST /notify paying `orderNo` (success, fresh timestamp and nonce), MD5-signed as the generic gateway does. */
 export function signedNotifyRequest(orderNo: string, secret: string): BenchRequest {
   const params: Record<string, string> = {
     order_no: orderNo,

@@ -7,25 +7,29 @@ import { parseArgs } from 'node:util';
 import { pidFromFile, startCpuMeter } from './cpu.ts';
 import { runDelivery } from './delivery.ts';
 import { runDeliveryDrain } from './delivery-drain.ts';
+import { comparison, notifyTarget, ratiosAgainst, type Results } from './compare.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { NotifyOrders, NotifySink } from './notify.ts';
+import { PHP_DATABASE_URL, PHP_DIR, PHP_ORIGIN, PHP_START_TIMEOUT_MS, phpPoolSize, PhpYardstick } from './php-yardstick.ts';
 import { OrderBook, SCENARIOS, scenarioFor, type ScenarioName } from './scenarios.ts';
 import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, startYardstick, waitUntilAnswering, YARDSTICK_DB, type ServerChild } from './servers.ts';
 
 /**
- * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R]`: the soak run of bench/soak.ts instead (issue 7 item 5).
+ * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R]`: the soak run of bench/soak.ts instead.
  * `npm run bench [-- --quick | --concurrency N --notify-concurrency N --duration S --warmup S --pool-size N
- * --log-level L --only a,b --service-dir DIR --from-source --deliveries N --delivery-concurrency N --delivery-wait S]`
+ * --log-level L --only a,b --skip-php --service-dir DIR --from-source --deliveries N --delivery-concurrency N --delivery-wait S]`
  * (DIR: another copy of the service, e.g. an earlier version, to compare; the service is compiled to dist/
  * and run with plain node as INSTALL.md does in production, or from src/ through tsx with --from-source)
- * Our service and the yardstick (../shared/bench) on fresh MariaDB databases, driven in turn from
- * this process; then, unless left out of --only, the `delivery` run of ours alone (bench/delivery.ts:
+ * Our service and both yardsticks of ../shared/bench — the minimal Node server (`yardstick`) and, unless
+ * --skip-php, nginx + PHP-FPM (`php_yardstick`, started by its start.sh, checked by check.sh, stopped by
+ * stop.sh) — on fresh MariaDB databases, driven in turn from this process with the same requests and load;
+ * then, unless left out of --only, the `delivery` run of ours alone (bench/delivery.ts:
  * a fresh service process per NOTIFY_CONCURRENCY value, N paid orders delivered to a receiver here).
  * JSON on stdout and in bench/results/, progress on stderr. Exit 1 when any request failed or an event
  * was lost, repeated or left undelivered.
  */
 
-// Issue 7 item 5: `--soak` is a separate run (bench/soak.ts) with its own options.
+// `--soak` is a separate run (bench/soak.ts) with its own options.
 if (process.argv.includes('--soak')) {
   const { runSoak } = await import('./soak.ts');
   const code = await runSoak(process.argv.slice(2)).catch((err: unknown) => {
@@ -36,7 +40,7 @@ if (process.argv.includes('--soak')) {
 }
 
 const USAGE =
-  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1050] [--delivery-split-poll-ms 25] [--web-only]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--skip-php] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1050] [--delivery-split-poll-ms 25] [--web-only]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -48,6 +52,7 @@ const { values: args } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     'service-dir': { type: 'string' },
     only: { type: 'string' },
+    'skip-php': { type: 'boolean', default: false },
     deliveries: { type: 'string', default: '3000' },
     'delivery-concurrency': { type: 'string' },
     'delivery-wait': { type: 'string', default: '60' },
@@ -96,8 +101,13 @@ const params = {
   ours_notify_worker: !args['web-only'],
   ours_run: `${args['from-source'] ? 'node --import tsx src/main.ts (--from-source)' : 'node dist/src/main.js (compiled by tsc -p tsconfig.build.json at the start of the run)'}, with the node options of npm run start:built`,
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
+  php_yardstick: args['skip-php'] ? 'left out (--skip-php)' : `${PHP_DIR}/start.sh (nginx on ${PHP_ORIGIN} → PHP-FPM static pool → PDO, fresh database bench_php), check.sh before the runs, stop.sh after`,
+  php_yardstick_pool_size: phpPoolSize(), // pm.max_children in php/php-fpm.conf: one persistent MariaDB connection per PHP-FPM child
   ours_log_level: args['log-level'],
-  ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardstick logs nothing',
+  ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardsticks log nothing (nginx access_log off)',
+  requests_per_target:
+    'every scenario sends the same requests to the three servers (same paths, parameters, bodies and x-api-key header, which the yardsticks ignore); ' +
+    'only the origin, the order-number prefix and the database the notify orders are copied into differ',
   scenarios: withDelivery ? [...scenarios, 'delivery'] : scenarios,
   deliveries: Math.round(positive('deliveries', args.deliveries, 3000)),
   delivery_notify_concurrency: [
@@ -121,17 +131,17 @@ const params = {
   notify_orders:
     'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
     'the rest copied from that row (every column but id and order_no) by multi-row INSERT into its database before the warm-up and again before the measured run (sized from the warm-up rate)',
-  notify_request: 'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign (DESIGN A5); passes only as 200 with data.status paid',
+  notify_request: 'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign of the generic gateway; passes only as 200 with data.status paid',
   notify_delivery:
-    'with --web-only ours runs with NOTIFY_WORKER=false (no delivery loop, its outbox rows stay pending, as the yardstick\'s do); otherwise ' +
-    'ours runs its delivery loop (A7) during its notify run, POSTing each event to the sink (NOTIFY_ALLOW_PRIVATE_NETWORKS=true); before the yardstick (which delivers nothing) is measured, the bench waits until ours has delivered every event (notify_checks.ours.outbox_drain_after_run_s)',
+    'with --web-only ours runs with NOTIFY_WORKER=false (no delivery loop, its outbox rows stay pending, as the yardsticks\' do); otherwise ' +
+    'ours runs its delivery loop during its notify run, POSTing each event to the sink (NOTIFY_ALLOW_PRIVATE_NETWORKS=true); before the yardsticks (which deliver nothing) are measured, the bench waits until ours has delivered every event (notify_checks.ours.outbox_drain_after_run_s)',
 };
 const concurrencyOf = (scenario: ScenarioName) => (scenario === 'notify' ? params.notify_concurrency : params.concurrency);
 /** Orders ready before the notify warm-up: enough for this rate (more is topped up after it). */
 const NOTIFY_WARMUP_RATE = 6000;
 /** Orders for the measured notify run: this multiple of the warm-up rate (at least NOTIFY_WARMUP_RATE) times the duration. */
 const NOTIFY_HEADROOM = 2.5;
-/** How long ours may take, after its notify run, to deliver the events it queued (before the yardstick runs). */
+/** How long ours may take, after its notify run, to deliver the events it queued (before the yardsticks run). */
 const NOTIFY_DRAIN_TIMEOUT_MS = 120_000;
 const mysqlUrl = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
@@ -153,7 +163,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 // The run bounds itself: past its expected length plus a generous margin, give up and clean up.
 const deliveryBudgetS = withDelivery ? params.delivery_notify_concurrency.length * (90 + params.delivery_wait_s + params.deliveries / 200) : 0;
-const budgetMs = (scenarios.length * 2 * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000 + deliveryBudgetS) * 1000;
+const servedImpls = args['skip-php'] ? 2 : 3;
+const phpStartBudgetS = args['skip-php'] ? 0 : PHP_START_TIMEOUT_MS / 1000 + 120;
+const budgetMs = (scenarios.length * servedImpls * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000 + deliveryBudgetS + phpStartBudgetS) * 1000;
 const watchdog = setTimeout(() => {
   log(`run exceeded ${budgetMs / 1000} s; stopping the servers`);
   void abandon().finally(() => process.exit(2));
@@ -168,6 +180,36 @@ function redactUrl(url: string): string {
 function summary(r: LoadResult): string {
   const errs = r.errors ? `, ${r.errors} ERRORS ${JSON.stringify(r.error_kinds)}` : '';
   return `${r.requests} req in ${r.duration_s} s = ${r.throughput_rps} req/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms${errs}`;
+}
+
+function serverCommand(name: string): string {
+  if (name === 'ours') return `${params.ours_run} (in ${params.ours_dir})`;
+  if (name === 'php_yardstick') return `GATEWAY_SECRET=<this run's> ${PHP_DIR}/start.sh (nginx + PHP-FPM, pm.max_children ${params.php_yardstick_pool_size ?? '?'})`;
+  return 'node ../shared/bench/minimal-notify.cjs';
+}
+
+/** Starts the PHP yardstick (start.sh, check.sh); when that fails, says why and the run goes on without it. */
+async function startPhp(gatewaySecret: string): Promise<{ server: PhpYardstick | null; status: Record<string, unknown> }> {
+  // Its PDO DSN is fixed to 127.0.0.1:3306: on another MariaDB server its figures would not be comparable.
+  const db = new URL(mysqlUrl);
+  if (!['127.0.0.1', 'localhost'].includes(db.hostname) || (db.port || '3306') !== '3306') {
+    const error = `the PHP yardstick uses MariaDB on 127.0.0.1:3306 (php/lib/bootstrap.php), not ${db.host} of BENCH_MYSQL_URL`;
+    log(`PHP YARDSTICK LEFT OUT: ${error}`);
+    return { server: null, status: { error } };
+  }
+  const server = new PhpYardstick(gatewaySecret);
+  children.push(server);
+  log(`starting the PHP yardstick (${PHP_DIR}/start.sh, then check.sh)`);
+  try {
+    const report = await server.start();
+    log(`PHP yardstick ready on ${PHP_ORIGIN} (php-fpm ${report.php_fpm_pid}, nginx ${report.nginx_pid}); check.sh passed`);
+    return { server, status: { origin: PHP_ORIGIN, database: 'bench_php (recreated by start.sh)', ...report } };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    log(`PHP YARDSTICK FAILED TO START, continuing without it: ${error}`);
+    await server.stop();
+    return { server: null, status: { error, output_tail: server.tail().slice(-15), stop_output: server.stopOutput } };
+  }
 }
 
 async function main(): Promise<number> {
@@ -192,13 +234,16 @@ async function main(): Promise<number> {
     waitUntilAnswering(yardstick, '/query_order?order_no=__ready', {}),
   ]);
   log('both answer');
+  const php = args['skip-php'] ? null : await startPhp(gatewaySecret);
 
   const impls = [
     { name: 'ours', child: ours, book: new OrderBook('o'), notifyOrders: new NotifyOrders({ origin: ours.origin, databaseUrl: databaseUrl(mysqlUrl, OURS_DB), createHeaders: { 'x-api-key': apiKey } }, sink.url, 'o') },
     { name: 'yardstick', child: yardstick, book: new OrderBook('y'), notifyOrders: new NotifyOrders({ origin: yardstick.origin, databaseUrl: databaseUrl(mysqlUrl, YARDSTICK_DB), createHeaders: {} }, sink.url, 'y') },
+    ...(php?.server
+      ? [{ name: 'php_yardstick', child: php.server, book: new OrderBook('p'), notifyOrders: new NotifyOrders({ origin: PHP_ORIGIN, databaseUrl: PHP_DATABASE_URL, createHeaders: {} }, sink.url, 'p') }]
+      : []),
   ];
-  type Measured = LoadResult & { concurrency: number; cpu_ms_per_request: Record<string, number | null> };
-  const results: Record<string, Record<string, Measured | { skipped: string }>> = { ours: {}, yardstick: {} };
+  const results: Results = Object.fromEntries(impls.map((i) => [i.name, {}]));
   const notifyChecks: Record<string, unknown> = {};
   for (const scenario of scenarios) {
     for (const impl of impls) {
@@ -230,7 +275,8 @@ async function main(): Promise<number> {
         await sleep(500);
       }
       log(`${impl.name} ${scenario}: measuring ${params.duration_s} s at concurrency ${concurrency}`);
-      const meter = startCpuMeter({ server: impl.child.pid, mariadb: mariadbPid });
+      // The PHP yardstick's server is two process trees: nginx and PHP-FPM.
+      const meter = startCpuMeter({ server: impl.child instanceof PhpYardstick ? impl.child.pids : impl.child.pid, mariadb: mariadbPid });
       const loaded = await runLoad({ ...load, durationMs: params.duration_s * 1000 });
       const result = { ...loaded, concurrency, cpu_ms_per_request: meter.perRequest(loaded.requests) };
       out[scenario] = result;
@@ -263,7 +309,7 @@ async function main(): Promise<number> {
   const oursLog = await logFileSummary(ours.logFile, 5);
   removeLogFile(ours.logFile);
 
-  // Issue 4 item 7: ours alone, fresh processes, nothing else running. Three views of the loop:
+  // The delivery runs: ours alone, fresh processes, nothing else running. Three views of the loop:
   // saturated (/notify at full concurrency shares the CPU), light load (a few senders: how fast a
   // merchant hears in normal operation) and drain (a backlog delivered by a worker: the loop's capacity).
   type DeliveryRun = Awaited<ReturnType<typeof runDelivery>>['result'] & { send_concurrency: number; split_poll_ms: number | null; exit: string | null; log_tail: string[] };
@@ -338,7 +384,7 @@ async function main(): Promise<number> {
   const delivery = withDelivery
     ? {
         target: {
-          note: 'issue 4: >= 1,000 deliveries/s and notify→delivery p50 <= 100 ms with a healthy receiver; each figure is given for every run',
+          note: 'targets: >= 1,000 deliveries/s and notify→delivery p50 <= 100 ms with a healthy receiver; each figure is given for every run',
           saturated: saturated && {
             send_concurrency: saturated.send_concurrency,
             deliveries_per_s: saturated.deliveries_per_s,
@@ -364,24 +410,8 @@ async function main(): Promise<number> {
       }
     : undefined;
 
-  type Ratio = { throughput: number | null; p50_latency: number | null; p99_latency: number | null; server_cpu_per_request: number | null };
-  const ratios: Record<string, Ratio> = {};
-  for (const scenario of scenarios) {
-    const a = results.ours![scenario];
-    const b = results.yardstick![scenario];
-    const ok = a && b && 'ok_rps' in a && 'ok_rps' in b;
-    const div = (x: number, y: number) => (y > 0 ? Number((x / y).toFixed(3)) : null);
-    const cpuA = ok ? a.cpu_ms_per_request.server : null;
-    const cpuB = ok ? b.cpu_ms_per_request.server : null;
-    ratios[scenario] = ok
-      ? {
-          throughput: div(a.ok_rps, b.ok_rps),
-          p50_latency: div(a.latency_ms.p50, b.latency_ms.p50),
-          p99_latency: div(a.latency_ms.p99, b.latency_ms.p99),
-          server_cpu_per_request: cpuA != null && cpuB != null ? div(cpuA, cpuB) : null,
-        }
-      : { throughput: null, p50_latency: null, p99_latency: null, server_cpu_per_request: null };
-  }
+  const ratios = ratiosAgainst(results, 'yardstick', scenarios);
+  const ratiosVsPhp = ratiosAgainst(results, 'php_yardstick', scenarios);
   const all = Object.values(results).flatMap((r) => Object.values(r));
   const totalErrors = all.reduce((n, r) => n + ('errors' in r ? r.errors : 0), 0);
   const skipped = all.filter((r) => 'skipped' in r).length;
@@ -391,26 +421,18 @@ async function main(): Promise<number> {
     impls.map(({ name, child }) => [
       name,
       {
-        command: name === 'ours' ? `${params.ours_run} (in ${params.ours_dir})` : 'node ../shared/bench/minimal-notify.cjs',
+        command: serverCommand(name),
         exit: child.exit,
         log_lines: child.lineCount,
         log_tail: child.tail().slice(-10),
         ...(name === 'ours' ? { stdout_log: oursLog ? { lines: oursLog.lines, bytes: oursLog.bytes, tail: oursLog.tail } : null } : {}),
+        ...(child instanceof PhpYardstick ? { stop_output: child.stopOutput } : {}),
       },
     ]),
   );
-  // Issue 3 item 8: at least the yardstick's notifications/s in the same run, p99 ≤ 50 ms.
-  const oursNotify = results.ours!.notify;
-  const yardNotify = results.yardstick!.notify;
-  const target =
-    oursNotify && yardNotify && 'ok_rps' in oursNotify && 'ok_rps' in yardNotify
-      ? {
-          notifications_per_s: { ours: oursNotify.ok_rps, yardstick: yardNotify.ok_rps },
-          p99_ms: { ours: oursNotify.latency_ms.p99, yardstick: yardNotify.latency_ms.p99 },
-          throughput_at_least_yardstick: oursNotify.ok_rps >= yardNotify.ok_rps,
-          p99_at_most_50ms: oursNotify.latency_ms.p99 <= 50,
-        }
-      : null;
+  const target = notifyTarget(results);
+  const phpMeasured = Object.values(results.php_yardstick ?? {}).some((r) => 'ok_rps' in r);
+  const phpReport = php === null ? { measured: false, left_out: '--skip-php' } : { measured: phpMeasured, ...php.status };
 
   const document = {
     benchmark: withDelivery ? 'orders, notify and delivery' : 'orders and notify',
@@ -418,7 +440,10 @@ async function main(): Promise<number> {
     finished_at: new Date().toISOString(),
     ok: totalErrors === 0 && skipped === 0 && exhausted === 0 && inconsistent === 0 && deliveryProblems === 0,
     total_errors: totalErrors,
+    // Left out (--skip-php) or {error} when start.sh or check.sh failed: then only the Node yardstick was measured.
+    php_yardstick: phpReport,
     notify_target: target,
+    comparison: comparison(results, scenarios),
     machine: {
       cpus: cpus().length,
       cpu_model: cpus()[0]?.model ?? 'unknown',
@@ -430,9 +455,10 @@ async function main(): Promise<number> {
       loadavg_1_5_15_before: loadBefore,
       loadavg_1_5_15_after: loadavg().map((n) => Number(n.toFixed(2))),
     },
-    parameters: { ...params, mysql_url: redactUrl(mysqlUrl), note: 'throughput_rps counts all answers, ok_rps only passing ones; ratios are ours / yardstick (ok_rps, latency); cpu_ms_per_request: CPU time of the server process tree, of mariadbd (shared by both) and of this load generator, per request' },
+    parameters: { ...params, mysql_url: redactUrl(mysqlUrl), note: 'throughput_rps counts all answers, ok_rps only passing ones; ratios are ours / yardstick (the Node one) and ratios_vs_php ours / php_yardstick (ok_rps, latency, server CPU); cpu_ms_per_request: CPU time of the server process tree (nginx + PHP-FPM for php_yardstick), of mariadbd (shared by all) and of this load generator, per request' },
     results,
     ratios,
+    ratios_vs_php: ratiosVsPhp,
     notify_checks: notifyChecks,
     notify_sink_requests: sink.requests,
     ...(delivery ? { delivery } : {}),
@@ -445,7 +471,11 @@ async function main(): Promise<number> {
   writeFileSync(file, `${json}\n`);
   process.stdout.write(`${json}\n`);
   log(`written to ${file}`);
-  if (target) log(`notify: ours ${target.notifications_per_s.ours}/s p99 ${target.p99_ms.ours} ms; yardstick ${target.notifications_per_s.yardstick}/s p99 ${target.p99_ms.yardstick} ms`);
+  if (target) {
+    const phpPart = target.notifications_per_s.php_yardstick !== null ? `; php_yardstick ${target.notifications_per_s.php_yardstick}/s p99 ${target.p99_ms.php_yardstick} ms` : '';
+    log(`notify: ours ${target.notifications_per_s.ours}/s p99 ${target.p99_ms.ours} ms; yardstick ${target.notifications_per_s.yardstick}/s p99 ${target.p99_ms.yardstick} ms${phpPart}`);
+  }
+  if (php && php.server === null) log(`PHP YARDSTICK NOT MEASURED: ${String(php.status.error)} (see php_yardstick in the JSON)`);
   for (const r of deliveryRuns) log(`delivery (NOTIFY_CONCURRENCY=${r.notify_concurrency_setting}): ${r.deliveries_per_s} deliveries/s, p50 ${r.notify_to_delivery_ms.p50} ms, p99 ${r.notify_to_delivery_ms.p99} ms`);
   if (!document.ok) log(`RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped, ${exhausted} out of orders, ${inconsistent} inconsistent notify checks, ${deliveryProblems} delivery runs with lost, repeated or undelivered events (see results, notify_checks, delivery and servers.*.log_tail)`);
   return document.ok ? 0 : 1;

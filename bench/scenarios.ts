@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { BenchRequest, LoadOptions } from './load.ts';
 import { notifyScenario, type NotifyOrders } from './notify.ts';
 
-/** What both implementations serve: order creation, the status lookup and the signed gateway notification. */
+/** What all three servers (ours, both yardsticks) serve: order creation, the status lookup and the signed gateway notification. */
 
 export const SCENARIOS = ['create_order', 'query_status', 'notify'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -57,8 +57,8 @@ export function createOrderScenario(book: OrderBook, apiKey: string): Scenario {
 }
 
 /**
- * GET /query_order?action=status&order_no=<random created order>; the yardstick ignores `action`
- * and the key, so both receive byte-identical requests. The answer must name the order as pending.
+ * GET /query_order?action=status&order_no=<random created order>; the yardsticks ignore `action`
+ * and the key, so all three receive byte-identical requests. The answer must name the order as pending.
  */
 export function queryStatusScenario(book: OrderBook, apiKey: string): Scenario {
   const headers = { 'x-api-key': apiKey };

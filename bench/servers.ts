@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mysql from 'mysql2/promise';
 
-/** Fresh databases and the two servers under test, each a child process of the bench. */
+/** Fresh databases and the Node servers under test (ours, the Node yardstick), each a child process of the bench; the PHP yardstick is php-yardstick.ts. */
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const YARDSTICK_DIR = resolve(ROOT, '../shared/bench');

@@ -13,8 +13,8 @@ import { NOTIFY_AMOUNT, signedNotifyRequest } from './notify.ts';
 import { BENCH_METRICS_TOKEN, databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
 
 /**
- * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R] [--pool-size 16] [--log-level info] [--from-source]`
- * (issue 7 item 5). Ours alone on a fresh MariaDB database (bench_service), its notify_url a
+ * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R] [--pool-size 16] [--log-level info] [--from-source]`:
+ * the long mixed-load run (stability, memory, exactly-once delivery over minutes). Ours alone on a fresh MariaDB database (bench_service), its notify_url a
  * DeliveryReceiver in this process. First a 5 s closed-loop calibration of the same mix (32 workers)
  * measures the maximum rate; unless --soak-rate is given the soak runs open-loop at half of it.
  * Mix: 40 % POST /api/orders (notify_url = receiver), 40 % signed POST /notify paying an order created
