@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     if (generated.apiKey) console.log(`  API key:        ${generated.apiKey}`);
     if (generated.adminPassword) console.log(`  Admin password: ${generated.adminPassword}`);
     const others = generated.names.filter((n) => n !== 'ADMIN_PASSWORD');
-    if (others.length > 0) console.log(`  Also generated: ${others.join(', ')} (see system_config)`);
+    if (others.length > 0) console.log(`  Also generated: ${others.join(', ')} (npm run secrets shows them)`);
     console.log('');
   }
 
