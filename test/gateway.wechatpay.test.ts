@@ -151,8 +151,12 @@ describe('WeChat Pay adapter: configuration', () => {
       return false;
     }
   })();
+  // Skipped loudly on a machine without openssl; under CI=true that is a failure, as for MariaDB, Redis and Chromium.
+  const CI = process.env.CI === 'true';
+  if (!openssl && !CI) console.warn(`\n${'!'.repeat(78)}\n!! openssl is not installed: the WeChat Pay platform certificate test was NOT run.\n${'!'.repeat(78)}\n`);
 
-  it.skipIf(!openssl)('accepts a platform certificate under its own serial number, and refuses it under another', async () => {
+  it.skipIf(!openssl && !CI)('accepts a platform certificate under its own serial number, and refuses it under another', async () => {
+    expect(openssl, 'CI=true but openssl is not installed: the certificate test must run in CI').toBe(true);
     const dir = mkdtempSync(join(tmpdir(), 'wxcert-'));
     try {
       const keyFile = join(dir, 'key.pem');

@@ -127,7 +127,10 @@ export async function stopAllServices(): Promise<void> {
 
 /** Pids whose process group is `pgid` (Linux /proc; empty elsewhere). */
 function groupMembers(pgid: number): number[] {
-  if (!existsSync('/proc/self/stat')) return [];
+  if (!existsSync('/proc/self/stat')) {
+    if (process.env.CI === 'true') throw new Error('CI=true but there is no /proc: cannot tell the pids of a service process');
+    return [];
+  }
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
