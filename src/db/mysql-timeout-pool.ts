@@ -9,7 +9,7 @@ type Callback = (err: (Error & { code?: string; fatal?: boolean }) | null, resul
  * its connection is destroyed, so the pool opens a fresh one instead of reusing a stuck socket.
  */
 export function withQueryTimeout(pool: Pool, timeoutMs: number) {
-  const wrap = (conn: PoolConnection) => ({
+  const make = (conn: PoolConnection) => ({
     query(sql: string, values: unknown[], callback?: Callback) {
       if (typeof callback !== 'function') return conn.query(sql, values); // streaming: no timeout
       return conn.query({ sql, values, timeout: timeoutMs }, (error: unknown, result: unknown) => {
@@ -25,6 +25,16 @@ export function withQueryTimeout(pool: Pool, timeoutMs: number) {
     release: () => conn.release(),
     destroy: () => conn.destroy(),
   });
+  // One wrapper per pooled connection: Kysely keeps its per-connection state keyed by the object it is handed.
+  const wrappers = new WeakMap<PoolConnection, ReturnType<typeof make>>();
+  const wrap = (conn: PoolConnection) => {
+    let wrapper = wrappers.get(conn);
+    if (!wrapper) {
+      wrapper = make(conn);
+      wrappers.set(conn, wrapper);
+    }
+    return wrapper;
+  };
   return {
     getConnection(callback: (err: unknown, connection: ReturnType<typeof wrap>) => void) {
       pool.getConnection((err, conn) => callback(err, err ? (undefined as never) : wrap(conn)));

@@ -5,7 +5,11 @@
 export class DeliverySlots {
   private used = 0;
 
-  constructor(readonly limit: number) {}
+  constructor(
+    readonly limit: number,
+    /** Told when a release does not match what is in use (a bookkeeping bug); the count is kept within bounds instead of throwing where nothing would catch it. */
+    private readonly onMismatch: (message: string) => void = () => undefined,
+  ) {}
 
   /** Reserves every free slot for a claim; what the claim does not fill must be released. */
   takeFree(): number {
@@ -16,7 +20,10 @@ export class DeliverySlots {
   }
 
   release(count: number): void {
-    if (count < 0 || count > this.used) throw new Error(`delivery slots: releasing ${count} of ${this.used} in use`);
+    if (count < 0 || count > this.used) {
+      this.onMismatch(`delivery slots: releasing ${count} of ${this.used} in use`);
+      count = Math.min(Math.max(count, 0), this.used);
+    }
     this.used -= count;
   }
 

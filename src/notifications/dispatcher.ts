@@ -39,7 +39,7 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
   };
   const leaseMs = settings.timeoutMs + LEASE_MARGIN_MS;
   const agent = createDeliveryAgent(settings);
-  const slots = new DeliverySlots(config.notify.concurrency);
+  const slots = new DeliverySlots(config.notify.concurrency, (message) => logger.error(message));
   const inFlight = new Set<Promise<void>>();
   let running = false;
   let polling = false;
@@ -159,6 +159,8 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
       await agent.close().catch(() => undefined);
     },
     inFlightCount: () => inFlight.size,
+    /** Slots held by claimed events not yet settled (0 once the loop is idle). */
+    slotsInUse: () => slots.inUse(),
   };
 }
 
