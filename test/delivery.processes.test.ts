@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database, type Engine } from '../src/db/database.ts';
+import { loadConfig } from '../src/config.ts';
 import { fromDbTime } from '../src/shared/time.ts';
 import { TEST_API_KEY, TEST_ENV, TEST_GATEWAY_SECRET } from './helpers/context.ts';
 import { createTestDatabase } from './helpers/database.ts';
 import { ENGINES, MYSQL_URL } from './helpers/engines.ts';
 import { signed } from './helpers/gateway-signer.ts';
 import { startReceiver, type Script } from './helpers/receiver.ts';
+import { waitPastRetryInterval } from './helpers/retry-wait.ts';
 import { canSeeConnections, pidsConnectedTo, startService, stopAllServices, waitUntil, type ServiceProcess } from './helpers/service-process.ts';
 
 /**
@@ -42,6 +44,8 @@ const serviceEnv = (url: string, extra: Record<string, string> = {}) => ({
   LOG_LEVEL: 'warn',
   DATABASE_URL: url,
   NOTIFY_POLL_INTERVAL_MS: '200',
+  // Short, so that watching for a second delivery past a whole retry delay stays quick.
+  NOTIFY_RETRY_SCHEDULE: '1s,1s,1s',
   NOTIFY_CONCURRENCY: '16',
   RATE_LIMIT_PER_MINUTE: '100000',
   ...extra,
@@ -88,7 +92,8 @@ const waitForStatus = (db: Database, orderNo: string, status: string, ms: number
   waitUntil(`event of ${orderNo} to be ${status}`, async () => (await eventOf(db, orderNo)).status === status, ms, 50, async () => JSON.stringify(await eventOf(db, orderNo)));
 
 const eventIdOf = (body: string) => (JSON.parse(body) as { event_id: string }).event_id;
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Watches past the longest retry delay (and two polls) of the service's configuration: a second delivery would be in by then. */
+const pastRetryInterval = (env: Record<string, string>) => waitPastRetryInterval(loadConfig(env).notify);
 
 if (!MYSQL_URL) console.warn(`\n${'!'.repeat(78)}\n!! MYSQL_URL is not set: the three-process MariaDB delivery test was NOT run.\n${'!'.repeat(78)}\n`);
 
@@ -128,7 +133,7 @@ describe.skipIf(!MYSQL_URL)('three service processes on one MariaDB/MySQL databa
     }, 60_000, 100, async () => JSON.stringify(await counts()));
     const deliveredMs = Date.now() - started;
 
-    await pause(1500); // several poll intervals: a duplicate would show up now
+    await pastRetryInterval(env); // a duplicate, even one sent as a retry, would show up now
     const rows = await db.kysely.selectFrom('notifications').select(['event_id', 'status', 'attempts', 'lease_owner']).execute();
     expect(rows).toHaveLength(ORDERS);
     expect(rows.filter((r) => r.status !== 'delivered' || Number(r.attempts) !== 1 || r.lease_owner !== null)).toEqual([]);
@@ -160,9 +165,10 @@ describe.each(ENGINES)('delivery across process crashes and restarts on %s', (en
   it('NOTIFY_WORKER=false: a web-only process delivers nothing; a worker on the same database delivers its events', { timeout: 90_000 }, async () => {
     const { url, db } = await freshDatabase(engine);
     const merchant = await receiver((_n, res) => res.end('ok'));
-    const web = await service('web', serviceEnv(url, { NOTIFY_WORKER: 'false' }));
+    const webEnv = serviceEnv(url, { NOTIFY_WORKER: 'false' });
+    const web = await service('web', webEnv);
     const before = await paidOrder(web, merchant.url);
-    await pause(1500); // several poll intervals: a loop, had it run, would have delivered by now
+    await pastRetryInterval(webEnv); // several poll intervals and a retry delay: a loop, had it run, would have delivered by now
     expect(merchant.received).toHaveLength(0);
     expect(await eventOf(db, before)).toMatchObject({ status: 'pending', attempts: 0 });
     expect(web.output()).toContain('NOTIFY_WORKER=false');
@@ -196,7 +202,7 @@ describe.each(ENGINES)('delivery across process crashes and restarts on %s', (en
 
     const b = await service('B', env);
     await waitForStatus(db, orderNo, 'delivered', 20_000);
-    await pause(500);
+    await pastRetryInterval(env);
     expect(merchant.received).toHaveLength(2);
     const second = merchant.received[1]!;
     expect(eventIdOf(second.body)).toBe(eventIdOf(first!.body));
@@ -234,7 +240,7 @@ describe.each(ENGINES)('delivery across process crashes and restarts on %s', (en
 
     const b = await service('B', env);
     await waitForStatus(db, orderNo, 'delivered', 20_000);
-    await pause(500);
+    await pastRetryInterval(env);
     expect(merchant.received).toHaveLength(2);
     const second = merchant.received[1]!;
     expect(eventIdOf(second.body)).toBe(eventIdOf(first.body));
@@ -251,7 +257,8 @@ describe.each(ENGINES)('delivery across process crashes and restarts on %s', (en
     const merchant = await receiver((_n, res) => {
       setTimeout(() => res.end('ok'), 4000);
     });
-    const a = await service('A', serviceEnv(url, { NOTIFY_TIMEOUT_MS: '10000' }));
+    const env = serviceEnv(url, { NOTIFY_TIMEOUT_MS: '10000' });
+    const a = await service('A', env);
     const orderNo = await paidOrder(a, merchant.url);
     const [first] = await merchant.waitFor(1, 10_000);
     expect((await eventOf(db, orderNo)).status).toBe('delivering');
@@ -267,7 +274,7 @@ describe.each(ENGINES)('delivery across process crashes and restarts on %s', (en
     expect(attempts.map((x) => [x.attempt_no, x.status_code])).toEqual([[1, 200]]);
     expect(attempts[0]!.duration_ms).toBeGreaterThanOrEqual(3900);
     expect(a.output()).not.toMatch(/leases were released/);
-    await pause(500);
+    await pastRetryInterval(env);
     expect(merchant.received).toHaveLength(1);
   });
 });

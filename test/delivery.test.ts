@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import { ENGINES } from './helpers/engines.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { startReceiver } from './helpers/receiver.ts';
+import { waitPastRetryInterval } from './helpers/retry-wait.ts';
 
 /** Independent A7 check: MD5 over sorted non-empty fields except sign, numbers as JSON writes them. */
 function md5Sign(body: Record<string, unknown>, secret: string): string {
@@ -44,7 +45,7 @@ describe.each(ENGINES)('merchant notification delivery on %s', (engine) => {
       expect(webhook.verify(got!.body, headers)).toMatchObject({ event_id: body.event_id });
       expect(headers['webhook-id']).toBe(body.event_id);
       expect(() => webhook.verify(got!.body.replace('12.34', '12.35'), headers)).toThrow();
-      await new Promise((r) => setTimeout(r, 300));
+      await waitPastRetryInterval(ctx.config.notify); // no second delivery, not even after a retry's delay
       expect(receiver.received).toHaveLength(1);
       const detail = await ctx.api('get', `/api/orders/${orderNo}`);
       expect(detail.body.data.notifications[0]).toMatchObject({ status: 'delivered', attempt_count: 1, event_id: body.event_id });
@@ -83,7 +84,7 @@ describe.each(ENGINES)('merchant notification delivery on %s', (engine) => {
     try {
       const orderNo = await ctx.paidOrder(receiver.url);
       await ctx.waitForStatus(orderNo, 'abandoned');
-      await new Promise((r) => setTimeout(r, 500));
+      await waitPastRetryInterval(ctx.config.notify); // abandoned: no retry comes
       expect(receiver.received).toHaveLength(1);
       expect((await ctx.events(orderNo))[0]!.last_error).toContain('410');
     } finally {
