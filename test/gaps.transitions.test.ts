@@ -1,7 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideTransition, type Decision } from '../src/callbacks/transition.ts';
-import type { PaymentOutcome } from '../src/callbacks/gateways/gateway.ts';
+import { decideTransition, type Decision, type PaymentOutcome } from '../src/orders/order-transitions.ts';
 import { ORDER_STATUSES } from '../src/orders/order.schema.ts';
 import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';

@@ -7,7 +7,7 @@ import request from 'supertest';
 import { describe, expect, it, vi } from 'vitest';
 import { sendData, sendError } from '../src/http/envelope.ts';
 import { requestLogger } from '../src/http/request-logger.ts';
-import { newEventId } from '../src/notifications/order-event.ts';
+import { newEventId } from '../src/orders/order-event.ts';
 import { REDACT_PATHS } from '../src/shared/logger.ts';
 import { toDbTime } from '../src/shared/time.ts';
 

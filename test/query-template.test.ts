@@ -15,7 +15,7 @@ import { paymentLogInsert } from '../src/callbacks/payment-log.repository.ts';
 import { withBatchedTransaction } from '../src/db/batched-transaction.ts';
 import { listQueryTemplate, queryTemplate } from '../src/db/query-template.ts';
 import type { DB } from '../src/db/schema.ts';
-import { eventInsert } from '../src/notifications/outbox.repository.ts';
+import { eventInsert } from '../src/orders/order-event.repository.ts';
 import { findOrderForUpdate, orderForUpdateSelect, transitionOrder, transitionUpdate } from '../src/orders/order.repository.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';

@@ -1,7 +1,7 @@
 import type { Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderFilter } from '../orders/order.repository.ts';
-import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
+import { listNotificationsForOrder } from '../orders/order-history.repository.ts';
 import { withConsoleTables } from './console.tables.ts';
 
 /** Read models of the console's order pages: raw payloads included, which the public API leaves out. */

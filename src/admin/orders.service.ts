@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { countRejectedCallbacksForOrder } from '../callbacks/payment-log.repository.ts';
 import type { Database, Executor } from '../db/database.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import { listOrdersSchema, orderNoSchema, timeWindow } from '../orders/order.schema.ts';
 import type { OrderService } from '../orders/order.service.ts';
+import { countRejectedCallbacksForOrder } from '../orders/order-history.repository.ts';
 import { toOrderJson } from '../orders/order.view.ts';
+import { canClose } from '../orders/order-transitions.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import type { Clock } from '../shared/time.ts';
@@ -93,7 +94,7 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
         pages,
         items: rejected.map((r) => ({ entry: r, request: prettyPayload(r.callback_data), kept: Buffer.byteLength(r.callback_data) })),
       },
-      canClose: row.status === 'pending' || row.status === 'failed',
+      canClose: canClose(row.status),
       canResend: events.length > 0,
     };
   }

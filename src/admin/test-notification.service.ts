@@ -1,7 +1,7 @@
 import type { AppConfig } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { attemptDelivery, createDeliveryAgent, type AttemptTrace, type DeliverySettings } from '../notifications/delivery.ts';
-import { newEventId } from '../notifications/order-event.ts';
+import { newEventId } from '../orders/order-event.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import { httpUrl } from '../orders/order.schema.ts';
 import { NotFoundError } from '../shared/errors.ts';

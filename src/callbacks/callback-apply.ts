@@ -1,7 +1,7 @@
 import { expectAffectedRows, type BatchedTransaction } from '../db/batched-transaction.ts';
 import type { Engine } from '../db/database.ts';
 import { committedNothing, isUniqueViolation } from '../db/db-errors.ts';
-import { eventInsert, eventsInsert } from '../notifications/outbox.repository.ts';
+import { eventInsert, eventsInsert } from '../orders/order-event.repository.ts';
 import { orderForUpdateSelect, ordersForUpdateSelect, transitionsUpdate, transitionUpdate, type OrderRow } from '../orders/order.repository.ts';
 import { planCallback, replayGuardOf, type Plan, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome } from './gateways/gateway.ts';

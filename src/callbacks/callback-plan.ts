@@ -1,11 +1,11 @@
 import type { OrderRow, TransitionChange } from '../orders/order.repository.ts';
-import { orderEvent } from '../notifications/order-event.ts';
+import { orderEvent } from '../orders/order-event.ts';
 import { ERROR_STATUS } from '../shared/errors.ts';
 import { parseAmount } from '../shared/money.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { CallbackOutcome, PaymentResult, Rejection } from './gateways/gateway.ts';
 import type { NewPaymentLog } from './payment-log.repository.ts';
-import { decideTransition } from './transition.ts';
+import { decideTransition } from '../orders/order-transitions.ts';
 
 /** The payment-log fields known before the order is read. */
 export type LogBase = Omit<NewPaymentLog, 'verdict' | 'orderNo'>;

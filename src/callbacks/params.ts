@@ -1,3 +1,4 @@
+import { isOrderNo } from '../orders/order-number.ts';
 import { ambiguityOf, PARAM_NAME } from '../shared/signing.ts';
 
 /** Callback parameters must be a flat map of strings; anything else is refused before any work is done. */
@@ -35,5 +36,5 @@ export function flattenParams(input: unknown): FlattenResult {
 /** The order number a request claims, for the log even when nothing else about it is valid. */
 export function claimedOrderNo(input: unknown): string | undefined {
   const value = typeof input === 'object' && input !== null ? (input as Record<string, unknown>).order_no : undefined;
-  return typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value) ? value : undefined;
+  return isOrderNo(value) ? value : undefined;
 }

@@ -3,51 +3,6 @@ import type { Executor } from '../db/database.ts';
 import { listQueryTemplate } from '../db/query-template.ts';
 import type { PaymentLogsTable } from '../db/schema.ts';
 
-const SUMMARY = ['id', 'gateway', 'kind', 'transaction_id', 'amount_minor', 'currency', 'status', 'verdict', 'flagged', 'message', 'remote_ip', 'created_at'] as const;
-
-/**
- * The verified payment-log entries of one order, newest first (the order detail's `payments`), all of them:
- * only the gateway can add to these, so requests anyone can send never push them out of view.
- */
-export function listPaymentLogsForOrder(db: Executor, orderNo: string) {
-  return db
-    .selectFrom('payment_logs')
-    .select(SUMMARY)
-    .where('order_no', '=', orderNo)
-    .where('unverified', '=', 0)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .execute();
-}
-
-export type PaymentLogSummary = Awaited<ReturnType<typeof listPaymentLogsForOrder>>[number];
-
-/** One page of the requests refused before verification that claimed this order, newest first. */
-export function listRejectedCallbacksForOrder(db: Executor, orderNo: string, page: { limit: number; offset: number }) {
-  return db
-    .selectFrom('payment_logs')
-    .select(['id', 'gateway', 'kind', 'verdict', 'message', 'remote_ip', 'callback_bytes', 'callback_sha256', 'created_at'])
-    .where('order_no', '=', orderNo)
-    .where('unverified', '=', 1)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(page.limit)
-    .offset(page.offset)
-    .execute();
-}
-
-export type RejectedCallbackSummary = Awaited<ReturnType<typeof listRejectedCallbacksForOrder>>[number];
-
-export async function countRejectedCallbacksForOrder(db: Executor, orderNo: string): Promise<number> {
-  const row = await db
-    .selectFrom('payment_logs')
-    .select((eb) => eb.fn.countAll().as('n'))
-    .where('order_no', '=', orderNo)
-    .where('unverified', '=', 1)
-    .executeTakeFirst();
-  return Number(row?.n ?? 0);
-}
-
 export interface NewPaymentLog {
   orderNo: string | null;
   gateway: string;

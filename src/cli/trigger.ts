@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, loadConfig, loadDotEnv } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
+import { isOrderNo, ORDER_NO_RULE } from '../orders/order-number.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import { formatAmount } from '../shared/money.ts';
 import { computeSign } from '../shared/signing.ts';
@@ -41,7 +42,7 @@ function parseArgs(args: string[]): Options | { error: string } | 'help' {
   }
   const [orderNo, outcome = 'paid', extra] = positional;
   if (!orderNo || extra !== undefined) return { error: 'give one order number, then optionally paid or failed' };
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(orderNo)) return { error: 'the order number must be 1-64 characters of A-Z, a-z, 0-9, _ or -' };
+  if (!isOrderNo(orderNo)) return { error: `the order number ${ORDER_NO_RULE}` };
   if (outcome !== 'paid' && outcome !== 'failed') return { error: `the outcome must be paid or failed, not ${JSON.stringify(outcome)}` };
   if (options.url && !/^https?:\/\/[^/]+/.test(options.url)) return { error: '--url must be an absolute http:// or https:// URL' };
   return { ...options, orderNo, outcome };

@@ -2,12 +2,13 @@ import { z } from 'zod';
 import { isKnownCurrency } from '../shared/currencies.ts';
 import { parseAmount } from '../shared/money.ts';
 import { parseTimeParam, TIME_PARAM_RULE } from '../shared/validation.ts';
+import { ORDER_NO_PATTERN, ORDER_NO_RULE } from './order-number.ts';
 
 export const ORDER_STATUSES = ['pending', 'paid', 'failed', 'closed'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export const PAYMENT_METHODS = ['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'] as const;
 
-export const orderNoSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _ or -');
+export const orderNoSchema = z.string().regex(ORDER_NO_PATTERN, ORDER_NO_RULE);
 
 export const httpUrl = z
   .string()

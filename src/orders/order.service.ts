@@ -1,11 +1,11 @@
 import type { Database, Executor } from '../db/database.ts';
-import { countRejectedCallbacksForOrder, listPaymentLogsForOrder, listRejectedCallbacksForOrder } from '../callbacks/payment-log.repository.ts';
-import { listNotificationsForOrder } from '../notifications/outbox.repository.ts';
-import { recordOrderEvent } from '../notifications/order-event.ts';
 import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../db/db-errors.ts';
+import { recordOrderEvent } from './order-event.ts';
+import { countRejectedCallbacksForOrder, listNotificationsForOrder, listPaymentLogsForOrder, listRejectedCallbacksForOrder } from './order-history.repository.ts';
 import { generateOrderNo } from './order-number.ts';
+import { canClose } from './order-transitions.ts';
 import * as repo from './order.repository.ts';
 import { encodeCursor, type CreateOrderInput, type ListOrdersQuery, type PageQuery } from './order.schema.ts';
 import { toNotificationJson, toOrderJson, toPaymentJson, toRejectedCallbackJson } from './order.view.ts';
@@ -128,7 +128,7 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
     const result = await db.kysely.transaction().execute(async (trx) => {
       const row = await repo.findOrderForUpdate(trx, orderNo, db.engine);
       if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-      if (row.status !== 'pending' && row.status !== 'failed') {
+      if (!canClose(row.status)) {
         throw new InvalidStateError(`Order ${orderNo} is ${row.status}; only pending or failed orders can be closed`);
       }
       const now = clock();

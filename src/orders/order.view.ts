@@ -1,7 +1,6 @@
-import type { PaymentLogSummary, RejectedCallbackSummary } from '../callbacks/payment-log.repository.ts';
-import type { NotificationWithAttempts } from '../notifications/outbox.repository.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toIsoTime } from '../shared/time.ts';
+import type { NotificationWithAttempts, PaymentLogSummary, RejectedCallbackSummary } from './order-history.repository.ts';
 import type { OrderRow } from './order.repository.ts';
 
 /** The public order JSON of DESIGN A4. */

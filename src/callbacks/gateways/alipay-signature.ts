@@ -1,5 +1,6 @@
 import { createPublicKey, createVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import { TextDecoder } from 'node:util';
+import { isOrderNo } from '../../orders/order-number.ts';
 import { flattenParams, type FlatParams } from '../params.ts';
 import type { Rejection } from './gateway.ts';
 
@@ -9,8 +10,6 @@ export interface AlipayConfig {
   /** The Alipay public key (支付宝公钥), PEM or bare base64; or a key already loaded by loadAlipayPublicKey. */
   publicKey: string | KeyObject;
 }
-
-export const ORDER_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 const PEM = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/;
 
@@ -125,7 +124,7 @@ export type AlipayParamsCheck =
 /** The order number a request claims (`out_trade_no`), for the log even when nothing else is valid. */
 export function claimedAlipayOrderNo(input: unknown): string | undefined {
   const value = typeof input === 'object' && input !== null ? (input as Record<string, unknown>).out_trade_no : undefined;
-  return typeof value === 'string' && ORDER_NO_PATTERN.test(value) ? value : undefined;
+  return isOrderNo(value) ? value : undefined;
 }
 
 /**
@@ -152,6 +151,6 @@ export function verifyAlipayParams(input: unknown, config: AlipayConfig, rawBody
   if (!params.app_id) return reject('malformed', 'validation_failed', 'app_id is missing');
   if (params.app_id !== config.appId) return reject('forbidden', 'forbidden', `app_id ${JSON.stringify(params.app_id.slice(0, 64))} is not this service's ALIPAY_APP_ID`);
   const { sign: _sign, ...fields } = params;
-  const orderNo = params.out_trade_no !== undefined && ORDER_NO_PATTERN.test(params.out_trade_no) ? params.out_trade_no : undefined;
+  const orderNo = isOrderNo(params.out_trade_no) ? params.out_trade_no : undefined;
   return { ok: true, params, fields, orderNo };
 }

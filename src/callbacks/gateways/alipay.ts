@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { ORDER_NO_RULE } from '../../orders/order-number.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, Verification } from './gateway.ts';
 import { loadAlipayPublicKey, verifyAlipayParams, type AlipayConfig, type AlipayParamsCheck } from './alipay-signature.ts';
 
@@ -51,7 +52,7 @@ export function createAlipayGateway(config: { appId: string; publicKey: string }
         return { ok: 'ignored', message, claimedOrderNo: orderNo };
       }
       const problems: string[] = [];
-      if (!orderNo) problems.push('out_trade_no must be 1-64 characters of A-Z, a-z, 0-9, _ or -');
+      if (!orderNo) problems.push(`out_trade_no ${ORDER_NO_RULE}`);
       if (!params.trade_no || !TRADE_NO.test(params.trade_no)) problems.push('trade_no must be 1-64 printable ASCII characters');
       if (!params.total_amount || !AMOUNT.test(params.total_amount)) problems.push('total_amount must be a plain decimal such as 12.34');
       if (params.notify_id !== undefined && params.notify_id !== '' && !NOTIFY_ID.test(params.notify_id)) problems.push('notify_id must be 1-128 printable ASCII characters');

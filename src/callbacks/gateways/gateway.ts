@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import type { GatewayName } from '../../config.ts';
 import type { OrderRow } from '../../orders/order.repository.ts';
+import type { PaymentOutcome } from '../../orders/order-transitions.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 
 /** Verdicts written to payment_logs.verdict; operators filter on them. */
@@ -16,7 +17,8 @@ export type Verdict =
   | 'malformed'
   | 'ignored';
 
-export type PaymentOutcome = 'paid' | 'failed' | 'closed';
+/** The order rules own the outcomes; the adapters name them from here. */
+export type { PaymentOutcome };
 
 /** What a gateway said, once its signature checked out, in gateway-neutral terms. */
 export interface PaymentResult {

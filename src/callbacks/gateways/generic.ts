@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import { z } from 'zod';
 import { sendData, sendError } from '../../http/envelope.ts';
+import { ORDER_NO_PATTERN, ORDER_NO_RULE } from '../../orders/order-number.ts';
 import { isSignType, verifySign } from '../../shared/signing.ts';
 import { claimedOrderNo, flattenParams } from '../params.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, Rejection, Verification } from './gateway.ts';
@@ -11,7 +12,7 @@ export const TIMESTAMP_WINDOW_S = 300;
 const NONCE_TTL_MS = 24 * 3600_000;
 
 const fieldsSchema = z.object({
-  order_no: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _ or -'),
+  order_no: z.string().regex(ORDER_NO_PATTERN, ORDER_NO_RULE),
   transaction_id: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters'),
   amount: z.string().regex(/^\d{1,18}(\.\d{1,18})?$/, 'must be a plain decimal such as 12.34'),
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code').optional(),

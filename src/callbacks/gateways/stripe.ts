@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Response } from 'express';
+import { isOrderNo, ORDER_NO_RULE } from '../../orders/order-number.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 import { swallowsPair } from '../../shared/signing.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, PaymentResult, Rejection, Verification } from './gateway.ts';
@@ -24,7 +25,6 @@ const STRIPE_THREE_DECIMAL = new Set('BHD JOD KWD OMR TND'.split(' '));
 /** Answered 400 as Stripe expects: bad or missing signature, stale timestamp, malformed event. */
 const BAD_REQUEST_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bad_signature', 'replayed', 'validation_failed']);
 
-const ORDER_NO = /^[A-Za-z0-9_-]{1,64}$/;
 /** Stripe ids (evt_…, pi_…, cs_…) are printable ASCII; our columns hold 128 characters. */
 const STRIPE_ID = /^[\x21-\x7e]{1,128}$/;
 const MAX_AMOUNT = 1e15;
@@ -91,7 +91,7 @@ function orderReference(object: Json, allowClientReference: boolean): unknown {
 function claimedOrderNo(body: unknown): string | undefined {
   if (!isObject(body) || !isObject(body.data) || !isObject(body.data.object)) return undefined;
   const value = orderReference(body.data.object, true);
-  return typeof value === 'string' && ORDER_NO.test(value) ? value : undefined;
+  return isOrderNo(value) ? value : undefined;
 }
 
 /** Stripe's smallest-unit integer as a decimal in Stripe's exponent for that currency. */
@@ -143,8 +143,8 @@ function mapEvent(event: Json): Verification {
     const name = typeof object.id === 'string' ? `${type} ${object.id.slice(0, 128)}` : type;
     return ignore(`${name} names no order (${where}); not a payment of this service`, undefined, event);
   }
-  if (typeof reference !== 'string' || !ORDER_NO.test(reference)) {
-    return reject({ verdict: 'malformed', code: 'validation_failed', message: `${where} must be 1-64 characters of A-Z, a-z, 0-9, _ or -` });
+  if (!isOrderNo(reference)) {
+    return reject({ verdict: 'malformed', code: 'validation_failed', message: `${where} ${ORDER_NO_RULE}` });
   }
   const orderNo = reference;
 

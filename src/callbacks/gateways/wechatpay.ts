@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import { z } from 'zod';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, Rejection, Verification } from './gateway.ts';
+import { ORDER_NO_PATTERN, ORDER_NO_RULE } from '../../orders/order-number.ts';
 import { swallowsPair } from '../../shared/signing.ts';
 import { apiV3KeyBytes, decryptResource, findPlatformKey, parsePlatformKeys, verifyNotificationSignature } from './wechatpay-crypto.ts';
 
@@ -32,7 +33,7 @@ const envelopeSchema = z.object({
 
 /** The decrypted transaction (支付成功通知 resource); other fields are kept in `fields` untouched. */
 const transactionSchema = z.object({
-  out_trade_no: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of A-Z, a-z, 0-9, _ or -'),
+  out_trade_no: z.string().regex(ORDER_NO_PATTERN, ORDER_NO_RULE),
   // It is signed into the merchant's notification (A5's string), so it must not hold `&name=`.
   transaction_id: printable(128).refine((v) => !swallowsPair(v), 'must not contain "&" followed by a parameter name and "="'),
   trade_state: z.string(),

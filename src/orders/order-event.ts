@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Executor } from '../db/database.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toDbTime, toIsoTime } from '../shared/time.ts';
-import { insertEvent, type NewEvent } from './outbox.repository.ts';
+import { insertEvent, type NewEvent } from './order-event.repository.ts';
 
 /** The event fields of the A7 body; timestamp, nonce and sign are added per delivery attempt. */
 export interface OrderEventPayload {

@@ -1,26 +1,7 @@
 import type { Executor } from '../db/database.ts';
 import { listQueryTemplate } from '../db/query-template.ts';
 
-/** Events of one order with their delivery attempts, oldest event first (the order detail's `notifications`). */
-export async function listNotificationsForOrder(db: Executor, orderNo: string) {
-  const events = await db
-    .selectFrom('notifications')
-    .select(['id', 'event_id', 'type', 'seq', 'payload', 'url', 'status', 'attempts', 'next_attempt_at', 'last_error', 'delivered_at', 'created_at'])
-    .where('order_no', '=', orderNo)
-    .orderBy('seq', 'asc')
-    .execute();
-  if (events.length === 0) return [];
-  const attempts = await db
-    .selectFrom('notification_attempts')
-    .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt', 'private_target'])
-    .where('notification_id', 'in', events.map((e) => e.id))
-    .orderBy('attempt_no', 'asc')
-    .execute();
-  return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => Number(a.notification_id) === Number(event.id)) }));
-}
-
-export type NotificationWithAttempts = Awaited<ReturnType<typeof listNotificationsForOrder>>[number];
-
+/** An order event's outbox row (notifications deliver it from there). */
 export interface NewEvent {
   eventId: string;
   orderNo: string;

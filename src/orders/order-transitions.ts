@@ -1,5 +1,12 @@
-import type { OrderStatus } from '../orders/order.schema.ts';
-import type { PaymentOutcome } from './gateways/gateway.ts';
+import type { OrderStatus } from './order.schema.ts';
+
+/** What a gateway says happened to a payment, once its signature checked out. */
+export type PaymentOutcome = 'paid' | 'failed' | 'closed';
+
+/** Only an order not yet paid or closed can be closed (by the API, the console or a gateway). */
+export function canClose(status: string): boolean {
+  return status === 'pending' || status === 'failed';
+}
 
 /** What a verified payment result means for an order in its current state (DESIGN A4 transitions). */
 export type Decision =
@@ -23,7 +30,7 @@ export function decideTransition(order: { status: string; transaction_id: string
       if (order.status === 'paid' && sameTransaction && unordered) return { kind: 'duplicate', message: 'a late failure of the payment that paid this order (events arrive out of order); nothing changes' };
       return { kind: 'reject', flagged: false, message: `order is ${order.status}; a failure cannot change it` };
     case 'closed':
-      if (order.status === 'pending' || order.status === 'failed') return { kind: 'apply', to: 'closed', flagged: false, message: 'order closed' };
+      if (canClose(order.status)) return { kind: 'apply', to: 'closed', flagged: false, message: 'order closed' };
       if (order.status === 'closed') return { kind: 'duplicate', message: 'order already closed' };
       // A gateway closes a paid trade after a full refund: acknowledged (or it retries for a day), nothing changes.
       return { kind: 'duplicate', message: 'order is paid; a gateway close (e.g. after a refund) changes nothing' };
