@@ -1,6 +1,5 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withConsoleTables } from '../src/admin/console.tables.ts';
 import { consolePage, signedInAgent } from './helpers/admin.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';
@@ -79,10 +78,10 @@ describe.each(ENGINES)('console inbox on %s', (engine) => {
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe(`/admin/inbox?flash=reviewed#entry-${id}`);
 
-    const review = await withConsoleTables(ctx.db.kysely).selectFrom('payment_log_reviews').selectAll().execute();
+    const review = await ctx.db.kysely.selectFrom('payment_log_reviews').selectAll().execute();
     expect(review).toEqual([expect.objectContaining({ reviewed_by: 'Rita', note })]);
     expect(Number(review[0]!.payment_log_id)).toBe(id);
-    const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('action', '=', 'payment_log.review').execute();
+    const audit = await ctx.db.kysely.selectFrom('audit_log').selectAll().where('action', '=', 'payment_log.review').execute();
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ actor: 'Rita', target: `payment_log:${id}`, old_value: null, created_at: review[0]!.reviewed_at });
     expect(JSON.parse(audit[0]!.new_value!)).toEqual({ note, verdict: 'unknown_order', order_no: ghost });
@@ -105,12 +104,12 @@ describe.each(ENGINES)('console inbox on %s', (engine) => {
     const { csrf } = await consolePage(agent, '/admin/inbox');
     const again = await agent.post(`/admin/inbox/${ids.unknown_order}/review?filter=all`).type('form').send({ _csrf: csrf, note: 'again' });
     expect(again.headers.location).toBe(`/admin/inbox?filter=all&flash=already_reviewed#entry-${ids.unknown_order}`);
-    expect(await withConsoleTables(ctx.db.kysely).selectFrom('payment_log_reviews').selectAll().execute()).toHaveLength(1);
+    expect(await ctx.db.kysely.selectFrom('payment_log_reviews').selectAll().execute()).toHaveLength(1);
     expect((await agent.post('/admin/inbox/999999/review').type('form').send({ _csrf: csrf, note: 'x' })).status).toBe(404);
     const unflagged = await ctx.db.kysely.selectFrom('payment_logs').select('id').where('flagged', '=', 0).executeTakeFirstOrThrow();
     expect((await agent.post(`/admin/inbox/${unflagged.id}/review`).type('form').send({ _csrf: csrf, note: 'x' })).status).toBe(404);
     expect((await agent.post('/admin/inbox/abc/review').type('form').send({ _csrf: csrf, note: 'x' })).status).toBe(400);
-    expect(await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().execute()).toHaveLength(1);
+    expect(await ctx.db.kysely.selectFrom('audit_log').selectAll().execute()).toHaveLength(1);
   });
 
   it('the review shows on the order timeline too', async () => {

@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withConsoleTables } from '../src/admin/console.tables.ts';
 import { consolePage, signedInAgent } from './helpers/admin.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { ENGINES } from './helpers/engines.ts';
@@ -130,7 +129,7 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect(page.html).toContain('A fresh delivery of the latest notification was queued.');
     expect([...page.html.matchAll(/<tr class="attempt" data-attempt="(\d)">/g)].map((m) => m[1])).toEqual(['1', '2']);
     expect(page.html).toMatch(/data-kind="audit" data-action="order.resend">[\s\S]*?Notification resent by Olivia/);
-    const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).execute();
+    const audit = await ctx.db.kysely.selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).execute();
     expect(audit).toEqual([expect.objectContaining({ actor: 'Olivia', action: 'order.resend', old_value: null })]);
     expect(JSON.parse(audit[0]!.new_value!)).toMatchObject({ order_no: orderNo, status: 'pending' });
   });
@@ -160,7 +159,7 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect(after.html).toContain('href="?lang=zh-CN"');
     const again = await agent.post(`/admin/orders/${orderNo}/close`).type('form').send({ _csrf: csrf });
     expect(again.headers.location).toBe(`/admin/orders/${orderNo}?flash=close_refused`);
-    const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).execute();
+    const audit = await ctx.db.kysely.selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).execute();
     expect(audit.map((a) => [a.actor, a.action, a.old_value, a.new_value])).toEqual([['Olivia', 'order.close', '{"status":"pending"}', '{"status":"closed"}']]);
   });
 
@@ -181,7 +180,7 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect([order.status, Number(order.seq)]).toEqual(['pending', 0]);
     const events = await ctx.db.kysely.selectFrom('notifications').select(['status', 'schedule_step']).where('order_no', 'in', [orderNo, paid]).execute();
     expect(events).toEqual([{ status: 'delivered', schedule_step: 0 }]);
-    const audit = await withConsoleTables(ctx.db.kysely).selectFrom('audit_log').select('id').where('target', 'in', [`order:${orderNo}`, `order:${paid}`]).execute();
+    const audit = await ctx.db.kysely.selectFrom('audit_log').select('id').where('target', 'in', [`order:${orderNo}`, `order:${paid}`]).execute();
     expect(audit).toEqual([]);
   });
 

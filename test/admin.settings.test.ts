@@ -1,6 +1,5 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withConsoleTables } from '../src/admin/console.tables.ts';
 import { createApp } from '../src/app.ts';
 import { createRuntimeSettings, type RuntimeSettings } from '../src/settings/runtime-settings.ts';
 import { RETRY_SCHEDULE_KEY, RUNTIME_KEYS, allowlistKey } from '../src/settings/settings.keys.ts';
@@ -30,7 +29,7 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
   let now = new Date('2026-04-01T08:00:00.000Z');
   const secretNote = 'do-not-show-this-value-7f3a9c';
   const generic = allowlistKey('generic');
-  const audits = () => withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('action', '=', 'settings.update').orderBy('id').execute();
+  const audits = () => ctx.db.kysely.selectFrom('audit_log').selectAll().where('action', '=', 'settings.update').orderBy('id').execute();
   const stored = () => ctx.db.kysely.selectFrom('system_config').select(['config_key', 'config_value']).where('config_key', 'in', [...RUNTIME_KEYS]).orderBy('config_key').execute();
 
   beforeAll(async () => {

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withConsoleTables } from '../src/admin/console.tables.ts';
 import { consolePage, signedInAgent } from './helpers/admin.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
@@ -29,7 +28,7 @@ const preOf = (html: string, id: string) => {
 };
 
 const auditRows = (ctx: TestContext, orderNo: string) =>
-  withConsoleTables(ctx.db.kysely).selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).orderBy('id').execute();
+  ctx.db.kysely.selectFrom('audit_log').selectAll().where('target', '=', `order:${orderNo}`).orderBy('id').execute();
 
 async function sendTest(agent: request.Agent, orderNo: string, fields: Record<string, string> = {}) {
   const { csrf } = await consolePage(agent, `/admin/orders/${orderNo}`);

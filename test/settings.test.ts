@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { withConsoleTables } from '../src/admin/console.tables.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { openDatabase, type Database } from '../src/db/database.ts';
 import { migrateToLatest } from '../src/db/migrator.ts';
@@ -30,10 +29,10 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     return settings;
   };
   const storedRows = () => db.kysely.selectFrom('system_config').select(['config_key', 'config_value']).where('config_key', 'in', [...RUNTIME_KEYS]).orderBy('config_key').execute();
-  const auditRows = () => withConsoleTables(db.kysely).selectFrom('audit_log').selectAll().orderBy('id').execute();
+  const auditRows = () => db.kysely.selectFrom('audit_log').selectAll().orderBy('id').execute();
   const clear = async () => {
     await db.kysely.deleteFrom('system_config').where('config_key', 'in', [...RUNTIME_KEYS]).execute();
-    await withConsoleTables(db.kysely).deleteFrom('audit_log').execute();
+    await db.kysely.deleteFrom('audit_log').execute();
   };
 
   beforeAll(async () => {

@@ -1,6 +1,9 @@
+import type { Selectable } from 'kysely';
 import type { Executor } from '../db/database.ts';
+import type { AuditLogTable } from '../db/schema.ts';
 import { toDbTime } from '../shared/time.ts';
-import { withConsoleTables, type AuditRow } from './console.tables.ts';
+
+export type AuditRow = Selectable<AuditLogTable>;
 
 /** One operator action: who did what to which target, with the value before and after (JSON text or null). */
 export interface AuditEntry {
@@ -22,7 +25,7 @@ export async function recordAudit(db: Executor, entry: AuditEntry): Promise<void
 
 /** {@link recordAudit}, returning the new entry's id (for a page that shows the entry afterwards). */
 export async function recordAuditWithId(db: Executor, entry: AuditEntry): Promise<number> {
-  const result = await withConsoleTables(db)
+  const result = await db
     .insertInto('audit_log')
     .values({
       actor: entry.actor.slice(0, 64),
@@ -39,10 +42,10 @@ export async function recordAuditWithId(db: Executor, entry: AuditEntry): Promis
 
 /** One audit entry by id, or undefined. */
 export function findAudit(db: Executor, id: number): Promise<AuditRow | undefined> {
-  return withConsoleTables(db).selectFrom('audit_log').selectAll().where('id', '=', id).executeTakeFirst();
+  return db.selectFrom('audit_log').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
 /** Audit entries about one target (e.g. `order:<order_no>`), oldest first (index audit_log_target_idx). */
 export function auditForTarget(db: Executor, target: string, limit = 200): Promise<AuditRow[]> {
-  return withConsoleTables(db).selectFrom('audit_log').selectAll().where('target', '=', target).orderBy('created_at').orderBy('id').limit(limit).execute();
+  return db.selectFrom('audit_log').selectAll().where('target', '=', target).orderBy('created_at').orderBy('id').limit(limit).execute();
 }

@@ -1,6 +1,5 @@
 import type { Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
-import { withConsoleTables } from './console.tables.ts';
 
 export type InboxFilter = 'unreviewed' | 'reviewed' | 'all';
 
@@ -10,7 +9,7 @@ export type InboxFilter = 'unreviewed' | 'reviewed' | 'all';
  * are rare, so the anti-join for "unreviewed" stays cheap.
  */
 function flagged(db: Executor, filter: InboxFilter) {
-  let query = withConsoleTables(db)
+  let query = db
     .selectFrom('payment_logs as p')
     .leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id')
     .where('p.flagged', '=', 1);
@@ -45,7 +44,7 @@ export function findFlaggedEntry(db: Executor, id: number) {
 
 /** Inserts the review; the unique payment_log_id makes a second review of the same entry fail (first one wins). */
 export async function insertReview(db: Executor, review: { paymentLogId: number; reviewedBy: string; note: string; now: Date }): Promise<void> {
-  await withConsoleTables(db)
+  await db
     .insertInto('payment_log_reviews')
     .values({ payment_log_id: review.paymentLogId, reviewed_by: review.reviewedBy.slice(0, 64), note: review.note, reviewed_at: toDbTime(review.now) })
     .execute();

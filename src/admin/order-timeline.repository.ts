@@ -2,7 +2,6 @@ import type { Executor } from '../db/database.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderFilter } from '../orders/order.repository.ts';
 import { listNotificationsForOrder } from '../orders/order-history.repository.ts';
-import { withConsoleTables } from './console.tables.ts';
 
 /** Read models of the console's order pages: raw payloads included, which the public API leaves out. */
 
@@ -11,7 +10,7 @@ import { withConsoleTables } from './console.tables.ts';
  * verification are read apart ({@link rejectedCallbacksOfOrder}), so they cannot push these out of view.
  */
 export function paymentLogsOfOrder(db: Executor, orderNo: string) {
-  return withConsoleTables(db)
+  return db
     .selectFrom('payment_logs as p')
     .leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id')
     .select([

@@ -105,6 +105,27 @@ export interface ReplayNoncesTable {
   expires_at: string;
 }
 
+/** migrations/0002_console.ts: an operator's review of a flagged payment-log entry. */
+export interface PaymentLogReviewsTable {
+  id: Generated<number>;
+  payment_log_id: number;
+  reviewed_by: string;
+  note: string;
+  reviewed_at: string;
+}
+
+/** migrations/0002_console.ts: who changed what (console actions, settings), old and new value as JSON text. */
+export interface AuditLogTable {
+  id: Generated<number>;
+  actor: string;
+  action: string;
+  target: string | null;
+  old_value: string | null;
+  new_value: string | null;
+  remote_ip: string | null;
+  created_at: string;
+}
+
 export interface DB {
   orders: OrdersTable;
   payment_logs: PaymentLogsTable;
@@ -113,4 +134,6 @@ export interface DB {
   system_config: SystemConfigTable;
   api_keys: ApiKeysTable;
   replay_nonces: ReplayNoncesTable;
+  payment_log_reviews: PaymentLogReviewsTable;
+  audit_log: AuditLogTable;
 }

@@ -1,5 +1,5 @@
 import type { Engine, Executor } from '../db/database.ts';
-import { withConsoleTables, type AuditRow } from '../admin/console.tables.ts';
+import type { AuditRow } from '../admin/audit.repository.ts';
 import { toDbTime } from '../shared/time.ts';
 
 export const SETTINGS_AUDIT_ACTION = 'settings.update';
@@ -41,7 +41,7 @@ export async function writeConfigValue(db: Executor, key: string, value: string 
 
 /** The latest settings changes, newest first (index audit_log_target_idx: one range per key). */
 export function settingsHistory(db: Executor, keys: readonly string[], limit = 50): Promise<AuditRow[]> {
-  return withConsoleTables(db)
+  return db
     .selectFrom('audit_log')
     .selectAll()
     .where('target', 'in', [...keys])
