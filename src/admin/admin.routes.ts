@@ -1,4 +1,4 @@
-import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import { Router, type ErrorRequestHandler } from 'express';
 import type { Store } from 'express-rate-limit';
 import type { AppConfig } from '../config.ts';
 import type { Database } from '../db/database.ts';
@@ -10,14 +10,14 @@ import { AppError, NotFoundError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { createAdminAuth } from './admin-session.ts';
-import { consoleLocals, type NavKey } from './admin-view.ts';
 import { dashboardRoutes } from './dashboard.routes.ts';
 import { createDashboardService } from './dashboard.service.ts';
-import { createInbox, type Inbox } from './inbox.service.ts';
+import { createInbox } from './inbox.service.ts';
 import { inboxRoutes } from './inbox.routes.ts';
 import { loginRoutes } from './login.routes.ts';
 import { createConsoleOrders } from './orders.service.ts';
 import { consoleOrderRoutes } from './orders.routes.ts';
+import { consoleRenderer } from './render-console.ts';
 import { settingsRoutes } from './settings.routes.ts';
 import { createConsoleSettings } from './settings.service.ts';
 import { createTestNotifications } from './test-notification.service.ts';
@@ -37,16 +37,6 @@ export interface AdminDeps {
   loginRateLimitStore?: Store;
   /** Where the login limiter says that its store is out of reach. */
   logger?: Logger;
-}
-
-/** Renders a console page inside the console layout (navigation with the inbox badge, CSRF token, flash). */
-export type RenderConsole = (req: Request, res: Response, view: string, active: NavKey | null, locals: Record<string, unknown>, status?: number) => Promise<void>;
-
-function consoleRenderer(csrf: Csrf, inbox: Inbox): RenderConsole {
-  return async (req, res, view, active, locals, status = 200) => {
-    const unreviewed = await inbox.unreviewedCount();
-    res.status(status).render(view, { ...consoleLocals(req, res, csrf, active, { inbox: unreviewed }), ...locals });
-  };
 }
 
 /** The operator console (DESIGN A8) under `/admin`: login, dashboard, orders, flagged inbox, settings. */

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { messages, resolveLang } from '../pages/i18n.ts';
-import type { RenderConsole } from './admin.routes.ts';
+import type { RenderConsole } from './render-console.ts';
 import { PERIODS, type DashboardService, type Period } from './dashboard.service.ts';
 
 /** `GET /admin`: health at a glance for the chosen period (24 h by default). */

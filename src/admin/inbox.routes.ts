@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { parseOrThrow } from '../shared/validation.ts';
 import { operatorOf } from './admin-session.ts';
-import type { RenderConsole } from './admin.routes.ts';
+import type { RenderConsole } from './render-console.ts';
 import { withQuery } from './admin-view.ts';
 import type { InboxFilter } from './inbox.repository.ts';
 import { NOTE_MAX, type Inbox } from './inbox.service.ts';

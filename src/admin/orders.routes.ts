@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { parseOrThrow } from '../shared/validation.ts';
 import { operatorOf } from './admin-session.ts';
-import type { RenderConsole } from './admin.routes.ts';
+import type { RenderConsole } from './render-console.ts';
 import { withQuery } from './admin-view.ts';
 import { orderNoParam, type ConsoleOrders } from './orders.service.ts';
 import type { TestNotifications } from './test-notification.service.ts';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { SettingValidationError } from '../settings/settings.keys.ts';
 import { parseOrThrow } from '../shared/validation.ts';
 import { operatorOf } from './admin-session.ts';
-import type { RenderConsole } from './admin.routes.ts';
+import type { RenderConsole } from './render-console.ts';
 import type { ConsoleSettings } from './settings.service.ts';
 
 const keyField = z.string().min(1).max(128);
