@@ -57,6 +57,14 @@ export interface AppDeps {
   settings?: RuntimeSettings;
 }
 
+/** What an app started itself and must end before its pools close (see stopApp). */
+const OWNED = new WeakMap<object, () => Promise<void>>();
+
+/** Ends the background work of what createApp made itself (runtime settings it was not given); resolves when it has finished. */
+export async function stopApp(app: Express): Promise<void> {
+  await OWNED.get(app)?.();
+}
+
 const BOOTSTRAP_DIR = join(dirname(createRequire(import.meta.url).resolve('bootstrap/package.json')), 'dist');
 const STATIC_OPTIONS = { maxAge: '30d', immutable: true, index: false } as const;
 
@@ -92,6 +100,7 @@ export function createApp(deps: AppDeps): Express {
 
   const app = express();
   bindMetrics(app, metrics);
+  if (!deps.settings) OWNED.set(app, () => settings.stop());
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('views', VIEWS_DIR);

@@ -62,6 +62,8 @@ const envSchema = z.object({
   NOTIFY_SIGN_TYPE: withDefault(z.enum(['MD5', 'HMAC-SHA256']), 'MD5'),
   NOTIFY_RETRY_SCHEDULE: withDefault(z.string(), '15s,1m,4m,10m,30m,1h,2h,6h,15h'),
   NOTIFY_TIMEOUT_MS: withDefault(int(100, 600_000), '10000'),
+  // How long a stop waits for requests, deliveries and housekeeping in flight; default: the larger of 25 s and NOTIFY_TIMEOUT_MS + 5 s.
+  SHUTDOWN_TIMEOUT_MS: opt(int(1000, 3_600_000)),
   NOTIFY_POLL_INTERVAL_MS: withDefault(int(10, 3_600_000), '1000'),
   NOTIFY_CONCURRENCY: withDefault(int(1, 1000), '16'),
   NOTIFY_EXPECT_BODY: opt(z.string()),
@@ -129,6 +131,7 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
     redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
     sandboxEnabled: env.SANDBOX_ENABLED ?? !production,
     logLevel: env.LOG_LEVEL,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS ?? Math.max(25_000, env.NOTIFY_TIMEOUT_MS + 5_000),
     metricsToken: env.METRICS_TOKEN ?? null,
     retentionDays: env.RETENTION_DAYS ?? null,
     alipay: env.ALIPAY_APP_ID && env.ALIPAY_PUBLIC_KEY ? { appId: env.ALIPAY_APP_ID, publicKey: env.ALIPAY_PUBLIC_KEY } : null,
@@ -179,6 +182,12 @@ function pairProblems(source: Env): string[] {
     if (schedule !== undefined) parseSchedule(schedule);
   } catch (err) {
     problems.push(`NOTIFY_RETRY_SCHEDULE: ${(err as Error).message}`);
+  }
+  const shutdownMs = Number(blankToUndefined(source.SHUTDOWN_TIMEOUT_MS));
+  const notifyMs = Number(blankToUndefined(source.NOTIFY_TIMEOUT_MS) ?? 10_000);
+  // Shorter, a stop could cut a delivery short before it is recorded, and the merchant would get it twice.
+  if (Number.isInteger(shutdownMs) && Number.isInteger(notifyMs) && shutdownMs < notifyMs + 1000) {
+    problems.push(`SHUTDOWN_TIMEOUT_MS: must be at least NOTIFY_TIMEOUT_MS + 1000 (${notifyMs + 1000}), so that a stop lets a delivery in flight finish`);
   }
   return problems;
 }

@@ -12,7 +12,14 @@ import { startMaintenance } from './system/maintenance.ts';
 import { configWeaknesses, describeWeakness } from './system/secret-strength.ts';
 import { startHint } from './system/start-hints.ts';
 
-/** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, finish, close the pool. */
+/** Whether `promise` settled within `ms` (it keeps running either way). */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([promise.then(() => true, () => true), gaveUp]).finally(() => clearTimeout(timer));
+}
+
+/** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, drain what is in flight, close the pools. */
 async function main(): Promise<void> {
   const { config, db, readDb, generated, applied } = await bootstrap();
   // Readable lines for a developer at a terminal; JSON everywhere else (log collectors, production).
@@ -52,18 +59,25 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    const deadline = performance.now() + config.shutdownTimeoutMs;
+    const left = () => Math.max(0, deadline - performance.now());
     try {
-      stopMaintenance();
-      await closeServer(server);
-      await dispatcher.stop();
-      settings.stop();
+      // Everything that uses the pools drains first, within one deadline: requests, deliveries and their records, housekeeping, settings reads.
+      const [requests, deliveries, housekeeping, settingsRead] = await Promise.all([
+        closeServer(server, left()),
+        dispatcher.stop(left()),
+        stopMaintenance(left()),
+        within(settings.stop(), left()),
+      ]);
+      const drained = requests && deliveries && housekeeping && settingsRead;
+      if (!drained) logger.warn({ requests, deliveries, housekeeping, settingsRead }, 'shutdown: SHUTDOWN_TIMEOUT_MS passed with work in flight (false above); closing anyway');
       if (deliveryDb !== db) await deliveryDb.close();
       await redis?.close();
       await readDb?.close();
       await db.close();
       logger.info('stopped');
-      process.exit(0);
+      process.exit(drained ? 0 : 1);
     } catch (err) {
       logger.error({ err }, 'error during shutdown');
       process.exit(1);

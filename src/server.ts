@@ -55,14 +55,21 @@ export function listen(server: Server, port: number, host: string): Promise<{ po
   });
 }
 
-/** Stops accepting connections, lets in-flight requests finish, then closes idle keep-alive sockets. */
-export function closeServer(server: Server, graceMs = 10_000): Promise<void> {
+/**
+ * Stops accepting connections, lets in-flight requests finish, then closes idle keep-alive sockets; after
+ * `graceMs` the remaining connections are closed. Resolves true when no request had to be cut off.
+ */
+export function closeServer(server: Server, graceMs = 10_000): Promise<boolean> {
   return new Promise((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    let forced = false;
+    const force = setTimeout(() => {
+      forced = true;
+      server.closeAllConnections();
+    }, Math.min(graceMs, 2 ** 31 - 1));
     force.unref();
     server.close(() => {
       clearTimeout(force);
-      resolve();
+      resolve(!forced);
     });
     server.closeIdleConnections();
   });

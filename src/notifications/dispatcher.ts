@@ -142,21 +142,29 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
         void poll();
       }, WAKE_DEBOUNCE_MS);
     },
-    /** Stops claiming, lets in-flight deliveries finish within `graceMs`, then hands back what is left. */
-    async stop(graceMs = settings.timeoutMs + 1000): Promise<void> {
+    /**
+     * Stops claiming and waits for every delivery in flight to be sent and recorded (each attempt is limited to
+     * NOTIFY_TIMEOUT_MS; its record then commits), so a stop never makes a merchant get an event twice. Only
+     * when `waitMs` runs out first are the leases still held handed back; resolves true when nothing was left.
+     */
+    async stop(waitMs = leaseMs): Promise<boolean> {
       running = false;
       clearInterval(timer);
       clearTimeout(wakeTimer);
       wakeTimer = undefined;
-      let graceOver = false;
-      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref()).then(() => (graceOver = true));
-      // A flush or claim under way may still start events: wait for those too, within the same grace.
-      while ((inFlight.size > 0 || claiming) && !graceOver) await Promise.race([Promise.allSettled([...inFlight, claiming]), grace]);
-      if (inFlight.size > 0) {
+      let waitOver = false;
+      let waitTimer: NodeJS.Timeout | undefined;
+      const wait = new Promise<void>((resolve) => (waitTimer = setTimeout(resolve, Math.min(waitMs, 2 ** 31 - 1)))).then(() => (waitOver = true));
+      // A flush or claim under way may still start events: wait for those too, within the same time.
+      while ((inFlight.size > 0 || claiming) && !waitOver) await Promise.race([Promise.allSettled([...inFlight, claiming]), wait]);
+      clearTimeout(waitTimer);
+      const drained = inFlight.size === 0;
+      if (!drained) {
         const released = await releaseLeases(db.kysely, owner, clock()).catch(() => 0);
-        logger.warn({ released }, 'stopped with deliveries in flight; their leases were released');
+        logger.warn({ released, inFlight: inFlight.size }, 'stopped with deliveries in flight; their leases were released');
       }
       await agent.close().catch(() => undefined);
+      return drained;
     },
     inFlightCount: () => inFlight.size,
     /** Slots held by claimed events not yet settled (0 once the loop is idle). */

@@ -62,8 +62,8 @@ export interface RuntimeSettings {
   refresh(): Promise<void>;
   /** Periodic refresh every refreshMs; resolves after the first read (a failed read is logged, not thrown). */
   start(): Promise<void>;
-  /** Stops reading (the timer, and the lazy reads): the last values stay in force. */
-  stop(): void;
+  /** Stops reading (the timer, and the lazy reads), then resolves once a read in flight has finished: the last values stay in force. */
+  stop(): Promise<void>;
   /**
    * Validates and stores an override (null removes it: the environment value applies again), with its
    * audit_log row in the same transaction, then refreshes this instance. Throws SettingValidationError
@@ -98,7 +98,7 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
   let lastRead = -Infinity;
   let timer: NodeJS.Timeout | undefined;
   let background: Promise<void> | null = null;
-  let ticking = false;
+  let tick: Promise<void> | null = null;
   /** Once started (and after stop), reads happen on the timer only. */
   let lazy = true;
 
@@ -240,18 +240,22 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
       lazy = false;
       timer = setInterval(() => {
         // A slow database must not pile up reads: skip a tick while the previous one runs.
-        if (ticking) return;
-        ticking = true;
-        void logged().finally(() => {
-          ticking = false;
+        if (tick) return;
+        tick = logged().finally(() => {
+          tick = null;
         });
       }, refreshMs);
       timer.unref();
-      await logged();
+      tick = logged().finally(() => {
+        tick = null;
+      });
+      await tick;
     },
-    stop() {
+    async stop() {
       clearInterval(timer);
       timer = undefined;
+      lazy = false;
+      await Promise.all([tick, background]);
     },
     update,
     states,

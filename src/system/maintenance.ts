@@ -20,18 +20,40 @@ export async function runMaintenance(db: Database, now: Date, retentionDays: num
   return { nonces, paymentLogs, attempts };
 }
 
+/**
+ * Stops the rounds; resolves true once a round in flight has finished (so it never runs into a closed pool),
+ * false when it was still running after `waitMs`.
+ */
+export type StopMaintenance = (waitMs?: number) => Promise<boolean>;
+
 /** Periodic housekeeping; failures are logged and retried next round. */
-export function startMaintenance(db: Database, clock: Clock, logger: Logger, options: MaintenanceOptions): () => void {
-  const run = async () => {
-    try {
-      const purged = await runMaintenance(db, clock(), options.retentionDays);
-      if (purged.nonces + purged.paymentLogs + purged.attempts > 0) logger.info({ purged }, 'maintenance purged old rows');
-    } catch (err) {
-      logger.warn({ err }, 'maintenance failed; will retry');
-    }
+export function startMaintenance(db: Database, clock: Clock, logger: Logger, options: MaintenanceOptions): StopMaintenance {
+  let current: Promise<void> | null = null;
+  let stopped = false;
+  const run = () => {
+    if (stopped || current) return;
+    current = (async () => {
+      try {
+        const purged = await runMaintenance(db, clock(), options.retentionDays);
+        if (purged.nonces + purged.paymentLogs + purged.attempts > 0) logger.info({ purged }, 'maintenance purged old rows');
+      } catch (err) {
+        logger.warn({ err }, 'maintenance failed; will retry');
+      } finally {
+        current = null;
+      }
+    })();
   };
-  const timer = setInterval(() => void run(), options.intervalMs ?? 10 * 60_000);
+  const timer = setInterval(run, options.intervalMs ?? 10 * 60_000);
   timer.unref();
-  void run();
-  return () => clearInterval(timer);
+  run();
+  return async (waitMs = Number.POSITIVE_INFINITY) => {
+    stopped = true;
+    clearInterval(timer);
+    if (!current) return true;
+    let timeout: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), Math.min(waitMs, 2 ** 31 - 1))));
+    const finished = await Promise.race([current.then(() => true as const), gaveUp]);
+    clearTimeout(timeout);
+    return finished;
+  };
 }

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import type { Express } from 'express';
-import { createApp, type AppDeps } from '../../src/app.ts';
+import { createApp, stopApp, type AppDeps } from '../../src/app.ts';
 import { loadConfig, type AppConfig } from '../../src/config.ts';
 import { openDatabase, type Database, type Engine } from '../../src/db/database.ts';
 import { migrateToLatest } from '../../src/db/migrator.ts';
@@ -57,6 +57,7 @@ export async function createTestContext(engine: Engine, options: TestContextOpti
     database,
     api: (method, path) => request(app)[method](path).set('X-API-Key', TEST_API_KEY),
     async close() {
+      await stopApp(app);
       await db.close();
       await database.drop();
     },
