@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
-import { readCookie } from '../http/cookies.ts';
+import { readCookie } from '../shared/cookies.ts';
 import type { Clock } from '../shared/time.ts';
 
 export const SESSION_COOKIE = 'pcs_admin';

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError } from '../shared/errors.ts';
-import { readCookie } from './cookies.ts';
+import { readCookie } from '../shared/cookies.ts';
 
 const COOKIE = 'pcs_csrf';
 const SEED = /^[A-Za-z0-9_-]{32,64}$/;

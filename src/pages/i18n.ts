@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { readCookie } from '../http/cookies.ts';
+import { readCookie } from '../shared/cookies.ts';
 import { consoleEn, consoleZhCN } from './i18n-console.ts';
 
 export const LANGS = ['en', 'zh-CN'] as const;
