@@ -3,7 +3,7 @@ import { formatAmount } from '../shared/money.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../system/system-config.repository.ts';
-import { recordAudit } from './audit.repository.ts';
+import { recordAudit } from '../audit/audit.repository.ts';
 import { prettyPayload, verifiedFields } from './format.ts';
 import { countFlagged, existingOrders, findFlaggedEntry, insertReview, listFlagged, type InboxFilter } from './inbox.repository.ts';
 import type { ConsoleActor } from './orders.service.ts';

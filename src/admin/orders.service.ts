@@ -10,7 +10,7 @@ import { canClose } from '../orders/order-transitions.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import type { Clock } from '../shared/time.ts';
-import { auditForTarget, recordAudit } from './audit.repository.ts';
+import { auditForTarget, recordAudit } from '../audit/audit.repository.ts';
 import { prettyPayload, verifiedFields } from './format.ts';
 import { countSearch, eventsOfOrder, paymentLogsOfOrder, rejectedCallbacksOfOrder, searchOrders } from './order-timeline.repository.ts';
 

@@ -7,7 +7,7 @@ import { httpUrl } from '../orders/order.schema.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import { toIsoTime, type Clock } from '../shared/time.ts';
-import { findAudit, recordAuditWithId } from './audit.repository.ts';
+import { findAudit, recordAuditWithId } from '../audit/audit.repository.ts';
 import type { ConsoleActor } from './orders.service.ts';
 
 export const TEST_ACTION = 'order.test_notification';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { recordAudit } from '../admin/audit.repository.ts';
+import { recordAudit } from '../audit/audit.repository.ts';
 import { GATEWAYS, type AppConfig, type GatewayName } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { withDbRetry, type DbErrorKind } from '../db/db-errors.ts';

@@ -1,5 +1,5 @@
 import type { Engine, Executor } from '../db/database.ts';
-import type { AuditRow } from '../admin/audit.repository.ts';
+import type { AuditRow } from '../audit/audit.repository.ts';
 import { toDbTime } from '../shared/time.ts';
 
 export const SETTINGS_AUDIT_ACTION = 'settings.update';

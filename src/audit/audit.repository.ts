@@ -18,7 +18,7 @@ export interface AuditEntry {
 
 const asText = (value: unknown): string | null => (value === undefined || value === null ? null : typeof value === 'string' ? value : JSON.stringify(value));
 
-/** Appends to audit_log; call it inside the transaction of the change it records. Also used by the settings page. */
+/** Appends to audit_log; call it inside the transaction of the change it records (console actions, settings changes). */
 export async function recordAudit(db: Executor, entry: AuditEntry): Promise<void> {
   await recordAuditWithId(db, entry);
 }
