@@ -28,7 +28,7 @@ import type { DeliveryMetrics } from './notifications/delivery.metrics.ts';
 import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
 import { queryOrderRoutes } from './orders/query-order.routes.ts';
-import { createResultPages } from './pages/result.page.ts';
+import { createResultPages } from './callbacks/result.page.ts';
 import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
 import { createSandboxService } from './sandbox/sandbox.service.ts';
 import { createRuntimeSettings, type RuntimeSettings } from './settings/runtime-settings.ts';

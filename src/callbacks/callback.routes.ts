@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { notifyBodyParsers, pageBodyParsers } from '../http/body-parsers.ts';
 import type { CallbackOutcome, GatewayAdapter } from './gateways/gateway.ts';
 import type { CallbackInput, CallbackService } from './callback.service.ts';
-import type { ResultPages } from '../pages/result.page.ts';
+import type { ResultPages } from './result.page.ts';
 
 /** The request as received, for payment_logs.callback_data: a POST's exact body bytes (already decoded as `bodyText`), a GET's query string. */
 function rawOf(req: Request, bodyText: string | undefined): string {

@@ -3,7 +3,7 @@ import type { AppConfig } from '../config.ts';
 import { sendError } from '../http/envelope.ts';
 import { AppError } from '../shared/errors.ts';
 import { isStorageUnavailable } from '../db/db-errors.ts';
-import type { ResultPages } from '../pages/result.page.ts';
+import type { ResultPages } from './result.page.ts';
 import type { CallbackService } from './callback.service.ts';
 import { notifyBodyParsers } from '../http/body-parsers.ts';
 import { callbackInput, setRetryAfter } from './callback.routes.ts';

@@ -4,7 +4,7 @@ import { callbackInput } from '../callbacks/callback.routes.ts';
 import type { Csrf } from '../http/csrf.ts';
 import { createOrderSchema, orderNoSchema } from '../orders/order.schema.ts';
 import { pageLocals } from '../pages/i18n.ts';
-import type { ResultPages } from '../pages/result.page.ts';
+import type { ResultPages } from '../callbacks/result.page.ts';
 import { formatAmount } from '../shared/money.ts';
 import { parseOrThrow } from '../shared/validation.ts';
 import { NotSandboxOrderError, type SandboxService } from './sandbox.service.ts';

@@ -1,10 +1,10 @@
 import type { Request, Response } from 'express';
 import type { AppConfig } from '../config.ts';
-import type { CallbackOutcome } from '../callbacks/gateways/gateway.ts';
 import type { OrderRow } from '../orders/order.repository.ts';
 import { formatAmount } from '../shared/money.ts';
 import { computeSign } from '../shared/signing.ts';
-import { otherLang, pageLocals, type Lang } from './i18n.ts';
+import { otherLang, pageLocals, type Lang } from '../pages/i18n.ts';
+import type { CallbackOutcome } from './gateways/gateway.ts';
 
 type PageKind = 'success' | 'failure' | 'pending' | 'closed';
 
