@@ -2,8 +2,7 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIpAllowlist, type IpAllowlist } from './shared/ip-allowlist.ts';
 import { parseSchedule } from './shared/duration.ts';
-import { loadAlipayPublicKey } from './callbacks/gateways/alipay-signature.ts';
-import { parsePlatformKeys } from './callbacks/gateways/wechatpay-crypto.ts';
+import { gatewayKeyProblems } from './callbacks/gateways/gateway-keys.ts';
 import { describeWeakness, secretWeaknesses } from './system/secret-strength.ts';
 
 /** The one reader of process.env: every setting of DESIGN A2, validated once and frozen. */
@@ -192,26 +191,6 @@ function pairProblems(source: Env): string[] {
   return problems;
 }
 
-/** Gateway keys are parsed here too, so a bad key is reported with every other problem instead of failing later. */
-function gatewayKeyProblems(source: Env): string[] {
-  const checks: Array<[string, (text: string) => unknown]> = [
-    ['ALIPAY_PUBLIC_KEY', loadAlipayPublicKey],
-    ['WECHATPAY_PLATFORM_KEYS', parsePlatformKeys],
-  ];
-  const problems: string[] = [];
-  for (const [name, parse] of checks) {
-    const value = blankToUndefined(source[name]) as string | undefined;
-    if (value === undefined) continue;
-    try {
-      parse(value);
-    } catch (err) {
-      const message = (err as Error).message;
-      problems.push(message.startsWith(name) ? message : `${name}: ${message}`);
-    }
-  }
-  return problems;
-}
-
 function parseCallbackAllowlists(source: Env, problems: string[]) {
   const lists: Partial<Record<GatewayName, IpAllowlist>> = {};
   const prefix = 'CALLBACK_IP_ALLOWLIST_';
@@ -236,6 +215,7 @@ export function loadConfig(source: Env = process.env): Config {
     ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)),
     ...productionProblems(source),
     ...pairProblems(source),
+    // The gateways parse their own keys; a key that cannot be parsed is reported here with everything else.
     ...gatewayKeyProblems(source),
   ];
   const callbackAllowlists = parseCallbackAllowlists(source, problems);

@@ -1,7 +1,8 @@
 import type { Response } from 'express';
 import { ORDER_NO_RULE } from '../../orders/order-number.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, Verification } from './gateway.ts';
-import { loadAlipayPublicKey, verifyAlipayParams, type AlipayConfig, type AlipayParamsCheck } from './alipay-signature.ts';
+import { verifyAlipayParams, type AlipayConfig, type AlipayParamsCheck } from './alipay-signature.ts';
+import { alipayPublicKey } from './gateway-keys.ts';
 
 export { loadAlipayPublicKey, verifyAlipayParams, type AlipayConfig, type AlipayParamsCheck } from './alipay-signature.ts';
 
@@ -31,11 +32,11 @@ export interface AlipayGateway extends GatewayAdapter {
 
 /**
  * Alipay asynchronous notifications (DESIGN A6): RSA2 over the sorted form parameters, verified with the
- * Alipay public key loaded once here (an unusable key throws now, at start-up, not on the first callback).
+ * Alipay public key parsed once at start-up (gateway-keys.ts: an unusable key throws then, not on the first callback).
  */
 export function createAlipayGateway(config: { appId: string; publicKey: string }): AlipayGateway {
   if (!config.appId.trim()) throw new Error('ALIPAY_APP_ID is empty');
-  const keyed: AlipayConfig = { appId: config.appId.trim(), publicKey: loadAlipayPublicKey(config.publicKey) };
+  const keyed: AlipayConfig = { appId: config.appId.trim(), publicKey: alipayPublicKey(config.publicKey) };
   const verifyParams = (params: unknown, rawBody?: Buffer) => verifyAlipayParams(params, keyed, rawBody);
 
   return {

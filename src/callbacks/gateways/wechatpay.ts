@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, Rejection, Verification } from './gateway.ts';
 import { ORDER_NO_PATTERN, ORDER_NO_RULE } from '../../orders/order-number.ts';
 import { swallowsPair } from '../../shared/signing.ts';
-import { apiV3KeyBytes, decryptResource, findPlatformKey, parsePlatformKeys, verifyNotificationSignature } from './wechatpay-crypto.ts';
+import { wechatpayPlatformKeys } from './gateway-keys.ts';
+import { apiV3KeyBytes, decryptResource, findPlatformKey, verifyNotificationSignature } from './wechatpay-crypto.ts';
 
 /** Notifications whose `Wechatpay-Timestamp` is further than this from now are refused as replays (DESIGN A6). */
 export const WECHATPAY_TIMESTAMP_WINDOW_S = 300;
@@ -72,7 +73,7 @@ function parseJsonObject(text: string): Record<string, unknown> | null {
 export function createWechatpayGateway(config: WechatpayConfig): GatewayAdapter {
   if (!config.mchId) throw new Error('WECHATPAY_MCH_ID: must not be empty');
   const aesKey = apiV3KeyBytes(config.apiV3Key);
-  const platformKeys = parsePlatformKeys(config.platformKeys);
+  const platformKeys = wechatpayPlatformKeys(config.platformKeys);
 
   function verifyNotification({ rawBody, headers, now }: CallbackRequest): Verification {
     const serial = header(headers, 'wechatpay-serial');
