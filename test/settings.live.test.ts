@@ -21,7 +21,7 @@ describe.each(ENGINES)('runtime settings in force on %s', (engine) => {
     await settings.start();
   });
   afterAll(async () => {
-    settings.stop();
+    await settings.stop();
     await ctx.close();
   });
 

@@ -46,7 +46,7 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     await clear();
   });
   afterAll(async () => {
-    for (const s of created) s.stop();
+    await Promise.all(created.map((s) => s.stop()));
     await db?.close();
     await database?.drop();
   });
@@ -180,7 +180,7 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     await reader.start();
     await writer.update(allowlistKey('sandbox'), '192.0.2.1', { operator: 'Ann' });
     await vi.waitFor(() => expect(reader.callbackAllowlist('sandbox')?.entries).toEqual(['192.0.2.1']), { timeout: 2000, interval: 20 });
-    reader.stop();
+    await reader.stop();
     await writer.update(allowlistKey('sandbox'), '192.0.2.2', { operator: 'Ann' });
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect(reader.callbackAllowlist('sandbox')?.entries).toEqual(['192.0.2.1']); // stopped: no more reads
@@ -201,7 +201,7 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     await expect(broken.refresh()).rejects.toThrow('down');
     expect(broken.retryScheduleMs()).toEqual([10_000, 60_000, 7_200_000]);
     await broken.start(); // logs, does not throw
-    broken.stop();
+    await broken.stop();
     expect(logger.warn).toHaveBeenCalled();
   });
 
