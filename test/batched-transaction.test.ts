@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchedTransaction, expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/batched-transaction.ts';
+import { BatchedTransaction, expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
 import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
-import { isUniqueViolation } from '../src/system/system-config.repository.ts';
+import { isUniqueViolation } from '../src/db/db-errors.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
 
@@ -22,14 +22,14 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
 
   it('returns one result per statement, reads and writes alike, and commits them together', async () => {
     const results = await withBatchedTransaction(ctx.db, async (tx) => {
-      const first = await tx.send(nonceInsert(tx.db, 'test', 'n1', later), tx.db.selectFrom('orders').select(['order_no', 'status']).where('order_no', '=', 'BT1'));
-      const second = await tx.commit(setStatus(tx, 'pending', 'failed'));
-      return [...first, ...second];
+      const first = await tx.send({ nonce: nonceInsert(tx.db, 'test', 'n1', later), order: tx.db.selectFrom('orders').select(['order_no', 'status']).where('order_no', '=', 'BT1') });
+      const second = await tx.commit({ change: setStatus(tx, 'pending', 'failed') });
+      return { ...first, ...second };
     });
-    expect(results).toHaveLength(3);
-    expect(results[0]!.affectedRows).toBe(1);
-    expect(results[1]!.rows).toEqual([{ order_no: 'BT1', status: 'pending' }]);
-    expect(results[2]!.affectedRows).toBe(1);
+    expect(Object.keys(results)).toEqual(['nonce', 'order', 'change']);
+    expect(results.nonce.affectedRows).toBe(1);
+    expect(results.order.rows).toEqual([{ order_no: 'BT1', status: 'pending' }]);
+    expect(results.change.affectedRows).toBe(1);
     expect(await status('BT1')).toBe('failed');
     expect(await nonces('n1')).toBe(1);
   });
@@ -42,25 +42,25 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
     const sees = await ctx.db.kysely.connection().execute(async (conn) => {
       const seesOthersCommit = async (choose: (tx: BatchedTransaction) => BatchedTransaction) => {
         const tx = choose(new BatchedTransaction(conn, 'mysql'));
-        const [first] = await tx.send(seqOf(tx));
+        const first = await tx.send({ seq: seqOf(tx) });
         await bumpElsewhere();
-        const [second] = await tx.send(seqOf(tx));
+        const second = await tx.send({ seq: seqOf(tx) });
         await tx.rollback();
-        return (first!.rows[0] as { seq: number }).seq !== (second!.rows[0] as { seq: number }).seq;
+        return (first.seq.rows[0] as { seq: number }).seq !== (second.seq.rows[0] as { seq: number }).seq;
       };
       return [await seesOthersCommit((tx) => tx.readCommitted()), await seesOthersCommit((tx) => tx)];
     });
     expect(sees).toEqual([true, false]);
     await expect(withBatchedTransaction(ctx.db, async (tx) => {
-      await tx.send(seqOf(tx));
+      await tx.send({ seq: seqOf(tx) });
       tx.readCommitted();
     })).rejects.toThrow(/before the first statement/);
   });
 
   it('stops before COMMIT when a guarded statement affects another number of rows, and rolls back', async () => {
     const attempt = withBatchedTransaction(ctx.db, async (tx) => {
-      await tx.send(nonceInsert(tx.db, 'test', 'n2', later));
-      await tx.commit(expectAffectedRows(setStatus(tx, 'pending', 'paid'), 1), nonceInsert(tx.db, 'test', 'n3', later));
+      await tx.send({ nonce: nonceInsert(tx.db, 'test', 'n2', later) });
+      await tx.commit({ change: expectAffectedRows(setStatus(tx, 'pending', 'paid'), 1), nonce: nonceInsert(tx.db, 'test', 'n3', later) });
     });
     await expect(attempt).rejects.toBeInstanceOf(UnexpectedRowCount);
     expect(await status('BT1')).toBe('failed');
@@ -70,7 +70,7 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
 
   it('surfaces a failing statement as the driver error and rolls back what the batch did before it', async () => {
     const attempt = withBatchedTransaction(ctx.db, async (tx) => {
-      await tx.commit(setStatus(tx, 'failed', 'closed'), nonceInsert(tx.db, 'test', 'n1', later));
+      await tx.commit({ change: setStatus(tx, 'failed', 'closed'), nonce: nonceInsert(tx.db, 'test', 'n1', later) });
     });
     const err = await attempt.catch((e: unknown) => e);
     expect(isUniqueViolation(err)).toBe(true);
@@ -79,7 +79,7 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
 
   it('rolls back and then runs statements outside the transaction, in one go', async () => {
     await withBatchedTransaction(ctx.db, async (tx) => {
-      await tx.send(nonceInsert(tx.db, 'test', 'n4', later), setStatus(tx, 'failed', 'closed'));
+      await tx.send({ nonce: nonceInsert(tx.db, 'test', 'n4', later), change: setStatus(tx, 'failed', 'closed') });
       await tx.rollback(nonceInsert(tx.db, 'test', 'n5', later));
     });
     expect(await status('BT1')).toBe('failed');
@@ -89,7 +89,7 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
 
   it('rolls back work that returns without ending the transaction', async () => {
     await withBatchedTransaction(ctx.db, async (tx) => {
-      await tx.send(nonceInsert(tx.db, 'test', 'n6', later));
+      await tx.send({ nonce: nonceInsert(tx.db, 'test', 'n6', later) });
     });
     expect(await nonces('n6')).toBe(0);
   });

@@ -2,7 +2,7 @@ import SQLite from 'better-sqlite3';
 import { writeFileSync } from 'node:fs';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/batched-transaction.ts';
+import { expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
 import { openDatabase, type Database } from '../src/db/database.ts';
 import { classifyDbError, committedNothing, isDatabaseUnreachable, isStatementRefusal, isStorageUnavailable, withDbRetry, type DbErrorKind } from '../src/db/db-errors.ts';
 import type { DB } from '../src/db/schema.ts';
@@ -63,7 +63,7 @@ describe.each(ENGINES)('database error policy on %s', (engine) => {
     expect(isStorageUnavailable(bad)).toBe(false);
     expect(committedNothing(engine, bad)).toBe(true);
     const guard = await errorOf(() =>
-      withBatchedTransaction(db, (tx) => tx.commit(expectAffectedRows(tx.db.updateTable('t' as never).set({ v: 1 } as never).where('id' as never, '=', 99 as never), 1))),
+      withBatchedTransaction(db, (tx) => tx.commit({ change: expectAffectedRows(tx.db.updateTable('t' as never).set({ v: 1 } as never).where('id' as never, '=', 99 as never), 1) })),
     );
     expect(guard).toBeInstanceOf(UnexpectedRowCount);
     expectKind(guard, 'statement');

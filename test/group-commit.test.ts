@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createGroupCommit, type GroupCommitOptions } from '../src/callbacks/group-commit.ts';
+import { createGroupCommit, type GroupCommitOptions } from '../src/db/fast-path/group-commit.ts';
 
 interface Item {
   key: string;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGroupCommit, QueueFull, type GroupCommitOptions } from '../src/callbacks/group-commit.ts';
+import { createGroupCommit, QueueFull, type GroupCommitOptions } from '../src/db/fast-path/group-commit.ts';
 import { metricsOf } from '../src/metrics/metrics.registry.ts';
 import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';

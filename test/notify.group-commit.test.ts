@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyGroup, groupMayRunAlone } from '../src/callbacks/callback-apply.ts';
 import type { VerifiedCallback } from '../src/callbacks/callback-plan.ts';
-import { withBatchedTransaction } from '../src/db/batched-transaction.ts';
+import { withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
 import { metricsOf } from '../src/metrics/metrics.registry.ts';
 import { toDbTime } from '../src/shared/time.ts';
 import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';

@@ -12,8 +12,8 @@ import {
 } from 'kysely';
 import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
 import { paymentLogInsert } from '../src/callbacks/payment-log.repository.ts';
-import { withBatchedTransaction } from '../src/db/batched-transaction.ts';
-import { listQueryTemplate, queryTemplate } from '../src/db/query-template.ts';
+import { withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
+import { listQueryTemplate, queryTemplate } from '../src/db/fast-path/query-template.ts';
 import type { DB } from '../src/db/schema.ts';
 import { eventInsert } from '../src/orders/order-event.repository.ts';
 import { findOrderForUpdate, orderForUpdateSelect, transitionOrder, transitionUpdate } from '../src/orders/order.repository.ts';
@@ -163,9 +163,9 @@ describe.each(ENGINES)('query templates on %s', (engine) => {
     expect(await transitionOrder(ctx.db.kysely, { orderNo: 'QT1', fromStatus: 'pending', expectedSeq: 0, to: 'paid', now: t1 })).toBe(false);
 
     const read = await withBatchedTransaction(ctx.db, async (tx) => {
-      const [, locked] = await tx.send(nonceInsert(tx.db, 'qt', 'n1', t1), orderForUpdateSelect(tx.db, 'QT1', ctx.db.engine));
-      await tx.commit(transitionUpdate(tx.db, { orderNo: 'QT1', fromStatus: 'paid', expectedSeq: 1, to: 'closed', now: new Date('2026-01-03T00:00:00Z') }));
-      return locked!.rows;
+      const { locked } = await tx.send({ nonce: nonceInsert(tx.db, 'qt', 'n1', t1), locked: orderForUpdateSelect(tx.db, 'QT1', ctx.db.engine) });
+      await tx.commit({ change: transitionUpdate(tx.db, { orderNo: 'QT1', fromStatus: 'paid', expectedSeq: 1, to: 'closed', now: new Date('2026-01-03T00:00:00Z') }) });
+      return locked.rows;
     });
     expect(read).toMatchObject([{ order_no: 'QT1', status: 'paid', seq: 1 }]);
     expect(await order()).toEqual({ status: 'closed', seq: 2, transaction_id: 'T1', paid_at: '2026-01-02 03:04:05.678', flagged: 1 });

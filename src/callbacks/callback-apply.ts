@@ -1,4 +1,4 @@
-import { expectAffectedRows, type BatchedTransaction } from '../db/batched-transaction.ts';
+import { expectAffectedRows, type BatchedTransaction } from '../db/fast-path/batched-transaction.ts';
 import type { Engine } from '../db/database.ts';
 import { committedNothing, isUniqueViolation } from '../db/db-errors.ts';
 import { eventInsert, eventsInsert } from '../orders/order-event.repository.ts';
@@ -30,21 +30,28 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
   const guard = replayGuardOf(item);
   let read;
   try {
-    read = await tx.send(...(guard ? [nonceInsert(tx.db, guard.scope, guard.nonce, guard.expiresAt)] : []), orderForUpdateSelect(tx.db, item.result.orderNo, engine));
+    read = await tx.send({
+      guard: guard ? nonceInsert(tx.db, guard.scope, guard.nonce, guard.expiresAt) : undefined,
+      order: orderForUpdateSelect(tx.db, item.result.orderNo, engine),
+    });
   } catch (err) {
     // Only the guard insert can violate a unique key in this batch.
     if (guard && isUniqueViolation(err)) throw item.result.nonce ? new NonceReplayed() : new EventRepeated();
     throw err;
   }
-  const plan = planCallback(item, read.at(-1)?.rows[0] as OrderRow | undefined);
+  const plan = planCallback(item, read.order.rows[0] as OrderRow | undefined);
   if (plan.kind === 'refuse') {
     // Nothing changes and the guard is not spent: undo, then record the rejection on its own.
     await tx.rollback(paymentLogInsert(tx.db, plan.entry));
   } else if (plan.kind === 'record') {
-    await tx.commit(paymentLogInsert(tx.db, plan.entry));
+    await tx.commit({ log: paymentLogInsert(tx.db, plan.entry) });
   } else {
     // The row is locked since the read, so the compare-and-swap matches; if it ever did not, nothing after it commits.
-    await tx.commit(expectAffectedRows(transitionUpdate(tx.db, plan.change), 1), ...(plan.event ? [eventInsert(tx.db, plan.event.row)] : []), paymentLogInsert(tx.db, plan.entry));
+    await tx.commit({
+      transition: expectAffectedRows(transitionUpdate(tx.db, plan.change), 1),
+      event: plan.event ? eventInsert(tx.db, plan.event.row) : undefined,
+      log: paymentLogInsert(tx.db, plan.entry),
+    });
   }
   return appliedOf(plan);
 }
@@ -56,8 +63,8 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
  * guard (or any other statement error) fails the whole group, which then runs one by one.
  */
 export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: readonly VerifiedCallback[]): Promise<Applied[]> {
-  const [read] = await tx.send(ordersForUpdateSelect(tx.db, items.map((i) => i.result.orderNo), engine));
-  const byOrderNo = new Map((read!.rows as OrderRow[]).map((row) => [row.order_no, row]));
+  const { orders } = await tx.send({ orders: ordersForUpdateSelect(tx.db, items.map((i) => i.result.orderNo), engine) });
+  const byOrderNo = new Map((orders.rows as OrderRow[]).map((row) => [row.order_no, row]));
   // MySQL compares VARCHARs ignoring trailing spaces (PAD SPACE), so the lone read would find such an order too.
   const keyOf = (orderNo: string) => (engine === 'mysql' ? orderNo.replace(/ +$/, '') : orderNo);
   const plans = items.map((item) => planCallback(item, byOrderNo.get(keyOf(item.result.orderNo))));
@@ -73,13 +80,13 @@ export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: 
     changes.push(plan.change);
     if (plan.event) events.push(plan.event.row);
   }
-  const statements = [];
-  if (guards.length > 0) statements.push(noncesInsert(tx.db, guards));
-  // All the transitions in one statement, which must change every one of those rows (locked since the read).
-  if (changes.length > 0) statements.push(expectAffectedRows(transitionsUpdate(tx.db, changes), changes.length));
-  if (events.length > 0) statements.push(eventsInsert(tx.db, events));
-  statements.push(paymentLogsInsert(tx.db, plans.map((p) => p.entry)));
-  await tx.commit(...statements);
+  await tx.commit({
+    guards: guards.length > 0 ? noncesInsert(tx.db, guards) : undefined,
+    // All the transitions in one statement, which must change every one of those rows (locked since the read).
+    transitions: changes.length > 0 ? expectAffectedRows(transitionsUpdate(tx.db, changes), changes.length) : undefined,
+    events: events.length > 0 ? eventsInsert(tx.db, events) : undefined,
+    logs: paymentLogsInsert(tx.db, plans.map((p) => p.entry)),
+  });
   return plans.map(appliedOf);
 }
 

@@ -1,5 +1,5 @@
 import type { GatewayName } from '../config.ts';
-import { withBatchedTransaction } from '../db/batched-transaction.ts';
+import { withBatchedTransaction } from '../db/fast-path/batched-transaction.ts';
 import type { Database } from '../db/database.ts';
 import { isDatabaseUnreachable, withDbRetry } from '../db/db-errors.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
@@ -8,7 +8,7 @@ import { toDbTime, type Clock } from '../shared/time.ts';
 import { applyGroup, applyOne, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome, GatewayAdapter, Rejection } from './gateways/gateway.ts';
-import { createGroupCommit, QueueFull } from './group-commit.ts';
+import { createGroupCommit, QueueFull } from '../db/fast-path/group-commit.ts';
 import { claimedOrderNo } from './params.ts';
 import { claimedAlipayOrderNo } from './gateways/alipay-signature.ts';
 import { insertPaymentLog } from './payment-log.repository.ts';

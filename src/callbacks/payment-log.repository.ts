@@ -1,6 +1,6 @@
 import type { Insertable } from 'kysely';
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate } from '../db/fast-path/query-template.ts';
 import type { PaymentLogsTable } from '../db/schema.ts';
 
 export interface NewPaymentLog {

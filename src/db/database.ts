@@ -54,7 +54,7 @@ function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Kysel
     charset: 'utf8mb4',
     connectTimeout: 5000,
     enableKeepAlive: true,
-    // Batched transactions (batched-transaction.ts) send several statements per round trip. Every value
+    // Batched transactions (fast-path/batched-transaction.ts) send several statements per round trip. Every value
     // is still a bound parameter, and no statement text in src is built from strings.
     multipleStatements: true,
   });

@@ -1,4 +1,4 @@
-import { UnexpectedRowCount } from './batched-transaction.ts';
+import { UnexpectedRowCount } from './fast-path/batched-transaction.ts';
 import type { Engine } from './database.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
-import { withBatchedTransaction, type BatchedTransaction, type Statement } from '../db/batched-transaction.ts';
+import { withBatchedTransaction, type BatchedTransaction } from '../db/fast-path/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
-import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/fast-path/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 import { claimInTransaction, type ClaimedEvent } from './delivery.repository.ts';
 
@@ -87,10 +87,11 @@ const outcomeUpdate = queryTemplate({ id: true, owner: true, status: true, nextA
 );
 
 /** The flush's statements: attempts inserted, still-held leases read (locked on MySQL), states changed where held. */
-function completionStatements(tx: BatchedTransaction, engine: Database['engine'], owner: string, completions: readonly Completion[], at: string): Statement[] {
-  // The insert comes first: on SQLite it takes the write lock before anything is read.
-  const statements: Statement[] = [
-    attemptsInsert.bind(tx.db, {}, completions.map(({ attempt }) => ({
+function completionStatements(tx: BatchedTransaction, engine: Database['engine'], owner: string, completions: readonly Completion[], at: string) {
+  const delivered = completions.filter((c) => c.update.status === 'delivered').map((c) => ({ id: c.attempt.notificationId }));
+  return {
+    // The insert comes first: on SQLite it takes the write lock before anything is read.
+    attempts: attemptsInsert.bind(tx.db, {}, completions.map(({ attempt }) => ({
       notification_id: attempt.notificationId,
       attempt_no: attempt.attemptNo,
       started_at: toDbTime(attempt.startedAt),
@@ -101,25 +102,22 @@ function completionStatements(tx: BatchedTransaction, engine: Database['engine']
       private_target: attempt.privateTarget ? 1 : 0,
     }))),
     // A locking read of the leases still held: the updates below (same owner condition) change exactly these rows.
-    (engine === 'mysql' ? heldLocked : held).bind(tx.db, { owner }, completions.map((c) => ({ id: c.attempt.notificationId }))),
-  ];
-  const delivered = completions.filter((c) => c.update.status === 'delivered').map((c) => ({ id: c.attempt.notificationId }));
-  if (delivered.length > 0) statements.push(deliveredUpdate.bind(tx.db, { status: 'delivered', owner, at }, delivered));
-  for (const { attempt, update } of completions) {
-    if (update.status === 'delivered') continue;
-    statements.push(
-      outcomeUpdate.bind(tx.db, {
-        id: attempt.notificationId,
-        owner,
-        status: update.status,
-        nextAttemptAt: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : at,
-        scheduleStep: update.scheduleStep ?? null,
-        lastError: update.lastError?.slice(0, 1024) ?? null,
-        at,
-      }),
-    );
-  }
-  return statements;
+    held: (engine === 'mysql' ? heldLocked : held).bind(tx.db, { owner }, completions.map((c) => ({ id: c.attempt.notificationId }))),
+    delivered: delivered.length > 0 ? deliveredUpdate.bind(tx.db, { status: 'delivered', owner, at }, delivered) : undefined,
+    outcomes: completions
+      .filter(({ update }) => update.status !== 'delivered')
+      .map(({ attempt, update }) =>
+        outcomeUpdate.bind(tx.db, {
+          id: attempt.notificationId,
+          owner,
+          status: update.status,
+          nextAttemptAt: update.nextAttemptAt ? toDbTime(update.nextAttemptAt) : at,
+          scheduleStep: update.scheduleStep ?? null,
+          lastError: update.lastError?.slice(0, 1024) ?? null,
+          at,
+        }),
+      ),
+  };
 }
 
 /**
@@ -133,8 +131,8 @@ export async function completeAttempts(db: Database, owner: string, completions:
   const at = toDbTime(now);
   return withBatchedTransaction(db, async (tx) => {
     const statements = completionStatements(tx, db.engine, owner, completions, at);
-    const { results, claimed } = claim && claim.limit > 0 ? await claimInTransaction(tx, db.engine, statements, owner, claim.limit, claim.leaseMs, now) : { results: await tx.commit(...statements), claimed: [] };
-    const kept = new Set((results[1]?.rows as Array<{ id: number | string }> | undefined)?.map((r) => Number(r.id)));
+    const { results, claimed } = claim && claim.limit > 0 ? await claimInTransaction(tx, db.engine, statements, owner, claim.limit, claim.leaseMs, now) : { results: await tx.commit(statements), claimed: [] };
+    const kept = new Set((results.held.rows as Array<{ id: number | string }>).map((r) => Number(r.id)));
     return { kept: completions.map((c) => kept.has(c.attempt.notificationId)), claimed };
   });
 }

@@ -1,6 +1,6 @@
-import { withBatchedTransaction, type BatchedTransaction, type Statement, type StatementResult } from '../db/batched-transaction.ts';
+import { joinStatements, withBatchedTransaction, type BatchedTransaction, type Results, type Statements } from '../db/fast-path/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
-import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/fast-path/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 
 /** Statuses a delivery loop may pick up: due `pending` rows and `delivering` rows whose lease ran out. */
@@ -44,30 +44,31 @@ const sqliteClaimTemplate = queryTemplate({ ...LEASE_INPUTS, pending: true, limi
 
 /**
  * Sends `before` (the first statements of `tx`) and leases up to `limit` due events to `owner` in the same
- * transaction, then commits; returns the results of `before` and the claimed events. A lease is stored as
+ * transaction, then commits; returns the results of `before` (by name) and the claimed events. A lease is stored as
  * next_attempt_at, so an expired lease is simply due again and one index (status, next_attempt_at) serves
  * both. MySQL: FOR UPDATE SKIP LOCKED, so several instances never claim the same row, in two round trips;
  * SQLite: one writer, so one UPDATE … RETURNING is atomic.
  */
-export async function claimInTransaction(tx: BatchedTransaction, engine: Database['engine'], before: Statement[], owner: string, limit: number, leaseMs: number, now: Date) {
+export async function claimInTransaction<S extends Statements>(tx: BatchedTransaction, engine: Database['engine'], before: S, owner: string, limit: number, leaseMs: number, now: Date): Promise<{ results: Results<S>; claimed: ClaimedEvent[] }> {
   const lease: Lease = { delivering: 'delivering', owner, leaseUntil: toDbTime(new Date(now.getTime() + leaseMs)), now: toDbTime(now) };
   if (engine === 'sqlite') {
-    const results = await tx.commit(...before, sqliteClaimTemplate.bind(tx.db, { ...lease, pending: 'pending', limit }));
-    return { results: results.slice(0, before.length), claimed: results[before.length]!.rows as ClaimedEvent[] };
+    const claim = { claim: sqliteClaimTemplate.bind(tx.db, { ...lease, pending: 'pending', limit }) };
+    const results: Results<S> & Results<typeof claim> = await tx.commit(joinStatements(before, claim));
+    return { results, claimed: results.claim.rows as ClaimedEvent[] };
   }
   // One read per status: with both in one IN list, MariaDB sorts every due row (filesort) and locks them all.
   const due = (status: string) => dueTemplate.bind(tx.db, { status, now: lease.now, limit });
   // READ COMMITTED: no gap locks that would block concurrent outbox inserts.
-  const results = await tx.readCommitted().send(...before, due('delivering'), due('pending'));
-  const [expired, pending] = results.slice(-2) as [StatementResult, StatementResult];
-  const rows = [...(expired.rows as DueRow[]), ...(pending.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
-  await tx.commit(...(rows.length > 0 ? [leaseTemplate.bind(tx.db, lease, rows)] : []));
-  return { results: results.slice(0, -2), claimed: rows.map(({ next_attempt_at: _, ...row }) => row) };
+  const reads = { dueExpired: due('delivering'), duePending: due('pending') };
+  const results: Results<S> & Results<typeof reads> = await tx.readCommitted().send(joinStatements(before, reads));
+  const rows = [...(results.dueExpired.rows as DueRow[]), ...(results.duePending.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
+  await tx.commit({ lease: rows.length > 0 ? leaseTemplate.bind(tx.db, lease, rows) : undefined });
+  return { results, claimed: rows.map(({ next_attempt_at: _, ...row }) => row) };
 }
 
 /** Leases up to `limit` due events to `owner` (see claimInTransaction). */
 export async function claimDueEvents(db: Database, owner: string, limit: number, leaseMs: number, now: Date): Promise<ClaimedEvent[]> {
-  return withBatchedTransaction(db, async (tx) => (await claimInTransaction(tx, db.engine, [], owner, limit, leaseMs, now)).claimed);
+  return withBatchedTransaction(db, async (tx) => (await claimInTransaction(tx, db.engine, {}, owner, limit, leaseMs, now)).claimed);
 }
 
 /** On a graceful stop: hand this process's unfinished leases back so another instance delivers at once. */

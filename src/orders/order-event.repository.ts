@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate } from '../db/fast-path/query-template.ts';
 
 /** An order event's outbox row (notifications deliver it from there). */
 export interface NewEvent {

@@ -1,7 +1,7 @@
 import { sql, type Insertable, type Selectable } from 'kysely';
 import type { Executor } from '../db/database.ts';
 import type { OrdersTable } from '../db/schema.ts';
-import { listQueryTemplate, queryTemplate } from '../db/query-template.ts';
+import { listQueryTemplate, queryTemplate } from '../db/fast-path/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderCursor, OrderStatus } from './order.schema.ts';
 

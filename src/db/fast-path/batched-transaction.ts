@@ -1,6 +1,6 @@
 import { CompiledQuery, type Compilable, type DatabaseConnection, type Kysely, type QueryResult } from 'kysely';
-import type { Database, Engine } from './database.ts';
-import type { DB } from './schema.ts';
+import type { Database, Engine } from '../database.ts';
+import type { DB } from '../schema.ts';
 
 /** What one statement of a batch did: affected rows for writes, rows for reads. */
 export interface StatementResult {
@@ -16,6 +16,17 @@ interface Expectation {
 
 export type Statement = Compilable | CompiledQuery | Expectation;
 
+/**
+ * A batch's statements by name, sent in the order the names are written; each result comes back under its
+ * statement's name, so adding a statement cannot shift the others. A list stands for several statements (one
+ * result each, in order; none when empty); `undefined` for none (its result is `undefined`).
+ */
+export type Statements = Readonly<Record<string, Statement | readonly Statement[] | undefined>>;
+
+type ResultOf<V> = V extends readonly unknown[] ? StatementResult[] : V extends undefined ? undefined : StatementResult;
+/** The results of `S`, under the names of its statements. */
+export type Results<S extends Statements> = { -readonly [K in keyof S]: ResultOf<S[K]> };
+
 /** A write that changed a different number of rows than the caller required; nothing after it ran. */
 export class UnexpectedRowCount extends Error {
   constructor(expected: number, actual?: number) {
@@ -30,19 +41,55 @@ export function expectAffectedRows(statement: Compilable | CompiledQuery, rows: 
 
 interface Planned {
   query: CompiledQuery;
-  /** Set on the statement's result slot; guard statements have none. */
-  result: boolean;
+  /** The name its result goes under; begin, commit, guards and statements after a rollback have none. */
+  name: string | null;
+  /** Its result joins a list under that name (one of a list of statements). */
+  list: boolean;
   expect?: number;
 }
 
 const compile = (q: Compilable | CompiledQuery): CompiledQuery => ('compile' in q ? q.compile() : q);
-const raw = (text: string, parameters: unknown[] = []): Planned => ({ query: CompiledQuery.raw(text, parameters), result: false });
+const planOne = (s: Statement, name: string | null, list: boolean): Planned =>
+  'statement' in s ? { query: compile(s.statement), name, list, expect: s.rows } : { query: compile(s), name, list };
 // Never mutated, so built once.
-const BEGIN = raw('begin');
-const COMMIT = raw('commit');
-const ROLLBACK = raw('rollback');
+const BEGIN: Planned = { query: CompiledQuery.raw('begin'), name: null, list: false };
+const COMMIT: Planned = { query: CompiledQuery.raw('commit'), name: null, list: false };
+const ROLLBACK: Planned = { query: CompiledQuery.raw('rollback'), name: null, list: false };
 /** Applies to the next transaction of the session only, so it rides just before that transaction's BEGIN. */
-const SET_READ_COMMITTED = raw('set transaction isolation level read committed');
+const SET_READ_COMMITTED: Planned = { query: CompiledQuery.raw('set transaction isolation level read committed'), name: null, list: false };
+/** Integer-like keys would be enumerated before the others, out of the order they were written in. */
+const INDEX_LIKE = /^\d+$/;
+
+/** The statements of `a`, then those of `b`; a name in both is refused (one result would hide the other). */
+export function joinStatements<A extends Statements, B extends Statements>(a: A, b: B): A & B {
+  for (const name of Object.keys(b)) if (Object.hasOwn(a, name)) throw new Error(`statement name "${name}" is used twice`);
+  return { ...a, ...b };
+}
+
+/** The planned statements of `statements`, in order; `out` gets an empty list for each list of statements. */
+function plan(statements: Statements, out: Record<string, unknown>): Planned[] {
+  const planned: Planned[] = [];
+  for (const name of Object.keys(statements)) {
+    if (INDEX_LIKE.test(name)) throw new Error(`statement name "${name}": a number would not keep its place in the batch`);
+    const s = statements[name];
+    if (s === undefined) continue;
+    if (Array.isArray(s)) {
+      out[name] = [];
+      for (const one of s as readonly Statement[]) planned.push(planOne(one, name, true));
+    } else {
+      planned.push(planOne(s as Statement, name, false));
+    }
+  }
+  return planned;
+}
+
+/** Files a statement's result under its name. */
+function place(out: Record<string, unknown>, p: Planned, result: StatementResult): void {
+  if (p.name === null) return;
+  if (p.list) (out[p.name] as StatementResult[]).push(result);
+  else out[p.name] = result;
+}
+
 /**
  * MySQL has no conditional COMMIT, so a multi-statement batch checks a row count with a statement that fails
  * when the previous one affected another number of rows: a scalar subquery returning two rows (error 1242).
@@ -82,65 +129,61 @@ export class BatchedTransaction {
     return this.connection ? this.connection.executeQuery(query) : this.db.executeQuery(query);
   }
 
-  /** Sends `statements` (after `BEGIN` on the first call) and returns their results, in order. */
-  send(...statements: Statement[]): Promise<StatementResult[]> {
+  /** Sends `statements` (after `BEGIN` on the first call) and returns their results by name. */
+  send<S extends Statements>(statements: S): Promise<Results<S>> {
     return this.run(statements, false);
   }
 
   /** Sends `statements` followed by `COMMIT`; the transaction is over when this resolves. */
-  commit(...statements: Statement[]): Promise<StatementResult[]> {
+  commit<S extends Statements>(statements: S = {} as S): Promise<Results<S>> {
     return this.run(statements, true);
   }
 
-  /** Ends the transaction with `ROLLBACK`, then runs `after` outside it (autocommit), in the same round trip. */
+  /** Ends the transaction with `ROLLBACK`, then runs `after` outside it (autocommit), in the same round trip; their results are not kept. */
   async rollback(...after: Statement[]): Promise<void> {
+    const planned = after.map((s) => planOne(s, null, false));
     if (!this.started || this.finished) {
       this.finished = true;
-      if (after.length > 0) await this.execute(this.plan(after));
+      if (planned.length > 0) await this.execute(planned, {});
       return;
     }
     this.finished = true;
-    await this.execute([ROLLBACK, ...this.plan(after)]);
+    await this.execute([ROLLBACK, ...planned], {});
   }
 
-  private plan(statements: Statement[]): Planned[] {
-    return statements.map((s) => ('statement' in s ? { query: compile(s.statement), result: true, expect: s.rows } : { query: compile(s), result: true }));
-  }
-
-  private async run(statements: Statement[], commit: boolean): Promise<StatementResult[]> {
+  private async run<S extends Statements>(statements: S, commit: boolean): Promise<Results<S>> {
     if (this.finished) throw new Error('the transaction is already over');
-    const planned = this.plan(statements);
+    const out: Record<string, unknown> = {};
+    const planned = plan(statements, out);
     if (!this.started) planned.unshift(...(this.readCommittedNext ? [SET_READ_COMMITTED, BEGIN] : [BEGIN]));
     if (commit) planned.push(COMMIT);
     this.started = true;
-    const results = await this.execute(planned);
+    await this.execute(planned, out);
     if (commit) this.finished = true;
-    return results;
+    return out as Results<S>;
   }
 
-  /** Runs the plan and returns the results of the caller's statements (not of begin/commit/guards). */
-  private execute(planned: Planned[]): Promise<StatementResult[]> {
-    return this.engine === 'mysql' && planned.length > 1 ? this.multi(planned) : this.oneByOne(planned);
+  /** Runs the plan and files the results of the caller's statements (not of begin/commit/guards) in `out`. */
+  private execute(planned: Planned[], out: Record<string, unknown>): Promise<void> {
+    return this.engine === 'mysql' && planned.length > 1 ? this.multi(planned, out) : this.oneByOne(planned, out);
   }
 
-  private async oneByOne(planned: Planned[]): Promise<StatementResult[]> {
-    const out: StatementResult[] = [];
+  private async oneByOne(planned: Planned[], out: Record<string, unknown>): Promise<void> {
     for (const p of planned) {
       const result = await this.query(p.query);
       const affectedRows = Number(result.numAffectedRows ?? 0);
       if (p.expect !== undefined && affectedRows !== p.expect) throw new UnexpectedRowCount(p.expect, affectedRows);
-      if (p.result) out.push({ affectedRows, rows: result.rows as unknown[] });
+      place(out, p, { affectedRows, rows: result.rows as unknown[] });
     }
-    return out;
   }
 
   /** mysql2 answers a multi-statement request with one entry per statement: a result header or a row list. */
-  private async multi(planned: Planned[]): Promise<StatementResult[]> {
+  private async multi(planned: Planned[], out: Record<string, unknown>): Promise<void> {
     // Plain loops: this runs on every callback, and flatMap/forEach cost more than the work they do here.
     const sent: Planned[] = [];
     for (const p of planned) {
       sent.push(p);
-      if (p.expect !== undefined) sent.push(raw(ROW_COUNT_GUARD, [p.expect]));
+      if (p.expect !== undefined) sent.push({ query: CompiledQuery.raw(ROW_COUNT_GUARD, [p.expect]), name: null, list: false });
     }
     const texts: string[] = [];
     const parameters: unknown[] = [];
@@ -150,6 +193,7 @@ export class BatchedTransaction {
     }
     let rows: unknown[];
     try {
+      // The texts are Kysely's compiled statements and the constants above; every value stays a bound parameter.
       ({ rows } = await this.query(CompiledQuery.raw(texts.join(';\n'), parameters)));
     } catch (err) {
       const guarded = planned.find((p) => p.expect !== undefined);
@@ -157,13 +201,12 @@ export class BatchedTransaction {
       throw err;
     }
     if (rows.length !== sent.length) throw new Error(`expected ${sent.length} statement results, got ${rows.length}`);
-    const out: StatementResult[] = [];
     for (let i = 0; i < sent.length; i++) {
-      if (!sent[i]!.result) continue;
+      const p = sent[i]!;
+      if (p.name === null) continue;
       const r = rows[i];
-      out.push(Array.isArray(r) ? { affectedRows: 0, rows: r } : { affectedRows: Number((r as { affectedRows?: number }).affectedRows ?? 0), rows: [] });
+      place(out, p, Array.isArray(r) ? { affectedRows: 0, rows: r } : { affectedRows: Number((r as { affectedRows?: number }).affectedRows ?? 0), rows: [] });
     }
-    return out;
   }
 
   /** After a failure: undo whatever was done (a no-op when nothing was started or it already ended). */

@@ -1,5 +1,5 @@
 import { createQueryId, type Compilable, type CompiledQuery, type QueryResult, type RootOperationNode } from 'kysely';
-import type { Executor } from './database.ts';
+import type { Executor } from '../database.ts';
 
 /**
  * A statement whose SQL is built and compiled by Kysely once per database, then reused with new values.
