@@ -39,7 +39,7 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
     const seqOf = (tx: BatchedTransaction) => tx.db.selectFrom('orders').select('seq').where('order_no', '=', 'BTISO');
     const bumpElsewhere = () => ctx.db.kysely.updateTable('orders').set((eb) => ({ seq: eb('seq', '+', 1) })).where('order_no', '=', 'BTISO').execute();
     // A read, a commit by another connection, the same read: READ COMMITTED sees the change, REPEATABLE READ does not.
-    const sees = await ctx.db.kysely.connection().execute(async (conn) => {
+    const sees = await ctx.db.batchKysely.connection().execute(async (conn) => {
       const seesOthersCommit = async (choose: (tx: BatchedTransaction) => BatchedTransaction) => {
         const tx = choose(new BatchedTransaction(conn, 'mysql'));
         const first = await tx.send({ seq: seqOf(tx) });

@@ -116,6 +116,11 @@ async function setUp(): Promise<Setup> {
       ops++;
       return db.kysely;
     },
+    // Claims and completions run on the batch pool: each is a database operation of the loop too.
+    get batchKysely() {
+      ops++;
+      return db.batchKysely;
+    },
   };
   const dispatcher = createDispatcher({ db: countedDb, config, logger: capturingLogger('info', dispatcherLog), clock: systemClock });
   const queued: Setup['queued'] = { count: 0 };

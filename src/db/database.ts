@@ -12,6 +12,11 @@ export type Engine = 'mysql' | 'sqlite';
 export interface Database {
   readonly engine: Engine;
   readonly kysely: Kysely<DB>;
+  /**
+   * Only for batched transactions (fast-path/batched-transaction.ts). MySQL: a Kysely over a pool of its own, the
+   * only one that accepts several statements in one request; SQLite: `kysely` itself (statements run one by one).
+   */
+  readonly batchKysely: Kysely<DB>;
   close(): Promise<void>;
 }
 
@@ -42,10 +47,18 @@ function openSqlite(url: string): Kysely<DB> {
 /** A query that takes longer has lost its server (or is a bug): fail it as a storage error. */
 const DEFAULT_QUERY_TIMEOUT_MS = 15_000;
 
-function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Kysely<DB> {
+/**
+ * The share of a MySQL pool size kept for batched transactions (callbacks run at most two at a time, the delivery
+ * loop one flush and one claim); the rest is the general pool. A size of 1 or 2 gives one connection to each.
+ */
+export function batchPoolSize(poolSize: number): number {
+  return poolSize <= 2 ? 1 : Math.max(2, Math.floor(poolSize / 4));
+}
+
+function mysqlPool(url: string, connectionLimit: number, queryTimeoutMs: number, multipleStatements: boolean): Kysely<DB> {
   const pool = createPool({
     uri: url,
-    connectionLimit: poolSize,
+    connectionLimit,
     // Times travel as UTC strings on both engines; BIGINT amounts fit in a JS number (see money.ts).
     dateStrings: true,
     timezone: 'Z',
@@ -54,9 +67,7 @@ function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Kysel
     charset: 'utf8mb4',
     connectTimeout: 5000,
     enableKeepAlive: true,
-    // Batched transactions (fast-path/batched-transaction.ts) send several statements per round trip. Every value
-    // is still a bound parameter, and no statement text in src is built from strings.
-    multipleStatements: true,
+    multipleStatements,
   });
   pool.on('connection', (conn) => {
     conn.query("SET time_zone = '+00:00'");
@@ -64,10 +75,29 @@ function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Kysel
   return new Kysely<DB>({ dialect: new MysqlDialect({ pool: withQueryTimeout(pool, queryTimeoutMs) as never }) });
 }
 
+/**
+ * Two pools, connections opened on first use: the general one refuses several statements in one request (so no
+ * query of the service can carry a second statement), and a batch-only one that accepts them, used only by
+ * batched transactions, whose texts come from Kysely and whose values are all bound parameters.
+ */
+function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Database {
+  const batch = batchPoolSize(poolSize);
+  const kysely = mysqlPool(url, Math.max(1, poolSize - batch), queryTimeoutMs, false);
+  const batchKysely = mysqlPool(url, batch, queryTimeoutMs, true);
+  return {
+    engine: 'mysql',
+    kysely,
+    batchKysely,
+    close: async () => {
+      await Promise.all([kysely.destroy(), batchKysely.destroy()]);
+    },
+  };
+}
+
 export function openDatabase(url: string, options: { poolSize?: number; queryTimeoutMs?: number } = {}): Database {
-  const engine = engineOf(url);
-  const kysely = engine === 'mysql' ? openMysql(url, options.poolSize ?? 16, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : openSqlite(url);
-  return { engine, kysely, close: () => kysely.destroy() };
+  if (engineOf(url) === 'mysql') return openMysql(url, options.poolSize ?? 16, options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
+  const kysely = openSqlite(url);
+  return { engine: 'sqlite', kysely, batchKysely: kysely, close: () => kysely.destroy() };
 }
 
 /** A round trip to the database; throws when it does not answer. */

@@ -217,9 +217,9 @@ export class BatchedTransaction {
   }
 }
 
-/** Runs `work` in a batched transaction on one pooled connection; rolls back when it throws or forgets to end it. */
+/** Runs `work` in a batched transaction on one connection of the batch pool; rolls back when it throws or forgets to end it. */
 export function withBatchedTransaction<T>(database: Database, work: (tx: BatchedTransaction) => Promise<T>): Promise<T> {
-  return database.kysely.connection().execute(async (conn) => {
+  return database.batchKysely.connection().execute(async (conn) => {
     // A plugin could rewrite results, so only a plugin-free Kysely lets the batches use the connection directly.
     const executor = conn.getExecutor();
     const connection = executor.plugins.length === 0 ? await executor.provideConnection(async (c) => c) : null;
