@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertNonce, purgeExpiredNonces } from '../src/callbacks/nonce.repository.ts';
-import { isUniqueViolation } from '../src/system/system-config.repository.ts';
+import { isUniqueViolation } from '../src/db/db-errors.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { bootstrapSecrets } from '../src/system/secrets.service.ts';
-import { getConfigValues } from '../src/system/system-config.repository.ts';
+import { getConfigValues } from '../src/settings/system-config.repository.ts';
 import { systemClock } from '../src/shared/time.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';

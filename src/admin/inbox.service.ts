@@ -2,7 +2,7 @@ import type { Database } from '../db/database.ts';
 import { formatAmount } from '../shared/money.ts';
 import { NotFoundError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
-import { isUniqueViolation } from '../system/system-config.repository.ts';
+import { isUniqueViolation } from '../db/db-errors.ts';
 import { recordAudit } from '../audit/audit.repository.ts';
 import { prettyPayload, verifiedFields } from './format.ts';
 import { countFlagged, existingOrders, findFlaggedEntry, insertReview, listFlagged, type InboxFilter } from './inbox.repository.ts';

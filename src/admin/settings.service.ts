@@ -1,7 +1,8 @@
 import type { Database } from '../db/database.ts';
 import type { RuntimeSettings, SettingsActor } from '../settings/runtime-settings.ts';
 import { RUNTIME_KEYS } from '../settings/settings.keys.ts';
-import { listConfigRows, settingsHistory } from '../settings/settings.repository.ts';
+import { settingsHistory } from '../settings/settings-history.repository.ts';
+import { listConfigRows } from '../settings/system-config.repository.ts';
 
 /** Keys whose values never reach a page: generated secrets (`secret.*`) and anything named like one. */
 const SECRET_KEY = /^secret\.|secret|password|passphrase|token|private|api_?key/i;

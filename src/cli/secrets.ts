@@ -2,7 +2,7 @@ import { ConfigError, GENERATED_SECRETS, loadConfig, loadDotEnv, type SecretName
 import { openDatabase } from '../db/database.ts';
 import { migrateToLatest } from '../db/migrator.ts';
 import { describeDatabase } from '../system/doctor.checks.ts';
-import { deleteConfigValues, getConfigValues } from '../system/system-config.repository.ts';
+import { deleteConfigValues, getConfigValues } from '../settings/system-config.repository.ts';
 
 /**
  * `npm run secrets`: the secrets a development start generated for this database (each database has its

@@ -8,9 +8,9 @@ import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { entriesOutside, narrowAllowlist } from '../shared/ip-ranges.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
-import { getConfigValues } from '../system/system-config.repository.ts';
 import { RUNTIME_KEYS, RUNTIME_SETTINGS, SettingValidationError, formatAllowlist, formatSchedule, parseSetting, settingDef, type RuntimeSettingDef } from './settings.keys.ts';
-import { SETTINGS_AUDIT_ACTION, lockConfigValue, writeConfigValue } from './settings.repository.ts';
+import { SETTINGS_AUDIT_ACTION } from './settings-history.repository.ts';
+import { getConfigValues, lockConfigValue, writeConfigValue } from './system-config.repository.ts';
 
 /**
  * Two first writes of one key race on the insert (unique key, a MySQL gap-lock deadlock, or SQLite refusing

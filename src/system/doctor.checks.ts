@@ -9,7 +9,7 @@ import { databaseVersion, openDatabase, pingDatabase, type Database } from '../d
 import { pendingMigrations } from '../db/migrator.ts';
 import { fromDbTime } from '../shared/time.ts';
 import { describeWeakness, MIN_API_KEY_CHARS, MIN_GATEWAY_SECRET_CHARS, secretWeaknesses } from './secret-strength.ts';
-import { getConfigValues } from './system-config.repository.ts';
+import { getConfigValues } from '../settings/system-config.repository.ts';
 
 /** The checks of `npm run doctor` (DESIGN A8). They report; they never migrate, generate or create anything. */
 

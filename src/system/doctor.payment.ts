@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import { computeSign } from '../shared/signing.ts';
-import { getConfigValues } from './system-config.repository.ts';
+import { getConfigValues } from '../settings/system-config.repository.ts';
 
 /**
  * The self-test's payment (DESIGN A5): a generic notification signed with the GATEWAY_SECRET this host knows.

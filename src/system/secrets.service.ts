@@ -3,7 +3,7 @@ import { GENERATED_SECRETS, type AppConfig, type Config, type SecretName } from 
 import type { Database } from '../db/database.ts';
 import type { Clock } from '../shared/time.ts';
 import { createApiKeyService } from '../auth/api-key.service.ts';
-import { getConfigValues, insertConfigValue } from './system-config.repository.ts';
+import { getConfigValues, insertConfigValue } from '../settings/system-config.repository.ts';
 
 const GENERATORS: Record<SecretName, () => string> = {
   GATEWAY_SECRET: () => randomBytes(24).toString('hex'),
