@@ -9,6 +9,7 @@ import { applyGroup, applyOne, EventRepeated, groupMayRunAlone, NonceReplayed, t
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
 import type { CallbackOutcome, GatewayAdapter, Rejection } from './gateways/gateway.ts';
 import { createGroupCommit, QueueFull } from '../db/fast-path/group-commit.ts';
+import { GROUP_LIST_ROWS } from '../db/fast-path/query-template.ts';
 import { claimedOrderNo } from './params.ts';
 import { claimedAlipayOrderNo } from './gateways/alipay-signature.ts';
 import { insertPaymentLog } from './payment-log.repository.ts';
@@ -47,7 +48,9 @@ export interface CallbackServiceDeps {
 }
 
 /** Large enough to amortise a commit over many callbacks, small enough to keep each transaction short. */
-const MAX_GROUP = 32;
+export const MAX_GROUP = 32;
+// The fast path's contract (docs/architecture.md): a group's list statements stay within what their templates keep compiled.
+if (MAX_GROUP > GROUP_LIST_ROWS) throw new Error(`MAX_GROUP (${MAX_GROUP}) exceeds the list templates' GROUP_LIST_ROWS (${GROUP_LIST_ROWS})`);
 /** Callbacks may wait for this many full rounds of transactions; beyond that they are answered 503 at once (memory and latency stay bounded). */
 const QUEUED_ROUNDS = 4;
 

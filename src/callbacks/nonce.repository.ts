@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate } from '../db/fast-path/query-template.ts';
+import { GROUP_LIST_ROWS, listQueryTemplate } from '../db/fast-path/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 
 interface NonceRow {
@@ -9,7 +9,7 @@ interface NonceRow {
 }
 
 // On every callback: compiled once per database and row count, then only the values change.
-const insertNoncesTemplate = listQueryTemplate({}, { scope: true, nonce: true, expiresAt: true }, 64, (db, _v: object, rows: readonly NonceRow[]) =>
+const insertNoncesTemplate = listQueryTemplate({}, { scope: true, nonce: true, expiresAt: true }, GROUP_LIST_ROWS, (db, _v: object, rows: readonly NonceRow[]) =>
   db.insertInto('replay_nonces').values(rows.map((r) => ({ scope: r.scope, nonce: r.nonce, expires_at: r.expiresAt }))),
 );
 

@@ -1,6 +1,6 @@
 import type { Insertable } from 'kysely';
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate } from '../db/fast-path/query-template.ts';
+import { GROUP_LIST_ROWS, listQueryTemplate } from '../db/fast-path/query-template.ts';
 import type { PaymentLogsTable } from '../db/schema.ts';
 
 export interface NewPaymentLog {
@@ -48,7 +48,7 @@ const COLUMNS = {
   callback_sha256: true,
   unverified: true,
 } as const;
-const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, 64, (db, _v: object, rows: readonly PaymentLogRow[]) => db.insertInto('payment_logs').values([...rows]));
+const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, GROUP_LIST_ROWS, (db, _v: object, rows: readonly PaymentLogRow[]) => db.insertInto('payment_logs').values([...rows]));
 
 /** The payment-log insert, unexecuted (to send with other statements of a transaction). */
 export function paymentLogInsert(db: Executor, log: NewPaymentLog) {

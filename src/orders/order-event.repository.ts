@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.ts';
-import { listQueryTemplate } from '../db/fast-path/query-template.ts';
+import { GROUP_LIST_ROWS, listQueryTemplate } from '../db/fast-path/query-template.ts';
 
 /** An order event's outbox row (notifications deliver it from there). */
 export interface NewEvent {
@@ -16,7 +16,7 @@ export interface NewEvent {
 const insertEventsTemplate = listQueryTemplate(
   { status: true },
   { eventId: true, orderNo: true, type: true, seq: true, payload: true, url: true, now: true },
-  64,
+  GROUP_LIST_ROWS,
   (db, v: { status: string }, rows: readonly NewEvent[]) =>
     db.insertInto('notifications').values(
       rows.map((r) => ({ event_id: r.eventId, order_no: r.orderNo, type: r.type, seq: r.seq, payload: r.payload, url: r.url, status: v.status, next_attempt_at: r.now, created_at: r.now, updated_at: r.now })),

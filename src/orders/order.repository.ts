@@ -1,7 +1,7 @@
 import { sql, type Insertable, type Selectable } from 'kysely';
 import type { Executor } from '../db/database.ts';
 import type { OrdersTable } from '../db/schema.ts';
-import { listQueryTemplate, queryTemplate } from '../db/fast-path/query-template.ts';
+import { GROUP_LIST_ROWS, listQueryTemplate, queryTemplate } from '../db/fast-path/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
 import type { OrderCursor, OrderStatus } from './order.schema.ts';
 
@@ -123,7 +123,7 @@ const byOrderNo = <T>(rows: readonly TransitionValues[], value: (row: Transition
 const transitionsTemplate = listQueryTemplate(
   {},
   { orderNo: true, fromStatus: true, expectedSeq: true, to: true, nextSeq: true, now: true, transactionId: true, paidAt: true, flagged: true },
-  64,
+  GROUP_LIST_ROWS,
   (db, _v: object, rows: readonly TransitionValues[]) =>
     db
       .updateTable('orders')
@@ -160,10 +160,10 @@ export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mys
 }
 
 // A grouped callback commit reads its orders together, in index order (so two groups lock rows in the same order).
-const lockedOrdersTemplate = listQueryTemplate({}, { orderNo: true }, 64, (db, _v: object, rows: readonly { orderNo: string }[]) =>
+const lockedOrdersTemplate = listQueryTemplate({}, { orderNo: true }, GROUP_LIST_ROWS, (db, _v: object, rows: readonly { orderNo: string }[]) =>
   db.selectFrom('orders').selectAll().where('order_no', 'in', rows.map((r) => r.orderNo)).orderBy('order_no').forUpdate(),
 );
-const ordersTemplate = listQueryTemplate({}, { orderNo: true }, 64, (db, _v: object, rows: readonly { orderNo: string }[]) =>
+const ordersTemplate = listQueryTemplate({}, { orderNo: true }, GROUP_LIST_ROWS, (db, _v: object, rows: readonly { orderNo: string }[]) =>
   db.selectFrom('orders').selectAll().where('order_no', 'in', rows.map((r) => r.orderNo)),
 );
 

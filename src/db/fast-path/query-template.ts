@@ -117,6 +117,13 @@ export class QueryTemplate<I extends Inputs, R> {
 }
 
 /**
+ * The list lengths kept compiled by the list templates a grouped callback transaction sends (its locked read,
+ * nonces, transitions, outbox events, payment logs): a group is never longer (MAX_GROUP ≤ this, checked when
+ * callback.service.ts loads), so no grouped statement is compiled per call.
+ */
+export const GROUP_LIST_ROWS = 64;
+
+/**
  * A statement with a list of rows whose length varies (an IN list, a multi-row insert): one template per
  * list length, kept for lengths up to `maxRows` (longer lists are compiled per call). Each row's fields are
  * inputs like the others, so values still only ever travel as bound parameters.
