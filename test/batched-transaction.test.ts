@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchedTransaction, expectAffectedRows, UnexpectedRowCount, withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
+import { expectAffectedRows } from '../src/db/fast-path/batch-statements.ts';
+import { BatchedTransaction, UnexpectedRowCount, withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
 import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
 import { isUniqueViolation } from '../src/db/db-errors.ts';
 import { ENGINES } from './helpers/engines.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nonceInsert } from '../src/callbacks/nonce.repository.ts';
-import { joinStatements, withBatchedTransaction, type BatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
+import { joinStatements } from '../src/db/fast-path/batch-statements.ts';
+import { withBatchedTransaction, type BatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
 

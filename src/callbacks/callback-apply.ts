@@ -1,4 +1,5 @@
-import { expectAffectedRows, type BatchedTransaction } from '../db/fast-path/batched-transaction.ts';
+import { expectAffectedRows } from '../db/fast-path/batch-statements.ts';
+import type { BatchedTransaction } from '../db/fast-path/batched-transaction.ts';
 import type { Engine } from '../db/database.ts';
 import { committedNothing, isUniqueViolation } from '../db/db-errors.ts';
 import { eventInsert, eventsInsert } from '../orders/order-event.repository.ts';

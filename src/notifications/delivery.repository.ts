@@ -1,4 +1,5 @@
-import { joinStatements, withBatchedTransaction, type BatchedTransaction, type Results, type Statements } from '../db/fast-path/batched-transaction.ts';
+import { joinStatements, type Results, type Statements } from '../db/fast-path/batch-statements.ts';
+import { withBatchedTransaction, type BatchedTransaction } from '../db/fast-path/batched-transaction.ts';
 import type { Database, Executor } from '../db/database.ts';
 import { listQueryTemplate, queryTemplate } from '../db/fast-path/query-template.ts';
 import { toDbTime } from '../shared/time.ts';
