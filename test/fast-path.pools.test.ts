@@ -64,6 +64,20 @@ describe.each(ENGINES)('multi-statement requests on %s', (engine) => {
     expect([...general].some((id) => batch.has(id))).toBe(false);
   });
 
+  it('after close neither pool answers, also one that was never used', async () => {
+    const closing = openDatabase(database.url, { poolSize: 4 });
+    await sql`select 1`.execute(closing.kysely); // the batch pool stays unused
+    await closing.close();
+    for (const kysely of [closing.kysely, closing.batchKysely]) {
+      const err = await sql`select 1`.execute(kysely).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, 'a closed database answered').toBeInstanceOf(Error);
+      expect(classifyDbError(err)).toBe('connection_lost');
+    }
+  });
+
   it.runIf(engine === 'sqlite')('SQLite has one handle: batched transactions run on it, one statement at a time', () => {
     expect(db.batchKysely).toBe(db.kysely);
   });

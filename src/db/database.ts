@@ -55,7 +55,7 @@ export function batchPoolSize(poolSize: number): number {
   return poolSize <= 2 ? 1 : Math.max(2, Math.floor(poolSize / 4));
 }
 
-function mysqlPool(url: string, connectionLimit: number, queryTimeoutMs: number, multipleStatements: boolean): Kysely<DB> {
+function mysqlPool(url: string, connectionLimit: number, queryTimeoutMs: number, multipleStatements: boolean): { kysely: Kysely<DB>; end(): Promise<void> } {
   const pool = createPool({
     uri: url,
     connectionLimit,
@@ -72,7 +72,23 @@ function mysqlPool(url: string, connectionLimit: number, queryTimeoutMs: number,
   pool.on('connection', (conn) => {
     conn.query("SET time_zone = '+00:00'");
   });
-  return new Kysely<DB>({ dialect: new MysqlDialect({ pool: withQueryTimeout(pool, queryTimeoutMs) as never }) });
+  let used = false;
+  const kysely = new Kysely<DB>({
+    dialect: new MysqlDialect({
+      pool: async () => {
+        used = true;
+        return withQueryTimeout(pool, queryTimeoutMs) as never;
+      },
+    }),
+  });
+  return {
+    kysely,
+    async end() {
+      if (used) return kysely.destroy();
+      // Kysely ends only a pool it has used: end an unused one here, so nothing can open a connection after close.
+      await new Promise<void>((resolve, reject) => pool.end((err) => (err ? reject(err) : resolve())));
+    },
+  };
 }
 
 /**
@@ -81,15 +97,15 @@ function mysqlPool(url: string, connectionLimit: number, queryTimeoutMs: number,
  * batched transactions, whose texts come from Kysely and whose values are all bound parameters.
  */
 function openMysql(url: string, poolSize: number, queryTimeoutMs: number): Database {
-  const batch = batchPoolSize(poolSize);
-  const kysely = mysqlPool(url, Math.max(1, poolSize - batch), queryTimeoutMs, false);
-  const batchKysely = mysqlPool(url, batch, queryTimeoutMs, true);
+  const batchSize = batchPoolSize(poolSize);
+  const general = mysqlPool(url, Math.max(1, poolSize - batchSize), queryTimeoutMs, false);
+  const batch = mysqlPool(url, batchSize, queryTimeoutMs, true);
   return {
     engine: 'mysql',
-    kysely,
-    batchKysely,
+    kysely: general.kysely,
+    batchKysely: batch.kysely,
     close: async () => {
-      await Promise.all([kysely.destroy(), batchKysely.destroy()]);
+      await Promise.all([general.end(), batch.end()]);
     },
   };
 }
