@@ -7,7 +7,25 @@ import tseslint from 'typescript-eslint';
  * Bottom up (a folder may import those to its left): shared → db, pages (i18n) → audit, auth → http, settings →
  * orders → notifications, callbacks → metrics, openapi, health, system, cli → admin, sandbox → app.ts, main.ts.
  */
-const FOLDERS = ['admin', 'audit', 'auth', 'callbacks', 'cli', 'db', 'health', 'http', 'metrics', 'notifications', 'openapi', 'orders', 'pages', 'sandbox', 'settings', 'shared', 'system'];
+const FOLDERS = [
+  'admin',
+  'audit',
+  'auth',
+  'callbacks',
+  'cli',
+  'db',
+  'health',
+  'http',
+  'metrics',
+  'notifications',
+  'openapi',
+  'orders',
+  'pages',
+  'sandbox',
+  'settings',
+  'shared',
+  'system',
+];
 const all = (...except) => FOLDERS.filter((f) => !except.includes(f));
 const importOf = (folders) => `^(\\.\\./)+(${folders.join('|')})/`;
 
@@ -25,7 +43,10 @@ function layer(folder, forbidden, message, { frontEnds = true } = {}) {
 
 const layers = [
   // shared is the bottom: pure helpers every feature may use, so it uses none of them (nor config.ts).
-  { files: ['src/shared/**/*.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./', message: 'src/shared depends on nothing else in src/.' }] }] } },
+  {
+    files: ['src/shared/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\.\\./', message: 'src/shared depends on nothing else in src/.' }] }] },
+  },
   // db is the storage plumbing under every repository: it knows the schema and migrations, no feature.
   layer('db', all('shared'), 'src/db may import only src/shared (and migrations/).'),
   // pages holds the language of the server-rendered pages, which the error page, the console and the result page all speak.
@@ -41,7 +62,11 @@ const layers = [
   // Delivery reads the outbox that orders write; it is told about settings by injection, never by import.
   layer('notifications', all('shared', 'db', 'http', 'orders'), 'src/notifications may import only shared, db, http and orders (settings come injected).'),
   // Callbacks decide with the order rules and answer with the result page; settings and delivery come injected.
-  layer('callbacks', all('shared', 'db', 'http', 'orders', 'pages'), 'src/callbacks may import only shared, db, http, orders and pages (settings come injected).'),
+  layer(
+    'callbacks',
+    all('shared', 'db', 'http', 'orders', 'pages'),
+    'src/callbacks may import only shared, db, http, orders and pages (settings come injected).',
+  ),
   // Runtime settings are read by callbacks and delivery through injection, so they must not depend on them.
   layer('settings', all('shared', 'db', 'audit'), 'src/settings may import only shared, db and audit.'),
   // Metrics, the API description and health name what features expose, above them and below the front ends.
@@ -61,12 +86,22 @@ const layers = [
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^\\./(?!shared/|system/secret-strength\\.ts$|callbacks/gateways/gateway-keys\\.ts$)', message: 'config.ts may import only src/shared and the pure validators it reports with.' }] },
+        {
+          patterns: [
+            {
+              regex: '^\\./(?!shared/|system/secret-strength\\.ts$|callbacks/gateways/gateway-keys\\.ts$)',
+              message: 'config.ts may import only src/shared and the pure validators it reports with.',
+            },
+          ],
+        },
       ],
     },
   },
   // server.ts and bootstrap.ts start what main.ts wires: no front end of their own.
-  { files: ['src/server.ts', 'src/bootstrap.ts'], rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\./(admin|sandbox)/', message: FRONT_ENDS.message }] }] } },
+  {
+    files: ['src/server.ts', 'src/bootstrap.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '^\\./(admin|sandbox)/', message: FRONT_ENDS.message }] }] },
+  },
 ];
 
 export default tseslint.config(

@@ -35,10 +35,12 @@ const IMPLS = ['ours', 'yardstick', 'php_yardstick'] as const;
 /** One row per scenario: the three servers side by side and ours' throughput ratio to each yardstick. */
 export function comparison(results: Results, scenarios: readonly string[]) {
   const pick = (s: string, f: (m: Measured) => number) =>
-    Object.fromEntries(IMPLS.map((impl) => {
-      const r = results[impl]?.[s];
-      return [impl, measured(r) ? f(r) : null];
-    })) as Record<(typeof IMPLS)[number], number | null>;
+    Object.fromEntries(
+      IMPLS.map((impl) => {
+        const r = results[impl]?.[s];
+        return [impl, measured(r) ? f(r) : null];
+      }),
+    ) as Record<(typeof IMPLS)[number], number | null>;
   const atLeast = (s: string, impl: string) => {
     const a = results.ours?.[s];
     const b = results[impl]?.[s];

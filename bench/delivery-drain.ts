@@ -15,7 +15,15 @@ import { databaseUrl, OURS_DB, removeLogFile, startOurs, waitUntilAnswering, typ
 export async function runDeliveryDrain(o: DeliveryRunOptions) {
   const receiver = await DeliveryReceiver.start();
   const dbUrl = databaseUrl(o.mysqlUrl, OURS_DB);
-  const common = { mysqlUrl: o.mysqlUrl, apiKey: o.apiKey, poolSize: o.poolSize, gatewaySecret: o.gatewaySecret, logLevel: o.logLevel, serviceDir: o.serviceDir, fromSource: o.fromSource };
+  const common = {
+    mysqlUrl: o.mysqlUrl,
+    apiKey: o.apiKey,
+    poolSize: o.poolSize,
+    gatewaySecret: o.gatewaySecret,
+    logLevel: o.logLevel,
+    serviceDir: o.serviceDir,
+    fromSource: o.fromSource,
+  };
   const started: ServerChild[] = [];
   try {
     const web = await startOurs({ ...common, logFile: `${o.logFile}.web`, env: { NOTIFY_WORKER: 'false' } });

@@ -21,7 +21,10 @@ export class DeliveryReceiver {
   requests = 0;
   malformed = 0;
   private waiter: { count: number; resolve: () => void } | null = null;
-  private constructor(private readonly server: Server, readonly url: string) {}
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
 
   static start(): Promise<DeliveryReceiver> {
     return new Promise((resolveReceiver, reject) => {
@@ -133,7 +136,17 @@ export function stats(values: number[]) {
 export async function runDelivery(o: DeliveryRunOptions) {
   const receiver = await DeliveryReceiver.start();
   const start = (logFile: string, env: Record<string, string>) =>
-    startOurs({ mysqlUrl: o.mysqlUrl, apiKey: o.apiKey, poolSize: o.poolSize, gatewaySecret: o.gatewaySecret, logLevel: o.logLevel, logFile, serviceDir: o.serviceDir, fromSource: o.fromSource, env });
+    startOurs({
+      mysqlUrl: o.mysqlUrl,
+      apiKey: o.apiKey,
+      poolSize: o.poolSize,
+      gatewaySecret: o.gatewaySecret,
+      logLevel: o.logLevel,
+      logFile,
+      serviceDir: o.serviceDir,
+      fromSource: o.fromSource,
+      env,
+    });
   const deliverer = { NOTIFY_CONCURRENCY: String(o.notifyConcurrency) };
   // The process /notify goes to; in the split topology it delivers nothing and `worker` does.
   const child: ServerChild = await start(o.logFile, o.split ? { NOTIFY_WORKER: 'false' } : deliverer);
@@ -178,7 +191,9 @@ export async function runDelivery(o: DeliveryRunOptions) {
     const load = o.sendRate ? await runPaced({ ...loadOptions, rate: o.sendRate }) : await runLoad(loadOptions);
     const lastNotified = performance.now();
     const deliveredDuringNotify = receiver.arrivals.size;
-    o.log(`  /notify: ${load.ok} ok of ${load.requests} in ${load.duration_s} s (${load.ok_rps}/s, p50 ${load.latency_ms.p50} ms, p99 ${load.latency_ms.p99} ms); ${receiver.arrivals.size} delivered so far`);
+    o.log(
+      `  /notify: ${load.ok} ok of ${load.requests} in ${load.duration_s} s (${load.ok_rps}/s, p50 ${load.latency_ms.p50} ms, p99 ${load.latency_ms.p99} ms); ${receiver.arrivals.size} delivered so far`,
+    );
     const complete = await receiver.waitFor(load.ok, o.waitMs);
     const waitedS = (performance.now() - lastNotified) / 1000;
     await sleep(1000); // late duplicates, and the service's bookkeeping of the last deliveries
@@ -219,7 +234,8 @@ export async function runDelivery(o: DeliveryRunOptions) {
       // Whether the loop keeps pace while /notify traffic shares the service and its pool, or only catches up after.
       delivered_while_notifying: deliveredDuringNotify,
       rate_while_notifying_per_s: round(deliveredDuringNotify / ((lastNotified - firstSent) / 1000), 1),
-      rate_after_notifying_per_s: lastArrival > lastNotified ? round((arrivals.length - deliveredDuringNotify) / ((lastArrival - lastNotified) / 1000), 1) : null,
+      rate_after_notifying_per_s:
+        lastArrival > lastNotified ? round((arrivals.length - deliveredDuringNotify) / ((lastArrival - lastNotified) / 1000), 1) : null,
       notify_to_delivery_ms: stats(latencies),
       duplicates: receiver.duplicates,
       receiver_requests: receiver.requests,
@@ -229,7 +245,12 @@ export async function runDelivery(o: DeliveryRunOptions) {
       all_arrived: complete,
       waited_after_last_notify_s: round(waitedS, 2),
       wait_limit_s: o.waitMs / 1000,
-      db: { ...db, all_delivered: db.rows === load.ok && db.by_status.delivered === load.ok, undelivered_after_drain: drain.undelivered, drain_s: drain.seconds },
+      db: {
+        ...db,
+        all_delivered: db.rows === load.ok && db.by_status.delivered === load.ok,
+        undelivered_after_drain: drain.undelivered,
+        drain_s: drain.seconds,
+      },
       cpu_ms_per_delivery: cpu,
     };
     return { result, child };

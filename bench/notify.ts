@@ -25,7 +25,10 @@ export function md5Sign(params: Record<string, string>, secret: string): string 
 /** A local merchant endpoint for the orders' notify_url: answers 200 `success` and counts what it got. */
 export class NotifySink {
   requests = 0;
-  private constructor(private readonly server: Server, readonly url: string) {}
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
 
   static start(): Promise<NotifySink> {
     return new Promise((resolveSink, reject) => {
@@ -73,7 +76,11 @@ export class NotifyOrders {
   insertSeconds = 0;
   private readonly prefix: string;
 
-  constructor(private readonly target: NotifyTarget, private readonly sinkUrl: string, tag: string) {
+  constructor(
+    private readonly target: NotifyTarget,
+    private readonly sinkUrl: string,
+    tag: string,
+  ) {
     this.prefix = `n${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x')}${tag}`;
   }
 

@@ -56,7 +56,11 @@ function runScript(name: string, env: NodeJS.ProcessEnv, timeoutMs: number, onSp
   });
 }
 
-const lastLines = (text: string, n: number) => text.split('\n').filter((l) => l.trim() !== '').slice(-n);
+const lastLines = (text: string, n: number) =>
+  text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-n);
 
 /** Pid from one of the daemons' pid files, if it names a live process. */
 function livePid(file: string): number | undefined {
@@ -122,7 +126,8 @@ export class PhpYardstick implements ServerChild {
   async start(): Promise<PhpStartReport> {
     // Daemons started outside this run would keep their own secret and data, and stop.sh at the end would stop them.
     const running = ['php-fpm.pid', 'nginx.pid'].filter((f) => livePid(f) !== undefined);
-    if (running.length > 0) throw new Error(`a PHP yardstick is already running (${running.map((f) => `${RUN_DIR}/${f}`).join(', ')}); stop it with ${PHP_DIR}/stop.sh first`);
+    if (running.length > 0)
+      throw new Error(`a PHP yardstick is already running (${running.map((f) => `${RUN_DIR}/${f}`).join(', ')}); stop it with ${PHP_DIR}/stop.sh first`);
     this.launched = true;
     const started = await runScript('start.sh', this.env(), PHP_START_TIMEOUT_MS, (pid) => (this.startScriptPid = pid));
     this.startScriptPid = undefined;
@@ -134,9 +139,18 @@ export class PhpYardstick implements ServerChild {
     this.pids = [fpm, nginx];
     const check = await runScript('check.sh', this.env(), SCRIPT_TIMEOUT_MS);
     const checkLines = check.output.split('\n').filter((l) => /^\s*(ok|FAIL)\s/.test(l));
-    if (check.code !== 0) throw new Error(`check.sh failed (exit ${check.code}): ${(checkLines.filter((l) => l.includes('FAIL')).join(' | ') || lastLines(check.output, 8).join(' | '))}`);
+    if (check.code !== 0)
+      throw new Error(
+        `check.sh failed (exit ${check.code}): ${checkLines.filter((l) => l.includes('FAIL')).join(' | ') || lastLines(check.output, 8).join(' | ')}`,
+      );
     this.watch();
-    return { start_output: lastLines(started.output, 10), check_passed: true, check_output: checkLines.map((l) => l.trim()), php_fpm_pid: fpm, nginx_pid: nginx };
+    return {
+      start_output: lastLines(started.output, 10),
+      check_passed: true,
+      check_output: checkLines.map((l) => l.trim()),
+      php_fpm_pid: fpm,
+      nginx_pid: nginx,
+    };
   }
 
   /** Marks the server as exited when either master disappears (the run loop then stops driving it). */
@@ -155,7 +169,11 @@ export class PhpYardstick implements ServerChild {
     return ['php-fpm.log', 'nginx-error.log']
       .map((f) => resolve(RUN_DIR, f))
       .filter((f) => existsSync(f))
-      .map((f) => lastLines(readFileSync(f, 'utf8'), 5).map((l) => `${f}: ${l}`).join('\n'))
+      .map((f) =>
+        lastLines(readFileSync(f, 'utf8'), 5)
+          .map((l) => `${f}: ${l}`)
+          .join('\n'),
+      )
       .join('\n');
   }
 

@@ -12,7 +12,19 @@ import { runLoad, type LoadResult } from './load.ts';
 import { NotifyOrders, NotifySink } from './notify.ts';
 import { PHP_DATABASE_URL, PHP_DIR, PHP_ORIGIN, PHP_START_TIMEOUT_MS, phpPoolSize, PhpYardstick } from './php-yardstick.ts';
 import { OrderBook, SCENARIOS, scenarioFor, type ScenarioName } from './scenarios.ts';
-import { databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, startYardstick, waitUntilAnswering, YARDSTICK_DB, type ServerChild } from './servers.ts';
+import {
+  databaseUrl,
+  logFileSummary,
+  OURS_DB,
+  prepareDatabases,
+  removeLogFile,
+  ROOT,
+  startOurs,
+  startYardstick,
+  waitUntilAnswering,
+  YARDSTICK_DB,
+  type ServerChild,
+} from './servers.ts';
 
 /**
  * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R]`: the soak run of bench/soak.ts instead.
@@ -77,7 +89,10 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 if (!LOG_LEVELS.includes(args['log-level'])) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}\n${USAGE}`);
 /** The delivery run is ours alone and not a closed-loop load, so it is not one of SCENARIOS. */
 const ALL_SCENARIOS = [...SCENARIOS, 'delivery'] as const;
-const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...ALL_SCENARIOS];
+const only = args.only
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean) ?? [...ALL_SCENARIOS];
 const unknown = only.filter((s) => !(ALL_SCENARIOS as readonly string[]).includes(s));
 if (unknown.length > 0 || only.length === 0) throw new Error(`--only takes a comma-separated list of ${ALL_SCENARIOS.join(', ')}\n${USAGE}`);
 const scenarios = SCENARIOS.filter((s) => only.includes(s));
@@ -101,10 +116,13 @@ const params = {
   ours_notify_worker: !args['web-only'],
   ours_run: `${args['from-source'] ? 'node --import tsx src/main.ts (--from-source)' : 'node dist/src/main.js (compiled by tsc -p tsconfig.build.json at the start of the run)'}, with the node options of npm run start:built`,
   yardstick_pool_size: 32, // fixed in minimal-notify.cjs
-  php_yardstick: args['skip-php'] ? 'left out (--skip-php)' : `${PHP_DIR}/start.sh (nginx on ${PHP_ORIGIN} → PHP-FPM static pool → PDO, fresh database bench_php), check.sh before the runs, stop.sh after`,
+  php_yardstick: args['skip-php']
+    ? 'left out (--skip-php)'
+    : `${PHP_DIR}/start.sh (nginx on ${PHP_ORIGIN} → PHP-FPM static pool → PDO, fresh database bench_php), check.sh before the runs, stop.sh after`,
   php_yardstick_pool_size: phpPoolSize(), // pm.max_children in php/php-fpm.conf: one persistent MariaDB connection per PHP-FPM child
   ours_log_level: args['log-level'],
-  ours_log: 'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardsticks log nothing (nginx access_log off)',
+  ours_log:
+    'stdout (pino JSON, one line per request at info) written to a temporary file, counted, then deleted; the yardsticks log nothing (nginx access_log off)',
   requests_per_target:
     'every scenario sends the same requests to the three servers (same paths, parameters, bodies and x-api-key header, which the yardsticks ignore); ' +
     'only the origin, the order-number prefix and the database the notify orders are copied into differ',
@@ -112,7 +130,9 @@ const params = {
   deliveries: Math.round(positive('deliveries', args.deliveries, 3000)),
   delivery_notify_concurrency: [
     DEFAULT_NOTIFY_CONCURRENCY,
-    ...(args['delivery-concurrency'] !== undefined ? [Math.round(positive('delivery-concurrency', args['delivery-concurrency'], DEFAULT_NOTIFY_CONCURRENCY))] : []),
+    ...(args['delivery-concurrency'] !== undefined
+      ? [Math.round(positive('delivery-concurrency', args['delivery-concurrency'], DEFAULT_NOTIFY_CONCURRENCY))]
+      : []),
   ],
   delivery_wait_s: positive('delivery-wait', args['delivery-wait'], 60),
   delivery_light_senders: Math.round(positive('delivery-light-senders', args['delivery-light-senders'], 4)),
@@ -129,11 +149,12 @@ const params = {
     'NOTIFY_CONCURRENCY 64, or --delivery-concurrency when given), each a fresh process; ' +
     'then drain (bench/delivery-drain.ts): a NOTIFY_WORKER=false process accepts N payments, is stopped, and a fresh worker delivers the backlog: deliveries_per_s = (N − 1) / (last arrival − first arrival)',
   notify_orders:
-    'pending orders, one per notification: the first made through each implementation\'s own POST /api/orders (notify_url = a local sink answering 200), ' +
+    "pending orders, one per notification: the first made through each implementation's own POST /api/orders (notify_url = a local sink answering 200), " +
     'the rest copied from that row (every column but id and order_no) by multi-row INSERT into its database before the warm-up and again before the measured run (sized from the warm-up rate)',
-  notify_request: 'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign of the generic gateway; passes only as 200 with data.status paid',
+  notify_request:
+    'POST /notify, form: order_no, transaction_id, amount 12.34, currency CNY, status success, timestamp now, random nonce, MD5 sign of the generic gateway; passes only as 200 with data.status paid',
   notify_delivery:
-    'with --web-only ours runs with NOTIFY_WORKER=false (no delivery loop, its outbox rows stay pending, as the yardsticks\' do); otherwise ' +
+    "with --web-only ours runs with NOTIFY_WORKER=false (no delivery loop, its outbox rows stay pending, as the yardsticks' do); otherwise " +
     'ours runs its delivery loop during its notify run, POSTing each event to the sink (NOTIFY_ALLOW_PRIVATE_NETWORKS=true); before the yardsticks (which deliver nothing) are measured, the bench waits until ours has delivered every event (notify_checks.ours.outbox_drain_after_run_s)',
 };
 const concurrencyOf = (scenario: ScenarioName) => (scenario === 'notify' ? params.notify_concurrency : params.concurrency);
@@ -165,7 +186,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const deliveryBudgetS = withDelivery ? params.delivery_notify_concurrency.length * (90 + params.delivery_wait_s + params.deliveries / 200) : 0;
 const servedImpls = args['skip-php'] ? 2 : 3;
 const phpStartBudgetS = args['skip-php'] ? 0 : PHP_START_TIMEOUT_MS / 1000 + 120;
-const budgetMs = (scenarios.length * servedImpls * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000 + deliveryBudgetS + phpStartBudgetS) * 1000;
+const budgetMs =
+  (scenarios.length * servedImpls * (params.duration_s + params.warmup_s) + 240 + NOTIFY_DRAIN_TIMEOUT_MS / 1000 + deliveryBudgetS + phpStartBudgetS) * 1000;
 const watchdog = setTimeout(() => {
   log(`run exceeded ${budgetMs / 1000} s; stopping the servers`);
   void abandon().finally(() => process.exit(2));
@@ -184,7 +206,8 @@ function summary(r: LoadResult): string {
 
 function serverCommand(name: string): string {
   if (name === 'ours') return `${params.ours_run} (in ${params.ours_dir})`;
-  if (name === 'php_yardstick') return `GATEWAY_SECRET=<this run's> ${PHP_DIR}/start.sh (nginx + PHP-FPM, pm.max_children ${params.php_yardstick_pool_size ?? '?'})`;
+  if (name === 'php_yardstick')
+    return `GATEWAY_SECRET=<this run's> ${PHP_DIR}/start.sh (nginx + PHP-FPM, pm.max_children ${params.php_yardstick_pool_size ?? '?'})`;
   return 'node ../shared/bench/minimal-notify.cjs';
 }
 
@@ -221,26 +244,53 @@ async function main(): Promise<number> {
   const apiKey = `pcs_bench_${randomBytes(32).toString('base64url')}`;
   const gatewaySecret = randomBytes(32).toString('hex');
   const logFile = resolve(tmpdir(), `pcs-bench-ours-${process.pid}-${startedAt.getTime()}.log`);
-  const ours = await startOurs({ mysqlUrl, apiKey, poolSize: params.ours_pool_size, gatewaySecret, logLevel: params.ours_log_level, logFile, serviceDir: params.ours_dir, fromSource: args['from-source'],
+  const ours = await startOurs({
+    mysqlUrl,
+    apiKey,
+    poolSize: params.ours_pool_size,
+    gatewaySecret,
+    logLevel: params.ours_log_level,
+    logFile,
+    serviceDir: params.ours_dir,
+    fromSource: args['from-source'],
     // --web-only: like the yardstick, ours only writes its outbox rows during the orders/notify scenarios (no delivery loop).
-    env: args['web-only'] ? { NOTIFY_WORKER: 'false' } : undefined });
+    env: args['web-only'] ? { NOTIFY_WORKER: 'false' } : undefined,
+  });
   children.push(ours);
   const yardstick = await startYardstick(mysqlUrl, gatewaySecret);
   children.push(yardstick);
   const sink = await NotifySink.start();
   log(`starting ours (pid ${ours.pid}, ${ours.origin}) and yardstick (pid ${yardstick.pid}, ${yardstick.origin})`);
-  await Promise.all([
-    waitUntilAnswering(ours, '/readyz', {}),
-    waitUntilAnswering(yardstick, '/query_order?order_no=__ready', {}),
-  ]);
+  await Promise.all([waitUntilAnswering(ours, '/readyz', {}), waitUntilAnswering(yardstick, '/query_order?order_no=__ready', {})]);
   log('both answer');
   const php = args['skip-php'] ? null : await startPhp(gatewaySecret);
 
   const impls = [
-    { name: 'ours', child: ours, book: new OrderBook('o'), notifyOrders: new NotifyOrders({ origin: ours.origin, databaseUrl: databaseUrl(mysqlUrl, OURS_DB), createHeaders: { 'x-api-key': apiKey } }, sink.url, 'o') },
-    { name: 'yardstick', child: yardstick, book: new OrderBook('y'), notifyOrders: new NotifyOrders({ origin: yardstick.origin, databaseUrl: databaseUrl(mysqlUrl, YARDSTICK_DB), createHeaders: {} }, sink.url, 'y') },
+    {
+      name: 'ours',
+      child: ours,
+      book: new OrderBook('o'),
+      notifyOrders: new NotifyOrders(
+        { origin: ours.origin, databaseUrl: databaseUrl(mysqlUrl, OURS_DB), createHeaders: { 'x-api-key': apiKey } },
+        sink.url,
+        'o',
+      ),
+    },
+    {
+      name: 'yardstick',
+      child: yardstick,
+      book: new OrderBook('y'),
+      notifyOrders: new NotifyOrders({ origin: yardstick.origin, databaseUrl: databaseUrl(mysqlUrl, YARDSTICK_DB), createHeaders: {} }, sink.url, 'y'),
+    },
     ...(php?.server
-      ? [{ name: 'php_yardstick', child: php.server, book: new OrderBook('p'), notifyOrders: new NotifyOrders({ origin: PHP_ORIGIN, databaseUrl: PHP_DATABASE_URL, createHeaders: {} }, sink.url, 'p') }]
+      ? [
+          {
+            name: 'php_yardstick',
+            child: php.server,
+            book: new OrderBook('p'),
+            notifyOrders: new NotifyOrders({ origin: PHP_ORIGIN, databaseUrl: PHP_DATABASE_URL, createHeaders: {} }, sink.url, 'p'),
+          },
+        ]
       : []),
   ];
   const results: Results = Object.fromEntries(impls.map((i) => [i.name, {}]));
@@ -312,13 +362,25 @@ async function main(): Promise<number> {
   // The delivery runs: ours alone, fresh processes, nothing else running. Three views of the loop:
   // saturated (/notify at full concurrency shares the CPU), light load (a few senders: how fast a
   // merchant hears in normal operation) and drain (a backlog delivered by a worker: the loop's capacity).
-  type DeliveryRun = Awaited<ReturnType<typeof runDelivery>>['result'] & { send_concurrency: number; split_poll_ms: number | null; exit: string | null; log_tail: string[] };
+  type DeliveryRun = Awaited<ReturnType<typeof runDelivery>>['result'] & {
+    send_concurrency: number;
+    split_poll_ms: number | null;
+    exit: string | null;
+    log_tail: string[];
+  };
   const deliveryRuns: DeliveryRun[] = [];
   let drainRun: Awaited<ReturnType<typeof runDeliveryDrain>> | null = null;
   if (withDelivery) {
-    const pacedConcurrency = args['delivery-concurrency'] !== undefined ? (params.delivery_notify_concurrency.at(-1) ?? PACED_NOTIFY_CONCURRENCY) : PACED_NOTIFY_CONCURRENCY;
+    const pacedConcurrency =
+      args['delivery-concurrency'] !== undefined ? (params.delivery_notify_concurrency.at(-1) ?? PACED_NOTIFY_CONCURRENCY) : PACED_NOTIFY_CONCURRENCY;
     const pacedPlan = { rate: params.delivery_paced_rate, orders: params.delivery_paced_rate * params.delivery_paced_seconds };
-    const deliveryOptions = (notifyConcurrency: number, sendConcurrency: number, tag: string, paced?: { rate: number; orders: number }, split?: { pollMs: number }) => ({
+    const deliveryOptions = (
+      notifyConcurrency: number,
+      sendConcurrency: number,
+      tag: string,
+      paced?: { rate: number; orders: number },
+      split?: { pollMs: number },
+    ) => ({
       mysqlUrl,
       apiKey,
       gatewaySecret,
@@ -348,8 +410,16 @@ async function main(): Promise<number> {
     for (const [i, plan] of plans.entries()) {
       await sleep(500);
       const { result, child } = await runDelivery(deliveryOptions(plan.notifyConcurrency, plan.send, `${i}`, plan.paced, plan.split));
-      deliveryRuns.push({ ...result, send_concurrency: plan.send, split_poll_ms: plan.split?.pollMs ?? null, exit: child.exit, log_tail: child.tail().slice(-10) });
-      const senders = (plan.paced ? `/notify paced at ${plan.paced.rate}/s` : `${plan.send} /notify senders`) + (plan.split ? `, web + worker processes (poll ${plan.split.pollMs} ms)` : '');
+      deliveryRuns.push({
+        ...result,
+        send_concurrency: plan.send,
+        split_poll_ms: plan.split?.pollMs ?? null,
+        exit: child.exit,
+        log_tail: child.tail().slice(-10),
+      });
+      const senders =
+        (plan.paced ? `/notify paced at ${plan.paced.rate}/s` : `${plan.send} /notify senders`) +
+        (plan.split ? `, web + worker processes (poll ${plan.split.pollMs} ms)` : '');
       log(
         `  delivery NOTIFY_CONCURRENCY=${plan.notifyConcurrency}, ${senders}: ${result.delivered_events}/${result.orders} events, ${result.deliveries_per_s} deliveries/s, ` +
           `notify→delivery p50 ${result.notify_to_delivery_ms.p50} ms p99 ${result.notify_to_delivery_ms.p99} ms, duplicates ${result.duplicates}, missing ${result.missing_events}, ` +
@@ -365,8 +435,16 @@ async function main(): Promise<number> {
   }
   clearTimeout(watchdog);
   const deliveryProblems =
-    deliveryRuns.filter((r) => r.notify_requests.errors > 0 || r.duplicates > 0 || r.missing_events > 0 || !r.db.all_delivered || r.malformed_bodies > 0).length +
-    (drainRun && (drainRun.duplicates > 0 || drainRun.missing_events > 0 || !drainRun.db.all_delivered || drainRun.delivered_by_web_only_process > 0 || drainRun.notify_errors > 0) ? 1 : 0);
+    deliveryRuns.filter((r) => r.notify_requests.errors > 0 || r.duplicates > 0 || r.missing_events > 0 || !r.db.all_delivered || r.malformed_bodies > 0)
+      .length +
+    (drainRun &&
+    (drainRun.duplicates > 0 ||
+      drainRun.missing_events > 0 ||
+      !drainRun.db.all_delivered ||
+      drainRun.delivered_by_web_only_process > 0 ||
+      drainRun.notify_errors > 0)
+      ? 1
+      : 0);
   const saturated = deliveryRuns[0];
   const pacedTarget = (run: DeliveryRun) => ({
     notify_rate_per_s: run.notify_requests.paced_rate_per_s,
@@ -455,7 +533,11 @@ async function main(): Promise<number> {
       loadavg_1_5_15_before: loadBefore,
       loadavg_1_5_15_after: loadavg().map((n) => Number(n.toFixed(2))),
     },
-    parameters: { ...params, mysql_url: redactUrl(mysqlUrl), note: 'throughput_rps counts all answers, ok_rps only passing ones; ratios are ours / yardstick (the Node one) and ratios_vs_php ours / php_yardstick (ok_rps, latency, server CPU); cpu_ms_per_request: CPU time of the server process tree (nginx + PHP-FPM for php_yardstick), of mariadbd (shared by all) and of this load generator, per request' },
+    parameters: {
+      ...params,
+      mysql_url: redactUrl(mysqlUrl),
+      note: 'throughput_rps counts all answers, ok_rps only passing ones; ratios are ours / yardstick (the Node one) and ratios_vs_php ours / php_yardstick (ok_rps, latency, server CPU); cpu_ms_per_request: CPU time of the server process tree (nginx + PHP-FPM for php_yardstick), of mariadbd (shared by all) and of this load generator, per request',
+    },
     results,
     ratios,
     ratios_vs_php: ratiosVsPhp,
@@ -472,12 +554,23 @@ async function main(): Promise<number> {
   process.stdout.write(`${json}\n`);
   log(`written to ${file}`);
   if (target) {
-    const phpPart = target.notifications_per_s.php_yardstick !== null ? `; php_yardstick ${target.notifications_per_s.php_yardstick}/s p99 ${target.p99_ms.php_yardstick} ms` : '';
-    log(`notify: ours ${target.notifications_per_s.ours}/s p99 ${target.p99_ms.ours} ms; yardstick ${target.notifications_per_s.yardstick}/s p99 ${target.p99_ms.yardstick} ms${phpPart}`);
+    const phpPart =
+      target.notifications_per_s.php_yardstick !== null
+        ? `; php_yardstick ${target.notifications_per_s.php_yardstick}/s p99 ${target.p99_ms.php_yardstick} ms`
+        : '';
+    log(
+      `notify: ours ${target.notifications_per_s.ours}/s p99 ${target.p99_ms.ours} ms; yardstick ${target.notifications_per_s.yardstick}/s p99 ${target.p99_ms.yardstick} ms${phpPart}`,
+    );
   }
   if (php && php.server === null) log(`PHP YARDSTICK NOT MEASURED: ${String(php.status.error)} (see php_yardstick in the JSON)`);
-  for (const r of deliveryRuns) log(`delivery (NOTIFY_CONCURRENCY=${r.notify_concurrency_setting}): ${r.deliveries_per_s} deliveries/s, p50 ${r.notify_to_delivery_ms.p50} ms, p99 ${r.notify_to_delivery_ms.p99} ms`);
-  if (!document.ok) log(`RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped, ${exhausted} out of orders, ${inconsistent} inconsistent notify checks, ${deliveryProblems} delivery runs with lost, repeated or undelivered events (see results, notify_checks, delivery and servers.*.log_tail)`);
+  for (const r of deliveryRuns)
+    log(
+      `delivery (NOTIFY_CONCURRENCY=${r.notify_concurrency_setting}): ${r.deliveries_per_s} deliveries/s, p50 ${r.notify_to_delivery_ms.p50} ms, p99 ${r.notify_to_delivery_ms.p99} ms`,
+    );
+  if (!document.ok)
+    log(
+      `RUN HAD PROBLEMS: ${totalErrors} failed requests, ${skipped} skipped, ${exhausted} out of orders, ${inconsistent} inconsistent notify checks, ${deliveryProblems} delivery runs with lost, repeated or undelivered events (see results, notify_checks, delivery and servers.*.log_tail)`,
+    );
   return document.ok ? 0 : 1;
 }
 

@@ -148,7 +148,10 @@ function productionNodeFlags(dir: string): string[] {
 function ensureBuilt(dir: string): void {
   if (built.has(dir)) return;
   process.stderr.write(`[bench] compiling ${dir} to dist/ (tsc -p tsconfig.build.json)\n`);
-  execFileSync(process.execPath, [resolve(ROOT, 'node_modules/typescript/bin/tsc'), '-p', resolve(dir, 'tsconfig.build.json')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, [resolve(ROOT, 'node_modules/typescript/bin/tsc'), '-p', resolve(dir, 'tsconfig.build.json')], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   built.add(dir);
 }
 
@@ -158,7 +161,8 @@ export const BENCH_METRICS_TOKEN = randomBytes(24).toString('hex');
 export async function startOurs(options: OursOptions): Promise<ServerChild> {
   const port = await freePort();
   const cwd = options.serviceDir ?? ROOT;
-  if (existsSync(resolve(cwd, '.env'))) process.stderr.write(`[bench] warning: ${resolve(cwd, '.env')} exists; the service reads it for anything not set here\n`);
+  if (existsSync(resolve(cwd, '.env')))
+    process.stderr.write(`[bench] warning: ${resolve(cwd, '.env')} exists; the service reads it for anything not set here\n`);
   const env = {
     ...baseEnv(),
     NODE_ENV: 'production',

@@ -10,7 +10,18 @@ import { Pool } from 'undici';
 import { DeliveryReceiver } from './delivery.ts';
 import { percentile, runLoad, type BenchRequest } from './load.ts';
 import { NOTIFY_AMOUNT, signedNotifyRequest } from './notify.ts';
-import { BENCH_METRICS_TOKEN, databaseUrl, logFileSummary, OURS_DB, prepareDatabases, removeLogFile, ROOT, startOurs, waitUntilAnswering, type ServerChild } from './servers.ts';
+import {
+  BENCH_METRICS_TOKEN,
+  databaseUrl,
+  logFileSummary,
+  OURS_DB,
+  prepareDatabases,
+  removeLogFile,
+  ROOT,
+  startOurs,
+  waitUntilAnswering,
+  type ServerChild,
+} from './servers.ts';
 
 /**
  * `npm run bench -- --soak [--soak-seconds 300] [--soak-rate R] [--pool-size 16] [--log-level info] [--from-source]`:
@@ -47,7 +58,11 @@ class Mix {
   substitutions = 0;
   paidOk = 0;
 
-  constructor(private readonly apiKey: string, private readonly secret: string, private readonly notifyUrl: string) {}
+  constructor(
+    private readonly apiKey: string,
+    private readonly secret: string,
+    private readonly notifyUrl: string,
+  ) {}
 
   kindOf(req: BenchRequest): Kind {
     return this.meta.get(req)?.kind ?? 'create';
@@ -123,7 +138,9 @@ interface EndpointStats {
 /** Open loop: request n is due at start + n / rate, sent whether or not earlier ones have answered. */
 async function openLoop(origin: string, rate: number, durationMs: number, mix: Mix, onTick: (sent: number) => void, signal: AbortSignal) {
   const pool = new Pool(origin, { connections: 512, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 15_000, bodyTimeout: 15_000 });
-  const stats = Object.fromEntries(KINDS.map((k) => [k, { requests: 0, ok: 0, errors: 0, error_kinds: {}, error_samples: [], latencies: [] } as EndpointStats])) as Record<Kind, EndpointStats>;
+  const stats = Object.fromEntries(
+    KINDS.map((k) => [k, { requests: 0, ok: 0, errors: 0, error_kinds: {}, error_samples: [], latencies: [] } as EndpointStats]),
+  ) as Record<Kind, EndpointStats>;
   let sent = 0;
   let inFlight = 0;
   let maxInFlight = 0;
@@ -179,10 +196,27 @@ async function openLoop(origin: string, rate: number, durationMs: number, mix: M
     KINDS.map((k) => {
       const s = stats[k];
       const sorted = Float64Array.from(s.latencies).sort();
-      return [k, { requests: s.requests, ok: s.ok, errors: s.errors, error_kinds: s.error_kinds, error_samples: s.error_samples, latency_ms: { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1] ?? 0) } }];
+      return [
+        k,
+        {
+          requests: s.requests,
+          ok: s.ok,
+          errors: s.errors,
+          error_kinds: s.error_kinds,
+          error_samples: s.error_samples,
+          latency_ms: { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1] ?? 0) },
+        },
+      ];
     }),
   ) as Record<Kind, Omit<EndpointStats, 'latencies'> & { latency_ms: { p50: number; p99: number; max: number } }>;
-  return { sent, sending_s: round(sendingS, 2), achieved_rps: round(sent / sendingS, 1), max_in_flight: maxInFlight, max_schedule_lag_ms: round(maxLagMs), endpoints };
+  return {
+    sent,
+    sending_s: round(sendingS, 2),
+    achieved_rps: round(sent / sendingS, 1),
+    max_in_flight: maxInFlight,
+    max_schedule_lag_ms: round(maxLagMs),
+    endpoints,
+  };
 }
 
 /** `name{labels} value` lines of a Prometheus text answer; the first sample of `name`. */
@@ -251,10 +285,13 @@ export async function runSoak(argv: string[]): Promise<number> {
       });
     });
   }
-  const watchdog = setTimeout(() => {
-    log('run exceeded its budget; stopping');
-    void (child?.stop() ?? Promise.resolve()).finally(() => process.exit(2));
-  }, (seconds + 300) * 1000);
+  const watchdog = setTimeout(
+    () => {
+      log('run exceeded its budget; stopping');
+      void (child?.stop() ?? Promise.resolve()).finally(() => process.exit(2));
+    },
+    (seconds + 300) * 1000,
+  );
   try {
     child = await startOurs({ mysqlUrl, apiKey, poolSize, gatewaySecret, logLevel: args['log-level'], logFile, fromSource: args['from-source'] });
     const server = child;
@@ -279,7 +316,15 @@ export async function runSoak(argv: string[]): Promise<number> {
     await sleep(2000);
 
     // Soak with a scrape every 5 s.
-    const samples: Array<{ t_s: number; rss_mb: number | null; heap_used_mb: number | null; eventloop_p99_ms: number | null; sent: number; delivered: number; paid_ok: number }> = [];
+    const samples: Array<{
+      t_s: number;
+      rss_mb: number | null;
+      heap_used_mb: number | null;
+      eventloop_p99_ms: number | null;
+      sent: number;
+      delivered: number;
+      paid_ok: number;
+    }> = [];
     const metricNames = { rss: 'process_resident_memory_bytes', heap: 'nodejs_heap_size_used_bytes', lag: 'nodejs_eventloop_lag_p99_seconds' };
     let scrapeErrors = 0;
     let sentSoFar = 0;
@@ -302,7 +347,9 @@ export async function runSoak(argv: string[]): Promise<number> {
           paid_ok: mix.paidOk,
         });
         const s = samples[samples.length - 1]!;
-        log(`t=${s.t_s}s rss ${s.rss_mb} MB heap ${s.heap_used_mb} MB loop p99 ${s.eventloop_p99_ms} ms sent ${s.sent} paid ${s.paid_ok} delivered ${s.delivered}`);
+        log(
+          `t=${s.t_s}s rss ${s.rss_mb} MB heap ${s.heap_used_mb} MB loop p99 ${s.eventloop_p99_ms} ms sent ${s.sent} paid ${s.paid_ok} delivered ${s.delivered}`,
+        );
       } catch (err) {
         scrapeErrors += 1;
         log(`scrape failed: ${(err as Error).message}`);
@@ -314,7 +361,9 @@ export async function runSoak(argv: string[]): Promise<number> {
     const load = await openLoop(server.origin, rate, seconds * 1000, mix, (sent) => (sentSoFar = sent), abort.signal);
     clearInterval(timer);
     await scrape();
-    log(`load done: ${load.sent} sent in ${load.sending_s} s (${load.achieved_rps}/s); errors ${KINDS.map((k) => `${k} ${load.endpoints[k].errors}`).join(', ')}`);
+    log(
+      `load done: ${load.sent} sent in ${load.sending_s} s (${load.achieved_rps}/s); errors ${KINDS.map((k) => `${k} ${load.endpoints[k].errors}`).join(', ')}`,
+    );
 
     // Drain, bounded.
     const dbUrl = databaseUrl(mysqlUrl, OURS_DB);
@@ -344,8 +393,12 @@ export async function runSoak(argv: string[]): Promise<number> {
       const paidWithoutOneApplied = await q(
         "SELECT COUNT(*) AS n FROM orders o WHERE o.status = 'paid' AND (SELECT COUNT(*) FROM payment_logs p WHERE p.order_no = o.order_no AND p.verdict = 'applied') <> 1",
       );
-      const appliedForUnpaid = await q("SELECT COUNT(*) AS n FROM payment_logs p JOIN orders o ON o.order_no = p.order_no WHERE p.verdict = 'applied' AND o.status <> 'paid'");
-      const paidWithoutEvent = await q("SELECT COUNT(*) AS n FROM orders o WHERE o.status = 'paid' AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.order_no = o.order_no)");
+      const appliedForUnpaid = await q(
+        "SELECT COUNT(*) AS n FROM payment_logs p JOIN orders o ON o.order_no = p.order_no WHERE p.verdict = 'applied' AND o.status <> 'paid'",
+      );
+      const paidWithoutEvent = await q(
+        "SELECT COUNT(*) AS n FROM orders o WHERE o.status = 'paid' AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.order_no = o.order_no)",
+      );
       const paidWithUndelivered = await q(
         "SELECT COUNT(DISTINCT o.order_no) AS n FROM orders o JOIN notifications n ON n.order_no = o.order_no WHERE o.status = 'paid' AND n.status <> 'delivered'",
       );
@@ -389,7 +442,9 @@ export async function runSoak(argv: string[]): Promise<number> {
     const trend = slope(half);
     // RSS of a 5 s sample swings with GC timing; these show whether the floor moves.
     const wholeRun = slope(soakSamples.filter((s) => s.rss_mb !== null).map((s) => [s.t_s / 60, s.rss_mb!] as [number, number]));
-    const heapHalf = slope(soakSamples.filter((s) => s.t_s >= seconds / 2 && s.heap_used_mb !== null).map((s) => [s.t_s / 60, s.heap_used_mb!] as [number, number]));
+    const heapHalf = slope(
+      soakSamples.filter((s) => s.t_s >= seconds / 2 && s.heap_used_mb !== null).map((s) => [s.t_s / 60, s.heap_used_mb!] as [number, number]),
+    );
     const heapFloorPerMinute: number[] = [];
     for (const s of soakSamples) {
       if (s.heap_used_mb === null || s.t_s <= 0) continue;
@@ -432,7 +487,10 @@ export async function runSoak(argv: string[]): Promise<number> {
       parameters: {
         soak_seconds: seconds,
         rate_rps: rate,
-        rate_source: givenRate !== undefined ? '--soak-rate' : `half of the calibration maximum (${maxRps} ok req/s, closed loop, ${CALIBRATION_CONCURRENCY} workers, ${CALIBRATION_MS / 1000} s, same mix)`,
+        rate_source:
+          givenRate !== undefined
+            ? '--soak-rate'
+            : `half of the calibration maximum (${maxRps} ok req/s, closed loop, ${CALIBRATION_CONCURRENCY} workers, ${CALIBRATION_MS / 1000} s, same mix)`,
         mix: '40% POST /api/orders (notify_url = receiver), 40% signed POST /notify paying an earlier created order once (a create instead while none waits), 20% GET /query_order?action=status of a random created order',
         open_loop: 'request n is sent at start + n/rate regardless of earlier answers (undici Pool, up to 512 connections)',
         scrape_interval_s: SCRAPE_INTERVAL_MS / 1000,
@@ -442,13 +500,37 @@ export async function runSoak(argv: string[]): Promise<number> {
         log_level: args['log-level'],
         mysql_url: mysqlUrl.replace(/:[^:@/]*@/, ':***@'),
       },
-      machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, mariadb, loadavg_before: loadBefore, loadavg_after: loadavg().map((n) => round(n)) },
-      calibration: { ok_rps: calibration.ok_rps, requests: calibration.requests, errors: calibration.errors, error_kinds: calibration.error_kinds, latency_ms: calibration.latency_ms },
+      machine: {
+        cpus: cpus().length,
+        cpu_model: cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+        mariadb,
+        loadavg_before: loadBefore,
+        loadavg_after: loadavg().map((n) => round(n)),
+      },
+      calibration: {
+        ok_rps: calibration.ok_rps,
+        requests: calibration.requests,
+        errors: calibration.errors,
+        error_kinds: calibration.error_kinds,
+        latency_ms: calibration.latency_ms,
+      },
       load,
       substituted_creates: mix.substitutions,
-      rss_mb: { first: rss[0] ?? null, last: rss[rss.length - 1] ?? null, max: rssMax, trend_second_half_mb_per_min: trend === null ? null : round(trend, 3), trend_whole_run_mb_per_min: wholeRun === null ? null : round(wholeRun, 3) },
+      rss_mb: {
+        first: rss[0] ?? null,
+        last: rss[rss.length - 1] ?? null,
+        max: rssMax,
+        trend_second_half_mb_per_min: trend === null ? null : round(trend, 3),
+        trend_whole_run_mb_per_min: wholeRun === null ? null : round(wholeRun, 3),
+      },
       heap_used_mb: { trend_second_half_mb_per_min: heapHalf === null ? null : round(heapHalf, 3), floor_per_minute: heapFloorPerMinute },
-      eventloop_p99_ms: { max: lagMax, p99_of_samples: round(percentile(lagSorted, 99)), median_of_samples: round(percentile(lagSorted, 50)), including_drain_max: lag.length ? Math.max(...lag) : null },
+      eventloop_p99_ms: {
+        max: lagMax,
+        p99_of_samples: round(percentile(lagSorted, 99)),
+        median_of_samples: round(percentile(lagSorted, 50)),
+        including_drain_max: lag.length ? Math.max(...lag) : null,
+      },
       errors: { ...errors, calibration: calibration.errors, scrape: scrapeErrors, total: totalErrors },
       audit,
       server: { exit: server.exit, stderr_tail: server.tail().slice(-10), stdout_log: serverLog },

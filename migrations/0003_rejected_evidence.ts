@@ -10,7 +10,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // One column per statement: SQLite adds a single column per ALTER TABLE.
   await db.schema.alterTable('payment_logs').addColumn('callback_bytes', 'integer').execute();
   await db.schema.alterTable('payment_logs').addColumn('callback_sha256', 'char(64)').execute();
-  await db.schema.alterTable('payment_logs').addColumn('unverified', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('payment_logs')
+    .addColumn('unverified', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   // Entries refused by the adapter were written without verified fields; those after verification always have them.
   await sql`update payment_logs set unverified = 1
     where payment_data is null and verdict in ('bad_signature', 'malformed', 'forbidden', 'replayed')`.execute(db);

@@ -6,7 +6,10 @@ import type { Kysely } from 'kysely';
  * show an internal service's answer.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('notification_attempts').addColumn('private_target', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('notification_attempts')
+    .addColumn('private_target', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

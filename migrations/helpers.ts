@@ -17,9 +17,7 @@ export function blobText(db: Kysely<unknown>) {
 
 /** Auto-increment primary key: SQLite only allows it on INTEGER. */
 export function withId<T extends string>(db: Kysely<unknown>, table: CreateTableBuilder<T, never>) {
-  return table.addColumn('id', isSqlite(db) ? 'integer' : 'bigint', (c: ColumnDefinitionBuilder) =>
-    c.primaryKey().autoIncrement(),
-  );
+  return table.addColumn('id', isSqlite(db) ? 'integer' : 'bigint', (c: ColumnDefinitionBuilder) => c.primaryKey().autoIncrement());
 }
 
 /** InnoDB with binary utf8mb4 collation, so keys compare byte for byte as on SQLite. */

@@ -84,14 +84,24 @@ export function createApp(deps: AppDeps): Express {
   });
   // Few callback transactions at a time make big groups (measured: 2 beat 4 and 8); two, so one waiting on a lock stalls nobody.
   const callbackTransactions = db.engine === 'sqlite' ? 1 : Math.min(2, Math.max(1, Math.floor(config.database.poolSize / 4)));
-  const rejectLimiter = config.callbackRejectRatePerMinute === null ? null : createRejectLimiter({
-    perMinute: config.callbackRejectRatePerMinute,
-    store: deps.rejectRateLimitStore,
-    onStoreError: (err) => logger.warn({ err }, 'rejected-callback counters: Redis out of reach, counting in this process'),
-  });
+  const rejectLimiter =
+    config.callbackRejectRatePerMinute === null
+      ? null
+      : createRejectLimiter({
+          perMinute: config.callbackRejectRatePerMinute,
+          store: deps.rejectRateLimitStore,
+          onStoreError: (err) => logger.warn({ err }, 'rejected-callback counters: Redis out of reach, counting in this process'),
+        });
   const callbacks = createCallbackService({
-    db, clock, allowlist: settings.callbackAllowlist, onEventQueued, recordCallback: metrics.recordCallback, recordCallbackGroup: metrics.recordCallbackGroup,
-    maxRunningTransactions: callbackTransactions, rejectLimiter, recordRejectDropped: metrics.recordRejectDropped,
+    db,
+    clock,
+    allowlist: settings.callbackAllowlist,
+    onEventQueued,
+    recordCallback: metrics.recordCallback,
+    recordCallbackGroup: metrics.recordCallbackGroup,
+    maxRunningTransactions: callbackTransactions,
+    rejectLimiter,
+    recordRejectDropped: metrics.recordRejectDropped,
   });
   metrics.observeCallbackQueue(callbacks.queuedCallbacks);
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
@@ -122,11 +132,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(metricsRoutes(metrics, config.metricsToken));
   app.use(openApiRoutes());
 
-  const apiGuard = [
-    ipAllowlist(config.apiIpAllowlist, 'the API'),
-    rateLimiter(config.rateLimitPerMinute, deps.rateLimitStore, logger),
-    requireApiKey(apiKeys),
-  ];
+  const apiGuard = [ipAllowlist(config.apiIpAllowlist, 'the API'), rateLimiter(config.rateLimitPerMinute, deps.rateLimitStore, logger), requireApiKey(apiKeys)];
   app.use('/api', ...apiGuard);
   app.use(['/query_order', '/query_order.php'], ...apiGuard);
   app.use('/api/orders', orderRoutes(orders));

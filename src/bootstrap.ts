@@ -5,7 +5,9 @@ import { bootstrapSecrets, type GeneratedSecrets } from './system/secrets.servic
 import { systemClock } from './shared/time.ts';
 
 /** What main and the CLIs share: config from the environment, an open and migrated database, secrets. */
-export async function bootstrap(options: { migrate?: boolean } = {}): Promise<{ config: AppConfig; db: Database; readDb?: Database; generated: GeneratedSecrets; applied: string[] }> {
+export async function bootstrap(
+  options: { migrate?: boolean } = {},
+): Promise<{ config: AppConfig; db: Database; readDb?: Database; generated: GeneratedSecrets; applied: string[] }> {
   loadDotEnv();
   const baseConfig = loadConfig();
   const db = openDatabase(baseConfig.database.url, { poolSize: baseConfig.database.poolSize });

@@ -18,8 +18,7 @@ type Env = Record<string, string | undefined>;
 
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const opt = <T extends z.ZodType>(schema: T) => z.preprocess(blankToUndefined, schema.optional());
-const withDefault = <T extends z.ZodType>(schema: T, fallback: string) =>
-  z.preprocess((v) => blankToUndefined(v) ?? fallback, schema);
+const withDefault = <T extends z.ZodType>(schema: T, fallback: string) => z.preprocess((v) => blankToUndefined(v) ?? fallback, schema);
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
@@ -32,14 +31,14 @@ const allowlist = z.string().transform((value, ctx): IpAllowlist => {
   }
 });
 
-const notifySecret = z.string().refine(
-  (v) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v.slice(6), 'base64').length >= 24,
-  'must be whsec_ followed by the base64 of at least 24 bytes',
-);
-
-const databaseUrl = z
+const notifySecret = z
   .string()
-  .refine((v) => /^mysql:\/\/.+/.test(v) || /^sqlite:.+/.test(v), 'must start with mysql:// or sqlite:');
+  .refine(
+    (v) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v.slice(6), 'base64').length >= 24,
+    'must be whsec_ followed by the base64 of at least 24 bytes',
+  );
+
+const databaseUrl = z.string().refine((v) => /^mysql:\/\/.+/.test(v) || /^sqlite:.+/.test(v), 'must start with mysql:// or sqlite:');
 
 const trustProxy = z.string().transform((v): boolean | number | string => {
   if (v === 'true' || v === 'false') return v === 'true';
@@ -103,7 +102,10 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
     host: env.HOST,
     tls,
     database: { url: env.DATABASE_URL, readUrl: env.DATABASE_READ_URL ?? null, poolSize: env.DATABASE_POOL_SIZE },
-    apiKeys: (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    apiKeys: (env.API_KEYS ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
     secrets: {
       GATEWAY_SECRET: env.GATEWAY_SECRET,
       NOTIFY_SECRET: env.NOTIFY_SECRET,
@@ -126,7 +128,8 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
     trustProxy: env.TRUST_PROXY ?? false,
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     /** null: no limit on rejected callbacks. */
-    callbackRejectRatePerMinute: env.CALLBACK_REJECT_RATE_PER_MINUTE === 'off' || env.CALLBACK_REJECT_RATE_PER_MINUTE === 0 ? null : env.CALLBACK_REJECT_RATE_PER_MINUTE,
+    callbackRejectRatePerMinute:
+      env.CALLBACK_REJECT_RATE_PER_MINUTE === 'off' || env.CALLBACK_REJECT_RATE_PER_MINUTE === 0 ? null : env.CALLBACK_REJECT_RATE_PER_MINUTE,
     redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
     sandboxEnabled: env.SANDBOX_ENABLED ?? !production,
     logLevel: env.LOG_LEVEL,
@@ -156,11 +159,12 @@ export class ConfigError extends Error {
 function productionProblems(source: Env): string[] {
   const value = (name: string) => blankToUndefined(source[name]) as string | undefined;
   if (value('NODE_ENV') !== 'production') return [];
-  const problems = GENERATED_SECRETS.filter((name) => !value(name)).map(
-    (name) => `${name}: required in production (secrets are never generated there)`,
-  );
+  const problems = GENERATED_SECRETS.filter((name) => !value(name)).map((name) => `${name}: required in production (secrets are never generated there)`);
   const weak = secretWeaknesses({
-    apiKeys: (value('API_KEYS') ?? '').split(',').map((k) => k.trim()).filter(Boolean),
+    apiKeys: (value('API_KEYS') ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
     GATEWAY_SECRET: value('GATEWAY_SECRET'),
     ADMIN_PASSWORD: value('ADMIN_PASSWORD'),
     STRIPE_WEBHOOK_SECRET: value('STRIPE_WEBHOOK_SECRET'),

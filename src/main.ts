@@ -16,7 +16,13 @@ import { startHint } from './system/start-hints.ts';
 function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  return Promise.race([promise.then(() => true, () => true), gaveUp]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    gaveUp,
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** config → db → migrate → secrets → listen; SIGTERM/SIGINT stop taking requests, drain what is in flight, close the pools. */
@@ -26,7 +32,8 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, { pretty: config.env === 'development' && process.stdout.isTTY === true });
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   // Production refuses these at start (config.ts); elsewhere they run, and say what production would refuse.
-  for (const weak of configWeaknesses(config)) logger.warn({ setting: weak.name }, `weak secret: production refuses to start with it: ${describeWeakness(weak)}`);
+  for (const weak of configWeaknesses(config))
+    logger.warn({ setting: weak.name }, `weak secret: production refuses to start with it: ${describeWeakness(weak)}`);
 
   const redis = config.redis ? createRedisRateLimitStore(config.redis, logger) : null;
   const settings = createRuntimeSettings({ db, config, clock: systemClock, logger });
@@ -36,7 +43,18 @@ async function main(): Promise<void> {
   const deliveryDb = worker && db.engine === 'mysql' ? openDatabase(config.database.url, { poolSize: Math.min(config.notify.concurrency, 8) + 2 }) : db;
   const dispatcher = createDispatcher({ db: deliveryDb, config, logger, clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
   const onEventQueued = worker ? dispatcher.wake : undefined;
-  const app = createApp({ config, db, readDb, logger, rateLimitStore: redis?.store, loginRateLimitStore: redis?.loginStore, rejectRateLimitStore: redis?.rejectStore, onEventQueued, deliveryMetrics: worker ? dispatcher.metrics : undefined, settings });
+  const app = createApp({
+    config,
+    db,
+    readDb,
+    logger,
+    rateLimitStore: redis?.store,
+    loginRateLimitStore: redis?.loginStore,
+    rejectRateLimitStore: redis?.rejectStore,
+    onEventQueued,
+    deliveryMetrics: worker ? dispatcher.metrics : undefined,
+    settings,
+  });
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';
@@ -71,7 +89,11 @@ async function main(): Promise<void> {
         within(settings.stop(), left()),
       ]);
       const drained = requests && deliveries && housekeeping && settingsRead;
-      if (!drained) logger.warn({ requests, deliveries, housekeeping, settingsRead }, 'shutdown: SHUTDOWN_TIMEOUT_MS passed with work in flight (false above); closing anyway');
+      if (!drained)
+        logger.warn(
+          { requests, deliveries, housekeeping, settingsRead },
+          'shutdown: SHUTDOWN_TIMEOUT_MS passed with work in flight (false above); closing anyway',
+        );
       if (deliveryDb !== db) await deliveryDb.close();
       await redis?.close();
       await readDb?.close();

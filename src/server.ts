@@ -62,10 +62,13 @@ export function listen(server: Server, port: number, host: string): Promise<{ po
 export function closeServer(server: Server, graceMs = 10_000): Promise<boolean> {
   return new Promise((resolve) => {
     let forced = false;
-    const force = setTimeout(() => {
-      forced = true;
-      server.closeAllConnections();
-    }, Math.min(graceMs, 2 ** 31 - 1));
+    const force = setTimeout(
+      () => {
+        forced = true;
+        server.closeAllConnections();
+      },
+      Math.min(graceMs, 2 ** 31 - 1),
+    );
     force.unref();
     server.close(() => {
       clearTimeout(force);

@@ -37,20 +37,33 @@ describe.each(ENGINES)('console login and session on %s', (engine) => {
   it('a wrong password shows the login page with an error and sets no session', async () => {
     const agent = request.agent(ctx.app);
     const page = await agent.get('/admin/login');
-    const res = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password: 'wrong-password', operator: 'Mallory' });
+    const res = await agent
+      .post('/admin/login')
+      .type('form')
+      .send({ _csrf: csrfOf(page.text), password: 'wrong-password', operator: 'Mallory' });
     expect(res.status).toBe(401);
     expect(res.text).toContain('id="login-error"');
     expect(res.text).toContain('The password is not correct.');
     expect(setCookie(res, SESSION_COOKIE)).toBeUndefined();
     expect((await agent.get('/admin')).status).toBe(303);
     // An empty or missing password is just as wrong.
-    expect((await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text) })).status).toBe(401);
+    expect(
+      (
+        await agent
+          .post('/admin/login')
+          .type('form')
+          .send({ _csrf: csrfOf(page.text) })
+      ).status,
+    ).toBe(401);
   });
 
   it('the right password opens the dashboard with an HttpOnly, SameSite=Strict, expiring session cookie', async () => {
     const agent = request.agent(ctx.app);
     const page = await agent.get('/admin/login');
-    const res = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password: ADMIN_PASSWORD, operator: 'Alice <ops>' });
+    const res = await agent
+      .post('/admin/login')
+      .type('form')
+      .send({ _csrf: csrfOf(page.text), password: ADMIN_PASSWORD, operator: 'Alice <ops>' });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/admin');
     const cookie = setCookie(res, SESSION_COOKIE)!;
@@ -71,13 +84,26 @@ describe.each(ENGINES)('console login and session on %s', (engine) => {
     const loginTo = async (next: string) => {
       const agent = request.agent(ctx.app);
       const page = await agent.get(`/admin/login?next=${encodeURIComponent(next)}`);
-      const res = await agent.post(`/admin/login?next=${encodeURIComponent(next)}`).type('form').send({ _csrf: csrfOf(page.text), password: ADMIN_PASSWORD });
+      const res = await agent
+        .post(`/admin/login?next=${encodeURIComponent(next)}`)
+        .type('form')
+        .send({ _csrf: csrfOf(page.text), password: ADMIN_PASSWORD });
       expect(res.status).toBe(303);
       return res.headers.location;
     };
     expect(await loginTo('/admin/orders?status=paid')).toBe('/admin/orders?status=paid');
     expect(await loginTo('/admin/inbox')).toBe('/admin/inbox');
-    for (const evil of ['//evil.example/admin', 'https://evil.example/admin', '/\\evil.example', '/admin/../evil', 'javascript:alert(1)', '/adminx', '/admin@evil.example', ' /admin', '/admin/login']) {
+    for (const evil of [
+      '//evil.example/admin',
+      'https://evil.example/admin',
+      '/\\evil.example',
+      '/admin/../evil',
+      'javascript:alert(1)',
+      '/adminx',
+      '/admin@evil.example',
+      ' /admin',
+      '/admin/login',
+    ]) {
       expect(await loginTo(evil), evil).toBe('/admin');
     }
     expect(safeNext(undefined)).toBe('/admin');
@@ -86,7 +112,12 @@ describe.each(ENGINES)('console login and session on %s', (engine) => {
 
   it('rejects tampered, foreign and garbage session cookies', async () => {
     const agent = await signedInAgent(ctx.app, 'Alice');
-    const good = (agent as unknown as { jar: { getCookie(name: string, access: unknown): { value: string } } }).jar.getCookie(SESSION_COOKIE, { path: '/admin', domain: '127.0.0.1', secure: false, script: false })?.value;
+    const good = (agent as unknown as { jar: { getCookie(name: string, access: unknown): { value: string } } }).jar.getCookie(SESSION_COOKIE, {
+      path: '/admin',
+      domain: '127.0.0.1',
+      secure: false,
+      script: false,
+    })?.value;
     expect(good).toMatch(/^[\w-]+\.[\w-]+$/);
     const [body, sig] = good!.split('.');
     const payload = JSON.parse(Buffer.from(body!, 'base64url').toString());
@@ -117,7 +148,10 @@ describe.each(ENGINES)('console login and session on %s', (engine) => {
     for (const path of [`/admin/orders/${orderNo}/close`, `/admin/orders/${orderNo}/resend`, '/admin/inbox/1/review', '/admin/logout', '/admin/login']) {
       const res = await agent.post(path).type('form').send({ note: 'x', password: ADMIN_PASSWORD });
       expect(res.status, path).toBe(403);
-      const forged = await agent.post(path).type('form').send({ _csrf: 'A'.repeat(43), note: 'x', password: ADMIN_PASSWORD });
+      const forged = await agent
+        .post(path)
+        .type('form')
+        .send({ _csrf: 'A'.repeat(43), note: 'x', password: ADMIN_PASSWORD });
       expect(forged.status, path).toBe(403);
       expect((await request(ctx.app).post(path).type('form').send({ note: 'x' })).status, path).toBe(403);
     }
@@ -131,7 +165,10 @@ describe.each(ENGINES)('console login and session on %s', (engine) => {
   it('logout (POST with CSRF) ends the session in the browser', async () => {
     const agent = await signedInAgent(ctx.app);
     const page = await agent.get('/admin');
-    const res = await agent.post('/admin/logout').type('form').send({ _csrf: csrfOf(page.text) });
+    const res = await agent
+      .post('/admin/logout')
+      .type('form')
+      .send({ _csrf: csrfOf(page.text) });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe('/admin/login?flash=logged_out');
     expect(setCookie(res, SESSION_COOKIE)).toMatch(/^pcs_admin=;.*Expires=Thu, 01 Jan 1970/);
@@ -148,7 +185,10 @@ describe.each(ENGINES)('console login and session on %s', (engine) => {
     expect(header.text).toContain('运营控制台');
     const agent = request.agent(ctx.app);
     const page = await agent.get('/admin/login?lang=zh-CN');
-    const wrong = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password: 'nope' });
+    const wrong = await agent
+      .post('/admin/login')
+      .type('form')
+      .send({ _csrf: csrfOf(page.text), password: 'nope' });
     expect(wrong.text).toContain('密码不正确。');
   });
 });
@@ -179,7 +219,11 @@ describe.each(ENGINES)('console login limits on %s', (engine) => {
     const attempt = async (ip: string, password: string) => {
       const agent = request.agent(ctx.app);
       const page = await agent.get('/admin/login').set('X-Forwarded-For', ip);
-      return agent.post('/admin/login').set('X-Forwarded-For', ip).type('form').send({ _csrf: csrfOf(page.text), password });
+      return agent
+        .post('/admin/login')
+        .set('X-Forwarded-For', ip)
+        .type('form')
+        .send({ _csrf: csrfOf(page.text), password });
     };
     const ip = '198.51.100.7';
     for (let i = 0; i < 9; i++) expect((await attempt(ip, `wrong-${i}`)).status).toBe(401);

@@ -49,18 +49,49 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
     await ctx.paidOrder(gone.url);
     await ctx.paidOrder(failing.url);
     const failed = await createOrder(ctx);
-    expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(failed, { status: 'failed' }))).status).toBe(200);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(gatewayParams(failed, { status: 'failed' }))
+      ).status,
+    ).toBe(200);
     const closed = await createOrder(ctx);
     expect((await ctx.api('post', `/api/orders/${closed}/close`)).status).toBe(200);
     await createOrder(ctx);
     const pending = await createOrder(ctx);
     // Rejected and flagged callbacks: a bad signature, an unknown order, an amount mismatch.
-    expect((await request(ctx.app).post('/notify').type('form').send({ ...gatewayParams(pending), sign: 'BAD' })).status).toBe(401);
-    expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(uid('GHOST')))).status).toBe(404);
-    expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(pending, { amount: '99.00' }))).status).toBe(409);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send({ ...gatewayParams(pending), sign: 'BAD' })
+      ).status,
+    ).toBe(401);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(gatewayParams(uid('GHOST')))
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(gatewayParams(pending, { amount: '99.00' }))
+      ).status,
+    ).toBe(409);
     // An order from three days ago counts in the 7-day view only.
     const old = toDbTime(new Date(Date.now() - 3 * 86_400_000));
-    await ctx.db.kysely.insertInto('orders').values({ order_no: uid('OLD'), amount_minor: 100, currency: 'CNY', status: 'paid', created_at: old, updated_at: old }).execute();
+    await ctx.db.kysely
+      .insertInto('orders')
+      .values({ order_no: uid('OLD'), amount_minor: 100, currency: 'CNY', status: 'paid', created_at: old, updated_at: old })
+      .execute();
     await ok.waitFor(2);
     await gone.waitFor(1);
     await failing.waitFor(1);
@@ -90,11 +121,15 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
     // The last column is the hour of "as of" (the render time), in UTC.
     expect(hours.at(-1)![1]).toBe(/id="as-of">As of (\d{4}-\d\d-\d\d \d\d):/.exec(html)![1]);
     expect(hours.reduce((s, h) => s + Number(h[2]), 0)).toBe(8);
-    expect(html).toMatch(/<svg class="chart chart-stacked" id="chart-callbacks"[^>]*role="img" aria-labelledby="chart-callbacks-title">\s*<title id="chart-callbacks-title">Callbacks per hour by verdict/);
+    expect(html).toMatch(
+      /<svg class="chart chart-stacked" id="chart-callbacks"[^>]*role="img" aria-labelledby="chart-callbacks-title">\s*<title id="chart-callbacks-title">Callbacks per hour by verdict/,
+    );
     // Segment order follows the verdict list (an hour boundary during the seeding may split the counts).
     expect(html).toMatch(/<title>\d{4}-\d\d-\d\d \d\d:00 UTC — \d+, Applied: \d+(, Amount mismatch: 1)?(, Unknown order: 1)?(, Bad signature: 1)?<\/title>/);
     expect(html).toContain('id="chart-callbacks-table"');
-    expect(html).toMatch(/<li class="list-inline-item me-3"><span class="legend-swatch fill-verdict-bad_signature" aria-hidden="true"><\/span>Bad signature <span class="text-secondary">\(1\)<\/span><\/li>/);
+    expect(html).toMatch(
+      /<li class="list-inline-item me-3"><span class="legend-swatch fill-verdict-bad_signature" aria-hidden="true"><\/span>Bad signature <span class="text-secondary">\(1\)<\/span><\/li>/,
+    );
   });
 
   it('shows delivery outcomes, backlog and the oldest due event', () => {
@@ -130,7 +165,10 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
   });
 
   it('counts new callbacks at once (figures are not cached)', async () => {
-    const res = await request(ctx.app).post('/notify').type('form').send(signed({ order_no: 'X', transaction_id: 'T', amount: '1', status: 'success' }, `${TEST_GATEWAY_SECRET}x`));
+    const res = await request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send(signed({ order_no: 'X', transaction_id: 'T', amount: '1', status: 'success' }, `${TEST_GATEWAY_SECRET}x`));
     expect(res.status).toBe(401);
     const page = (await (await signedInAgent(ctx.app)).get('/admin')).text;
     expect(verdictTotals(page).bad_signature).toBe(2);

@@ -8,7 +8,11 @@ import { createOrder, gatewayParams, uid } from './helpers/pages.ts';
 /** Issue 6 item 4: the inbox of flagged callbacks, and reviews with notes (stored, shown, audit-logged). */
 
 const entries = (html: string) =>
-  [...html.matchAll(/<article class="card border-0 shadow-sm inbox-entry inbox-(\w+)" id="entry-(\d+)" data-id="\d+" data-verdict="(\w+)" data-reviewed="(yes|no)">/g)].map((m) => ({
+  [
+    ...html.matchAll(
+      /<article class="card border-0 shadow-sm inbox-entry inbox-(\w+)" id="entry-(\d+)" data-id="\d+" data-verdict="(\w+)" data-reviewed="(yes|no)">/g,
+    ),
+  ].map((m) => ({
     kind: m[1]!,
     id: Number(m[2]),
     verdict: m[3]!,
@@ -122,7 +126,8 @@ describe.each(ENGINES)('console inbox on %s', (engine) => {
 
   it('speaks Chinese', async () => {
     const zh = (await agent.get('/admin/inbox?filter=all&lang=zh-CN')).text;
-    for (const text of ['异常回调', '待审核', '已审核', '未知订单', '金额不符', '重复支付', '迟到支付（订单已关闭）', '标记为已审核', '原始请求']) expect(zh).toContain(text);
+    for (const text of ['异常回调', '待审核', '已审核', '未知订单', '金额不符', '重复支付', '迟到支付（订单已关闭）', '标记为已审核', '原始请求'])
+      expect(zh).toContain(text);
     expect(zh).not.toMatch(/undefined|admin_|verdict_/); // no missing dictionary entry
     await agent.get('/admin/inbox?lang=en');
   });

@@ -12,7 +12,14 @@ import { startReceiver, type Receiver } from './helpers/receiver.ts';
 /** The text of the element with this id (tags removed, whitespace collapsed), or undefined. */
 function textOf(page: string, id: string): string | undefined {
   const match = new RegExp(`<([a-z0-9]+)[^>]*\\bid="${id}"[^>]*>([\\s\\S]*?)</\\1>`).exec(page);
-  return match ? unescapeHtml(match[2]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim()) : undefined;
+  return match
+    ? unescapeHtml(
+        match[2]!
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      )
+    : undefined;
 }
 
 /** The `<li>` of the timeline holding the payment-log entry of this kind (`notify` or `return`). */
@@ -43,7 +50,14 @@ describe.each(ENGINES)('console rough edges on %s', (engine) => {
     for (let i = 0; i < 200 && (await ctx.attempts(waiting)).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     bare = await createOrder(ctx, { order_no: uid('BARE'), subject: 'No notify URL' });
     // One flagged callback: an unknown order.
-    expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(uid('GHOST')))).status).toBe(404);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(gatewayParams(uid('GHOST')))
+      ).status,
+    ).toBe(404);
   });
   afterAll(async () => {
     await Promise.all([ok?.close(), failing?.close()]);
@@ -79,7 +93,27 @@ describe.each(ENGINES)('console rough edges on %s', (engine) => {
   it('the callbacks card follows the period: per day for 7 and 30 days', async () => {
     // A rejected callback from three days ago: in the 7-day view only.
     const old = toDbTime(new Date(Date.now() - 3 * 86_400_000));
-    await ctx.db.kysely.insertInto('payment_logs').values({ order_no: null, gateway: 'generic', kind: 'notify', transaction_id: null, amount_minor: null, currency: null, status: null, verdict: 'malformed', message: 'old', payment_data: null, callback_data: 'x=1', remote_ip: '203.0.113.9', created_at: old, callback_bytes: 3, callback_sha256: null, unverified: 1 }).execute();
+    await ctx.db.kysely
+      .insertInto('payment_logs')
+      .values({
+        order_no: null,
+        gateway: 'generic',
+        kind: 'notify',
+        transaction_id: null,
+        amount_minor: null,
+        currency: null,
+        status: null,
+        verdict: 'malformed',
+        message: 'old',
+        payment_data: null,
+        callback_data: 'x=1',
+        remote_ip: '203.0.113.9',
+        created_at: old,
+        callback_bytes: 3,
+        callback_sha256: null,
+        unverified: 1,
+      })
+      .execute();
     const agent = await signedInAgent(ctx.app);
     const day = (await agent.get('/admin?lang=en')).text;
     expect(textOf(day, 'kpi-callbacks-label')).toBe('Callbacks · last 24 h');
@@ -104,18 +138,55 @@ describe.each(ENGINES)('console rough edges on %s', (engine) => {
     const detail = (await agent.get(`/admin/orders/${delivered}?lang=en`)).text;
     const item = paymentItem(detail, 'notify');
     const table = item.slice(item.indexOf('class="table table-sm fields-table'));
-    const rows = Object.fromEntries([...table.matchAll(/<tr><th scope="row"[^>]*>([^<]+)<\/th><td[^>]*>([^<]*)<\/td><\/tr>/g)].map((m) => [m[1], unescapeHtml(m[2]!)]));
+    const rows = Object.fromEntries(
+      [...table.matchAll(/<tr><th scope="row"[^>]*>([^<]+)<\/th><td[^>]*>([^<]*)<\/td><\/tr>/g)].map((m) => [m[1], unescapeHtml(m[2]!)]),
+    );
     // The parameters the gateway signed (this one sent no currency), not the service's internal names.
     expect(rows).toEqual({ order_no: delivered, transaction_id: `T-${delivered}`, amount: '10.00', status: 'success' });
     for (const internal of ['orderNo', 'transactionId', '"kind"', 'outcome']) expect(item).not.toContain(internal);
 
     // A real gateway's verified body (WeChat Pay's decrypted resource): nested fields by their path.
-    const wechat = JSON.stringify({ out_trade_no: bare, transaction_id: '4200001', trade_state: 'SUCCESS', amount: { total: 1234, currency: 'CNY' }, payer: { openid: 'o-1' } });
-    await ctx.db.kysely.insertInto('payment_logs').values({ order_no: bare, gateway: 'wechatpay', kind: 'notify', transaction_id: '4200001', amount_minor: 1234, currency: 'CNY', status: 'paid', verdict: 'amount_mismatch', message: 'amount differs', payment_data: wechat, callback_data: '{}', remote_ip: '203.0.113.7', created_at: toDbTime(new Date()), callback_bytes: null, callback_sha256: null, unverified: 0 }).execute();
+    const wechat = JSON.stringify({
+      out_trade_no: bare,
+      transaction_id: '4200001',
+      trade_state: 'SUCCESS',
+      amount: { total: 1234, currency: 'CNY' },
+      payer: { openid: 'o-1' },
+    });
+    await ctx.db.kysely
+      .insertInto('payment_logs')
+      .values({
+        order_no: bare,
+        gateway: 'wechatpay',
+        kind: 'notify',
+        transaction_id: '4200001',
+        amount_minor: 1234,
+        currency: 'CNY',
+        status: 'paid',
+        verdict: 'amount_mismatch',
+        message: 'amount differs',
+        payment_data: wechat,
+        callback_data: '{}',
+        remote_ip: '203.0.113.7',
+        created_at: toDbTime(new Date()),
+        callback_bytes: null,
+        callback_sha256: null,
+        unverified: 0,
+      })
+      .execute();
     const bareDetail = (await agent.get(`/admin/orders/${bare}?lang=en`)).text;
     const wx = paymentItem(bareDetail, 'notify');
-    const wxRows = Object.fromEntries([...wx.matchAll(/<tr><th scope="row"[^>]*>([^<]+)<\/th><td[^>]*>([^<]*)<\/td><\/tr>/g)].map((m) => [m[1], unescapeHtml(m[2]!)]));
-    expect(wxRows).toEqual({ out_trade_no: bare, transaction_id: '4200001', trade_state: 'SUCCESS', 'amount.total': '1234', 'amount.currency': 'CNY', 'payer.openid': 'o-1' });
+    const wxRows = Object.fromEntries(
+      [...wx.matchAll(/<tr><th scope="row"[^>]*>([^<]+)<\/th><td[^>]*>([^<]*)<\/td><\/tr>/g)].map((m) => [m[1], unescapeHtml(m[2]!)]),
+    );
+    expect(wxRows).toEqual({
+      out_trade_no: bare,
+      transaction_id: '4200001',
+      trade_state: 'SUCCESS',
+      'amount.total': '1234',
+      'amount.currency': 'CNY',
+      'payer.openid': 'o-1',
+    });
   });
 
   it('explains, next to the button, why an order without an event cannot be resent', async () => {

@@ -25,10 +25,15 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
       const orderNo = `${tag}N${String(i).padStart(2, '0')}`;
       expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: `${i + 1}.00`, subject: `Order ${i}` })).status).toBe(201);
       const day = `2026-01-${String(i + 1).padStart(2, '0')} 10:00:00.000`;
-      await ctx.db.kysely.updateTable('orders').set({ created_at: day, updated_at: day, ...(i % 3 === 2 ? { status: 'closed' } : {}) }).where('order_no', '=', orderNo).execute();
+      await ctx.db.kysely
+        .updateTable('orders')
+        .set({ created_at: day, updated_at: day, ...(i % 3 === 2 ? { status: 'closed' } : {}) })
+        .where('order_no', '=', orderNo)
+        .execute();
     }
     // `_` is a wildcard for LIKE: the prefix search must treat it as a plain character.
-    for (const orderNo of [`${tag}X_1`, `${tag}XA1`, `${tag}X_2`]) expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: '1.00' })).status).toBe(201);
+    for (const orderNo of [`${tag}X_1`, `${tag}XA1`, `${tag}X_2`])
+      expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: '1.00' })).status).toBe(201);
     agent = await signedInAgent(ctx.app, 'Olivia');
   });
   afterAll(async () => {
@@ -61,7 +66,15 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
   it('searches by order-number prefix, with _ as a plain character, combined with filters and pages', async () => {
     expect(listed((await consolePage(agent, `/admin/orders?q=${tag}X_`)).html)).toEqual([`${tag}X_2`, `${tag}X_1`]);
     expect(listed((await consolePage(agent, `/admin/orders?q=${tag}X`)).html)).toEqual([`${tag}X_2`, `${tag}X_1`, `${tag}XA1`]); // byte order: '_' (0x5F) after 'A' (0x41)
-    expect(listed((await consolePage(agent, `/admin/orders?q=${tag}N2`)).html)).toEqual([`${tag}N26`, `${tag}N25`, `${tag}N24`, `${tag}N23`, `${tag}N22`, `${tag}N21`, `${tag}N20`]);
+    expect(listed((await consolePage(agent, `/admin/orders?q=${tag}N2`)).html)).toEqual([
+      `${tag}N26`,
+      `${tag}N25`,
+      `${tag}N24`,
+      `${tag}N23`,
+      `${tag}N22`,
+      `${tag}N21`,
+      `${tag}N20`,
+    ]);
     expect(listed((await consolePage(agent, `/admin/orders?q=${tag}N2&status=closed`)).html)).toEqual([`${tag}N26`, `${tag}N23`, `${tag}N20`]);
     const all = await consolePage(agent, `/admin/orders?q=${tag}N`);
     expect(all.html).toMatch(/id="orders-total">27 orders</);
@@ -81,7 +94,9 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
 
   it('shows the order timeline: payment log with raw payload escaped, events with seq and delivery attempts', async () => {
     const orderNo = `${tag}PAY`;
-    expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: '12.34', notify_url: receiver.url, subject: '<b>tea</b>' })).status).toBe(201);
+    expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: '12.34', notify_url: receiver.url, subject: '<b>tea</b>' })).status).toBe(
+      201,
+    );
     const xss = '<script>alert("pwned")</script>';
     const params = gatewayParams(orderNo, { attach: xss, transaction_id: '<svg/onload=alert(1)>' });
     expect((await request(ctx.app).post('/notify').type('form').send(params)).status).toBe(200);
@@ -108,7 +123,9 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect(event).toContain('order.paid');
     expect(event).toContain('<span class="badge text-bg-light border">seq 1</span>');
     expect(event).toMatch(/data-field="event-status">Delivered</);
-    expect(event).toMatch(/<tr class="attempt" data-attempt="1">[\s\S]*?<span class="badge text-bg-success">200<\/span>[\s\S]*?<code class="excerpt">success<\/code>/);
+    expect(event).toMatch(
+      /<tr class="attempt" data-attempt="1">[\s\S]*?<span class="badge text-bg-success">200<\/span>[\s\S]*?<code class="excerpt">success<\/code>/,
+    );
     expect(event).toMatch(/<td class="text-end text-nowrap small">\d+ ms<\/td>/);
     expect(html).toMatch(/1 payment-log entry, 1 event, 1 delivery attempt;/);
   });
@@ -180,7 +197,11 @@ describe.each(ENGINES)('console orders on %s', (engine) => {
     expect([order.status, Number(order.seq)]).toEqual(['pending', 0]);
     const events = await ctx.db.kysely.selectFrom('notifications').select(['status', 'schedule_step']).where('order_no', 'in', [orderNo, paid]).execute();
     expect(events).toEqual([{ status: 'delivered', schedule_step: 0 }]);
-    const audit = await ctx.db.kysely.selectFrom('audit_log').select('id').where('target', 'in', [`order:${orderNo}`, `order:${paid}`]).execute();
+    const audit = await ctx.db.kysely
+      .selectFrom('audit_log')
+      .select('id')
+      .where('target', 'in', [`order:${orderNo}`, `order:${paid}`])
+      .execute();
     expect(audit).toEqual([]);
   });
 

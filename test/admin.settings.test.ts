@@ -20,7 +20,12 @@ const card = (html: string, key: string) => {
 };
 /** The text of the element marked `data-field="<name>"` (tags stripped, entities decoded). */
 const field = (html: string, name: string) =>
-  unescapeHtml(new RegExp(`<(\\w+)[^>]*data-field="${name}"[^>]*>([\\s\\S]*?)</\\1>`).exec(html)?.[2]?.replace(/<[^>]+>/g, '').trim() ?? '');
+  unescapeHtml(
+    new RegExp(`<(\\w+)[^>]*data-field="${name}"[^>]*>([\\s\\S]*?)</\\1>`)
+      .exec(html)?.[2]
+      ?.replace(/<[^>]+>/g, '')
+      .trim() ?? '',
+  );
 
 describe.each(ENGINES)('console settings on %s', (engine) => {
   let ctx: TestContext;
@@ -30,7 +35,13 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
   const secretNote = 'do-not-show-this-value-7f3a9c';
   const generic = allowlistKey('generic');
   const audits = () => ctx.db.kysely.selectFrom('audit_log').selectAll().where('action', '=', 'settings.update').orderBy('id').execute();
-  const stored = () => ctx.db.kysely.selectFrom('system_config').select(['config_key', 'config_value']).where('config_key', 'in', [...RUNTIME_KEYS]).orderBy('config_key').execute();
+  const stored = () =>
+    ctx.db.kysely
+      .selectFrom('system_config')
+      .select(['config_key', 'config_value'])
+      .where('config_key', 'in', [...RUNTIME_KEYS])
+      .orderBy('config_key')
+      .execute();
 
   beforeAll(async () => {
     const clock = () => now;
@@ -43,10 +54,13 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
     settings = createRuntimeSettings({ db: ctx.db, config: ctx.config, clock, logger: createLogger('silent') });
     ctx.app = createApp({ config: ctx.config, db: ctx.db, logger: createLogger('silent'), clock, settings });
     const at = toDbTime(now);
-    await ctx.db.kysely.insertInto('system_config').values([
-      { config_key: 'secret.EXTRA_TOKEN', config_value: secretNote, description: 'a secret', created_at: at, updated_at: at },
-      { config_key: 'ops.note', config_value: 'Ring <b>Ops</b> first', description: 'free text', created_at: at, updated_at: at },
-    ]).execute();
+    await ctx.db.kysely
+      .insertInto('system_config')
+      .values([
+        { config_key: 'secret.EXTRA_TOKEN', config_value: secretNote, description: 'a secret', created_at: at, updated_at: at },
+        { config_key: 'ops.note', config_value: 'Ring <b>Ops</b> first', description: 'free text', created_at: at, updated_at: at },
+      ])
+      .execute();
     agent = await signedInAgent(ctx.app, 'Sam');
   });
   afterAll(() => ctx?.close());
@@ -84,13 +98,24 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
   it('refuses a POST without the CSRF token (403), signed in or not; nothing changes', async () => {
     for (const path of ['/admin/settings', '/admin/settings/reset']) {
       expect((await agent.post(path).type('form').send({ key: RETRY_SCHEDULE_KEY, value: '1s' })).status, path).toBe(403);
-      expect((await agent.post(path).type('form').send({ _csrf: 'A'.repeat(43), key: RETRY_SCHEDULE_KEY, value: '1s' })).status, path).toBe(403);
+      expect(
+        (
+          await agent
+            .post(path)
+            .type('form')
+            .send({ _csrf: 'A'.repeat(43), key: RETRY_SCHEDULE_KEY, value: '1s' })
+        ).status,
+        path,
+      ).toBe(403);
       expect((await request(ctx.app).post(path).type('form').send({ key: RETRY_SCHEDULE_KEY, value: '1s' })).status, path).toBe(403);
     }
     // With a valid token but no session: the login, not a change.
     const anon = request.agent(ctx.app);
     const login = await anon.get('/admin/login');
-    const res = await anon.post('/admin/settings').type('form').send({ _csrf: csrfOf(login.text), key: RETRY_SCHEDULE_KEY, value: '1s' });
+    const res = await anon
+      .post('/admin/settings')
+      .type('form')
+      .send({ _csrf: csrfOf(login.text), key: RETRY_SCHEDULE_KEY, value: '1s' });
     expect(res.status).toBe(303);
     expect(res.headers.location).toMatch(/^\/admin\/login/);
     expect(await stored()).toEqual([]);
@@ -139,7 +164,10 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
     await agent.post('/admin/settings').type('form').send({ _csrf: csrf, key: RETRY_SCHEDULE_KEY, value: '30s' });
     const same = await agent.post('/admin/settings').type('form').send({ _csrf: csrf, key: RETRY_SCHEDULE_KEY, value: '30s' });
     expect(same.headers.location).toBe('/admin/settings?flash=settings_unchanged#setting-notify-retry_schedule');
-    expect((await audits()).map((a) => [a.old_value, a.new_value])).toEqual([[null, '5s,20s'], ['5s,20s', '30s']]);
+    expect((await audits()).map((a) => [a.old_value, a.new_value])).toEqual([
+      [null, '5s,20s'],
+      ['5s,20s', '30s'],
+    ]);
 
     const { html } = await consolePage(agent, '/admin/settings?flash=settings_saved');
     expect(html).toContain('data-flash="settings_saved"');
@@ -150,7 +178,11 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
     expect(field(schedule, 'default')).toBe('15s,1m,4m NOTIFY_RETRY_SCHEDULE');
     expect(schedule).toContain('value="30s"');
     expect(schedule).toContain('id="reset-setting-notify-retry_schedule"');
-    const history = [...html.matchAll(/<tr class="settings-change" data-target="([^"]+)">[\s\S]*?<td class="text-nowrap small">([^<]+)<\/td>[\s\S]*?data-field="actor">([^<]+)<[\s\S]*?data-field="old">([^<]+)<[\s\S]*?data-field="new">([^<]+)</g)].map((m) => m.slice(1));
+    const history = [
+      ...html.matchAll(
+        /<tr class="settings-change" data-target="([^"]+)">[\s\S]*?<td class="text-nowrap small">([^<]+)<\/td>[\s\S]*?data-field="actor">([^<]+)<[\s\S]*?data-field="old">([^<]+)<[\s\S]*?data-field="new">([^<]+)</g,
+      ),
+    ].map((m) => m.slice(1));
     expect(history).toEqual([
       [RETRY_SCHEDULE_KEY, '2026-04-01 08:31:00', 'Sam', '5s,20s', '30s'],
       [RETRY_SCHEDULE_KEY, '2026-04-01 08:30:00', 'Sam', 'none (environment default)', '5s,20s'],
@@ -193,7 +225,10 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
     await other.refresh();
     expect(other.retryScheduleMs()).toEqual([30_000]);
     const { csrf } = await consolePage(agent, '/admin/settings');
-    await agent.post('/admin/settings').type('form').send({ _csrf: csrf, key: allowlistKey('alipay'), value: '198.51.100.7' });
+    await agent
+      .post('/admin/settings')
+      .type('form')
+      .send({ _csrf: csrf, key: allowlistKey('alipay'), value: '198.51.100.7' });
     expect(other.callbackAllowlist('alipay')).toBeNull();
     await other.refresh();
     expect(other.callbackAllowlist('alipay')?.entries).toEqual(['198.51.100.7']);
@@ -201,7 +236,19 @@ describe.each(ENGINES)('console settings on %s', (engine) => {
 
   it('speaks Chinese', async () => {
     const zh = (await agent.get('/admin/settings?lang=zh-CN')).text;
-    for (const text of ['设置', '运行时设置', '通知重试计划', '回调 IP 白名单：generic', '已存储的覆盖值', '环境变量默认值', '修改历史', '已隐藏（密钥）', '恢复为环境变量默认值', '保存']) expect(zh).toContain(text);
+    for (const text of [
+      '设置',
+      '运行时设置',
+      '通知重试计划',
+      '回调 IP 白名单：generic',
+      '已存储的覆盖值',
+      '环境变量默认值',
+      '修改历史',
+      '已隐藏（密钥）',
+      '恢复为环境变量默认值',
+      '保存',
+    ])
+      expect(zh).toContain(text);
     expect(zh).not.toMatch(/undefined|admin_/);
     expect(zh).not.toContain(secretNote);
     await agent.get('/admin/settings?lang=en');

@@ -32,7 +32,10 @@ const auditRows = (ctx: TestContext, orderNo: string) =>
 
 async function sendTest(agent: request.Agent, orderNo: string, fields: Record<string, string> = {}) {
   const { csrf } = await consolePage(agent, `/admin/orders/${orderNo}`);
-  return agent.post(`/admin/orders/${orderNo}/test-notification`).type('form').send({ _csrf: csrf, ...fields });
+  return agent
+    .post(`/admin/orders/${orderNo}/test-notification`)
+    .type('form')
+    .send({ _csrf: csrf, ...fields });
 }
 
 describe.each(ENGINES)('console test notification on %s', (engine) => {
@@ -73,12 +76,39 @@ describe.each(ENGINES)('console test notification on %s', (engine) => {
 
     const [, got] = await merchant.waitFor(2);
     const body = JSON.parse(got!.body) as Record<string, unknown>;
-    expect(Object.keys(body)).toEqual(['event_id', 'type', 'order_no', 'transaction_id', 'amount', 'currency', 'status', 'paid_at', 'seq', 'timestamp', 'nonce', 'sign_type', 'sign']);
-    expect(body).toMatchObject({ type: 'test', order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '12.34', currency: 'CNY', status: 'paid', seq: 1, sign_type: 'MD5' });
+    expect(Object.keys(body)).toEqual([
+      'event_id',
+      'type',
+      'order_no',
+      'transaction_id',
+      'amount',
+      'currency',
+      'status',
+      'paid_at',
+      'seq',
+      'timestamp',
+      'nonce',
+      'sign_type',
+      'sign',
+    ]);
+    expect(body).toMatchObject({
+      type: 'test',
+      order_no: orderNo,
+      transaction_id: `T-${orderNo}`,
+      amount: '12.34',
+      currency: 'CNY',
+      status: 'paid',
+      seq: 1,
+      sign_type: 'MD5',
+    });
     expect(body.event_id).toMatch(/^evt_[0-9a-f]{32}$/);
     expect(body.event_id).not.toBe(JSON.parse(real!.body).event_id);
     expect(body.sign).toBe(md5Sign(body, ctx.config.secrets.NOTIFY_SECRET));
-    const headers = { 'webhook-id': String(got!.headers['webhook-id']), 'webhook-timestamp': String(got!.headers['webhook-timestamp']), 'webhook-signature': String(got!.headers['webhook-signature']) };
+    const headers = {
+      'webhook-id': String(got!.headers['webhook-id']),
+      'webhook-timestamp': String(got!.headers['webhook-timestamp']),
+      'webhook-signature': String(got!.headers['webhook-signature']),
+    };
     expect(new Webhook(ctx.config.secrets.NOTIFY_SECRET).verify(got!.body, headers)).toMatchObject({ event_id: body.event_id });
     expect(headers['webhook-id']).toBe(body.event_id);
 
@@ -86,7 +116,8 @@ describe.each(ENGINES)('console test notification on %s', (engine) => {
     expect(page).toContain('id="test-notification-result"');
     const sent = preOf(page, 'test-request')!;
     expect(sent.split('\n')[0]).toBe(`POST ${merchant.url}`);
-    for (const name of ['content-type', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature']) expect(sent).toContain(`\n${name}: ${String(got!.headers[name])}\n`);
+    for (const name of ['content-type', 'user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature'])
+      expect(sent).toContain(`\n${name}: ${String(got!.headers[name])}\n`);
     expect(sent.endsWith(`\n\n${got!.body}`)).toBe(true);
     const answer = preOf(page, 'test-response')!;
     expect(answer.split('\n')[0]).toBe('HTTP 200');
@@ -149,7 +180,10 @@ describe.each(ENGINES)('console test notification on %s', (engine) => {
     const stranger = request.agent(ctx.app);
     const login = await stranger.get('/admin/login');
     const token = /name="_csrf" value="([^"]+)"/.exec(login.text)![1]!;
-    const anonymous = await stranger.post(`/admin/orders/${orderNo}/test-notification`).type('form').send({ _csrf: unescapeHtml(token) });
+    const anonymous = await stranger
+      .post(`/admin/orders/${orderNo}/test-notification`)
+      .type('form')
+      .send({ _csrf: unescapeHtml(token) });
     expect([401, 403, 303]).toContain(anonymous.status);
     expect(String(anonymous.headers.location ?? '')).not.toContain('test=');
     await new Promise((r) => setTimeout(r, 100));

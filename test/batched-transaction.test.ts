@@ -16,14 +16,18 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
   afterAll(() => ctx.close());
 
   const later = new Date(Date.now() + 60_000);
-  const status = async (orderNo: string) => (await ctx.db.kysely.selectFrom('orders').select('status').where('order_no', '=', orderNo).executeTakeFirstOrThrow()).status;
+  const status = async (orderNo: string) =>
+    (await ctx.db.kysely.selectFrom('orders').select('status').where('order_no', '=', orderNo).executeTakeFirstOrThrow()).status;
   const nonces = async (nonce: string) => (await ctx.db.kysely.selectFrom('replay_nonces').select('nonce').where('nonce', '=', nonce).execute()).length;
   const setStatus = (tx: { db: TestContext['db']['kysely'] }, from: string, to: string) =>
     tx.db.updateTable('orders').set({ status: to }).where('order_no', '=', 'BT1').where('status', '=', from);
 
   it('returns one result per statement, reads and writes alike, and commits them together', async () => {
     const results = await withBatchedTransaction(ctx.db, async (tx) => {
-      const first = await tx.send({ nonce: nonceInsert(tx.db, 'test', 'n1', later), order: tx.db.selectFrom('orders').select(['order_no', 'status']).where('order_no', '=', 'BT1') });
+      const first = await tx.send({
+        nonce: nonceInsert(tx.db, 'test', 'n1', later),
+        order: tx.db.selectFrom('orders').select(['order_no', 'status']).where('order_no', '=', 'BT1'),
+      });
       const second = await tx.commit({ change: setStatus(tx, 'pending', 'failed') });
       return { ...first, ...second };
     });
@@ -38,7 +42,12 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
   it.runIf(engine === 'mysql')('readCommitted() runs that transaction at READ COMMITTED and the next one at the session default', async () => {
     await ctx.api('post', '/api/orders').send({ order_no: 'BTISO', amount: '1.00' });
     const seqOf = (tx: BatchedTransaction) => tx.db.selectFrom('orders').select('seq').where('order_no', '=', 'BTISO');
-    const bumpElsewhere = () => ctx.db.kysely.updateTable('orders').set((eb) => ({ seq: eb('seq', '+', 1) })).where('order_no', '=', 'BTISO').execute();
+    const bumpElsewhere = () =>
+      ctx.db.kysely
+        .updateTable('orders')
+        .set((eb) => ({ seq: eb('seq', '+', 1) }))
+        .where('order_no', '=', 'BTISO')
+        .execute();
     // A read, a commit by another connection, the same read: READ COMMITTED sees the change, REPEATABLE READ does not.
     const sees = await ctx.db.batchKysely.connection().execute(async (conn) => {
       const seesOthersCommit = async (choose: (tx: BatchedTransaction) => BatchedTransaction) => {
@@ -52,10 +61,12 @@ describe.each(ENGINES)('batched transactions on %s', (engine) => {
       return [await seesOthersCommit((tx) => tx.readCommitted()), await seesOthersCommit((tx) => tx)];
     });
     expect(sees).toEqual([true, false]);
-    await expect(withBatchedTransaction(ctx.db, async (tx) => {
-      await tx.send({ seq: seqOf(tx) });
-      tx.readCommitted();
-    })).rejects.toThrow(/before the first statement/);
+    await expect(
+      withBatchedTransaction(ctx.db, async (tx) => {
+        await tx.send({ seq: seqOf(tx) });
+        tx.readCommitted();
+      }),
+    ).rejects.toThrow(/before the first statement/);
   });
 
   it('stops before COMMIT when a guarded statement affects another number of rows, and rolls back', async () => {

@@ -70,10 +70,20 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromi
     for (let i = 0; i < 3; i++) paid.push(await ctx.paidOrder(receiver.url, `${(i + 1) * 25}.00`));
     await createOrder(ctx, { subject: 'Pending demo order' });
     const failed = await createOrder(ctx);
-    await request(ctx.app).post('/notify').type('form').send(gatewayParams(failed, { status: 'failed' }));
+    await request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send(gatewayParams(failed, { status: 'failed' }));
     ghost = uid('GHOST');
     expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(ghost))).status).toBe(404);
-    expect((await request(ctx.app).post('/notify').type('form').send({ ...gatewayParams(failed), sign: 'BAD' })).status).toBe(401);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send({ ...gatewayParams(failed), sign: 'BAD' })
+      ).status,
+    ).toBe(401);
     for (const orderNo of paid) await ctx.waitForStatus(orderNo, 'delivered');
     served = await serveWithBrowser(ctx.app);
     ({ base, browser } = served);
@@ -131,7 +141,8 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromi
     expect(await page.locator('#orders-table tbody tr').count()).toBe(5);
     await page.selectOption('#filter-status', 'paid');
     await Promise.all([page.waitForURL(/status=paid/), page.click('#filter-button')]);
-    const attrs = (selector: string, attr: string) => page.evaluate<string[]>(`[...document.querySelectorAll('${selector}')].map((e) => e.getAttribute('${attr}'))`);
+    const attrs = (selector: string, attr: string) =>
+      page.evaluate<string[]>(`[...document.querySelectorAll('${selector}')].map((e) => e.getAttribute('${attr}'))`);
     const rows = await attrs('#orders-table tbody tr', 'data-order-no');
     expect(rows.sort()).toEqual([...paid].sort());
     expect(await attrs('#orders-table [data-status]', 'data-status')).toEqual(['paid', 'paid', 'paid']);

@@ -57,10 +57,43 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)('console screenshots and phone layout in 
       for (let i = 0; i < paid; i++) {
         const orderNo = uid('H');
         const amountMinor = 1000 + ((h * 31 + i * 17) % 90) * 100;
-        await ctx.db.kysely.insertInto('orders').values({ order_no: orderNo, amount_minor: amountMinor, currency: 'CNY', status: 'paid', payment_method: 'generic', transaction_id: `TX${orderNo}`, paid_at: at(i + 1), created_at: at(i), updated_at: at(i + 1) }).execute();
+        await ctx.db.kysely
+          .insertInto('orders')
+          .values({
+            order_no: orderNo,
+            amount_minor: amountMinor,
+            currency: 'CNY',
+            status: 'paid',
+            payment_method: 'generic',
+            transaction_id: `TX${orderNo}`,
+            paid_at: at(i + 1),
+            created_at: at(i),
+            updated_at: at(i + 1),
+          })
+          .execute();
         const verdicts = ['applied', ...(i === 0 && h % 3 === 0 ? ['duplicate'] : []), ...(i === 0 && h % 7 === 0 ? ['bad_signature'] : [])];
         for (const verdict of verdicts) {
-          await ctx.db.kysely.insertInto('payment_logs').values({ order_no: orderNo, gateway: 'generic', kind: 'notify', transaction_id: `TX${orderNo}`, amount_minor: amountMinor, currency: 'CNY', status: 'paid', verdict, message: verdict, payment_data: null, callback_data: '', remote_ip: '203.0.113.10', created_at: at(i + 1), callback_bytes: null, callback_sha256: null, unverified: verdict === 'bad_signature' ? 1 : 0 }).execute();
+          await ctx.db.kysely
+            .insertInto('payment_logs')
+            .values({
+              order_no: orderNo,
+              gateway: 'generic',
+              kind: 'notify',
+              transaction_id: `TX${orderNo}`,
+              amount_minor: amountMinor,
+              currency: 'CNY',
+              status: 'paid',
+              verdict,
+              message: verdict,
+              payment_data: null,
+              callback_data: '',
+              remote_ip: '203.0.113.10',
+              created_at: at(i + 1),
+              callback_bytes: null,
+              callback_sha256: null,
+              unverified: verdict === 'bad_signature' ? 1 : 0,
+            })
+            .execute();
         }
         historical += 1;
       }
@@ -70,10 +103,15 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)('console screenshots and phone layout in 
   /** An order as a merchant would create it, then paid (or failed) through a signed gateway notification. */
   async function order(subject: string, amount: string, currency: string, outcome: 'success' | 'failed' | null, notifyUrl?: string): Promise<string> {
     const orderNo = uid('ORD');
-    const created = await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount, currency, subject, payment_method: 'generic', notify_url: notifyUrl, callback_url: 'https://shop.example/return' });
+    const created = await ctx
+      .api('post', '/api/orders')
+      .send({ order_no: orderNo, amount, currency, subject, payment_method: 'generic', notify_url: notifyUrl, callback_url: 'https://shop.example/return' });
     expect(created.status).toBe(201);
     if (outcome) {
-      const res = await request(ctx.app).post('/notify').type('form').send(gatewayParams(orderNo, { amount, currency, status: outcome }));
+      const res = await request(ctx.app)
+        .post('/notify')
+        .type('form')
+        .send(gatewayParams(orderNo, { amount, currency, status: outcome }));
       expect(res.status).toBe(200);
     }
     return orderNo;
@@ -100,12 +138,34 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)('console screenshots and phone layout in 
     const closed = await order('Notebook', '45.50', 'CNY', null, merchant.url);
     expect((await ctx.api('post', `/api/orders/${closed}/close`)).status).toBe(200);
     // What operators must look at: an unknown order, an amount that does not match, a forged signature.
-    expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(uid('GHOST')))).status).toBe(404);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(gatewayParams(uid('GHOST')))
+      ).status,
+    ).toBe(404);
     const pending = await order('Desk lamp', '129.00', 'CNY', null);
-    expect((await request(ctx.app).post('/notify').type('form').send(gatewayParams(pending, { amount: '1.29' }))).status).toBe(409);
-    expect((await request(ctx.app).post('/notify').type('form').send({ ...gatewayParams(pending, { amount: '129.00' }), sign: 'FORGED' })).status).toBe(401);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(gatewayParams(pending, { amount: '1.29' }))
+      ).status,
+    ).toBe(409);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send({ ...gatewayParams(pending, { amount: '129.00' }), sign: 'FORGED' })
+      ).status,
+    ).toBe(401);
     await seedHistory();
-    for (let i = 0; i < 400 && (await ctx.db.kysely.selectFrom('notification_attempts').select('id').execute()).length < 5; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 400 && (await ctx.db.kysely.selectFrom('notification_attempts').select('id').execute()).length < 5; i++)
+      await new Promise((r) => setTimeout(r, 25));
     served = await serveWithBrowser(ctx.app);
     ({ base, browser } = served);
   });
@@ -182,7 +242,11 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)('console screenshots and phone layout in 
     await page.screenshot({ path: `${SHOTS}/console-orders-phone.png`, fullPage: true });
     expect(await page.locator('.scroll-hint:visible').count()).toBe(0);
     expect(await page.locator('.table-responsive.has-overflow').count()).toBe(0);
-    expect(await page.evaluate<boolean>('[...document.querySelectorAll("#orders-table td.text-end")].every((td) => td.getBoundingClientRect().right <= window.innerWidth)')).toBe(true);
+    expect(
+      await page.evaluate<boolean>(
+        '[...document.querySelectorAll("#orders-table td.text-end")].every((td) => td.getBoundingClientRect().right <= window.innerWidth)',
+      ),
+    ).toBe(true);
 
     await sandboxResult(page);
     expect(await overflowsX()).toBe(false);

@@ -135,7 +135,11 @@ describe.each(ENGINES)('CALLBACK_IP_ALLOWLIST_GENERIC on %s', (engine) => {
     expect(spoofed.status).toBe(403);
     await expectUnchanged(ctx, orderNo);
     const logs = await forbiddenLogs(ctx);
-    expect(logs.map((l) => [l.kind, l.gateway])).toEqual([['notify', 'generic'], ['return', 'generic'], ['return', 'generic']]);
+    expect(logs.map((l) => [l.kind, l.gateway])).toEqual([
+      ['notify', 'generic'],
+      ['return', 'generic'],
+      ['return', 'generic'],
+    ]);
     for (const log of logs) expect(log.remote_ip).toMatch(/127\.0\.0\.1/);
   });
 

@@ -5,7 +5,19 @@ import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './help
 import { ENGINES } from './helpers/engines.ts';
 import { gatewaySign, nowSeconds } from './helpers/gateway-signer.ts';
 import {
-  attrOf, createOrder, expectUnchanged, field, gatewayParams, html, orderRow, outboxRows, paymentLogs, query, resultKind, uid, visit,
+  attrOf,
+  createOrder,
+  expectUnchanged,
+  field,
+  gatewayParams,
+  html,
+  orderRow,
+  outboxRows,
+  paymentLogs,
+  query,
+  resultKind,
+  uid,
+  visit,
 } from './helpers/pages.ts';
 
 /** DESIGN A5 `GET|POST /callback`: the shopper's browser returning with signed gateway parameters. */
@@ -18,7 +30,9 @@ const NOTIFY_URL = 'https://merchant.example/notify';
 
 /** A7's sign rule, written independently: sorted non-empty params but sign, `k=v&…&key=<secret>`, upper-hex MD5. */
 function merchantMd5(params: Record<string, string>, secret: string): string {
-  const keys = Object.keys(params).filter((k) => k !== 'sign' && params[k] !== '').sort();
+  const keys = Object.keys(params)
+    .filter((k) => k !== 'sign' && params[k] !== '')
+    .sort();
   const text = `${keys.map((k) => `${k}=${params[k]}`).join('&')}&key=${secret}`;
   return createHash('md5').update(text, 'utf8').digest('hex').toUpperCase();
 }
@@ -84,9 +98,23 @@ describe.each(ENGINES)('/callback result pages on %s', (engine) => {
 
   const REJECTIONS: { name: string; verdict: string; build(orderNo: string): string }[] = [
     { name: 'a wrong signature', verdict: 'bad_signature', build: (no) => query({ ...gatewayParams(no), sign: 'A'.repeat(32) }) },
-    { name: 'a signature made with another key', verdict: 'bad_signature', build: (no) => { const p = gatewayParams(no); return query({ ...p, sign: gatewaySign(p, 'not-the-secret') }); } },
+    {
+      name: 'a signature made with another key',
+      verdict: 'bad_signature',
+      build: (no) => {
+        const p = gatewayParams(no);
+        return query({ ...p, sign: gatewaySign(p, 'not-the-secret') });
+      },
+    },
     { name: 'a tampered status', verdict: 'bad_signature', build: (no) => query({ ...gatewayParams(no, { status: 'failed' }), status: 'success' }) },
-    { name: 'a missing sign', verdict: 'bad_signature', build: (no) => { const { sign: _s, ...rest } = gatewayParams(no); return query(rest); } },
+    {
+      name: 'a missing sign',
+      verdict: 'bad_signature',
+      build: (no) => {
+        const { sign: _s, ...rest } = gatewayParams(no);
+        return query(rest);
+      },
+    },
     { name: 'an array parameter amount[]=1', verdict: 'malformed', build: (no) => `${query(gatewayParams(no))}&amount[]=1` },
     { name: 'a repeated parameter', verdict: 'malformed', build: (no) => `${query(gatewayParams(no))}&amount=99.00` },
     { name: 'a __proto__ key', verdict: 'malformed', build: (no) => `${query(gatewayParams(no))}&__proto__=x` },

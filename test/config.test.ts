@@ -76,8 +76,14 @@ describe('loadConfig defaults (DESIGN A2)', () => {
 
   it('parses set values', () => {
     const c = loadConfig({
-      PORT: '8080', HOST: '127.0.0.1', API_KEYS: ' a , b,,', TRUST_PROXY: 'loopback', RATE_LIMIT_PER_MINUTE: '5',
-      REDIS_URL: 'redis://r:6379', NOTIFY_EXPECT_BODY: 'success', DATABASE_READ_URL: 'mysql://u@h/db',
+      PORT: '8080',
+      HOST: '127.0.0.1',
+      API_KEYS: ' a , b,,',
+      TRUST_PROXY: 'loopback',
+      RATE_LIMIT_PER_MINUTE: '5',
+      REDIS_URL: 'redis://r:6379',
+      NOTIFY_EXPECT_BODY: 'success',
+      DATABASE_READ_URL: 'mysql://u@h/db',
     });
     expect([c.port, c.host, c.apiKeys, c.trustProxy, c.rateLimitPerMinute]).toEqual([8080, '127.0.0.1', ['a', 'b'], 'loopback', 5]);
     expect(c.redis).toEqual({ url: 'redis://r:6379', prefix: 'pcs:' });
@@ -162,11 +168,23 @@ describe('loadConfig validation', () => {
   });
 
   it('lists several problems at once, including checks that run after field parsing', () => {
-    const problems = problemsOf({ PORT: 'abc', NOTIFY_RETRY_SCHEDULE: '5x', API_IP_ALLOWLIST: '999.1.1.1', TLS_CERT_FILE: certFile, CALLBACK_IP_ALLOWLIST_FOO: '1.1.1.1' });
+    const problems = problemsOf({
+      PORT: 'abc',
+      NOTIFY_RETRY_SCHEDULE: '5x',
+      API_IP_ALLOWLIST: '999.1.1.1',
+      TLS_CERT_FILE: certFile,
+      CALLBACK_IP_ALLOWLIST_FOO: '1.1.1.1',
+    });
     for (const name of ['PORT', 'NOTIFY_RETRY_SCHEDULE', 'API_IP_ALLOWLIST', 'TLS_CERT_FILE and TLS_KEY_FILE', 'CALLBACK_IP_ALLOWLIST_FOO']) {
       expect(problems.filter((p) => p.startsWith(`${name}: `))).toHaveLength(1);
     }
-    const err = (() => { try { loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }); } catch (e) { return e as Error; } })();
+    const err = (() => {
+      try {
+        loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
     expect(err?.message).toMatch(/^Invalid configuration:\n {2}- (PORT|LOG_LEVEL): .*\n {2}- (PORT|LOG_LEVEL): /);
   });
 });

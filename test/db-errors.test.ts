@@ -5,7 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectAffectedRows } from '../src/db/fast-path/batch-statements.ts';
 import { UnexpectedRowCount, withBatchedTransaction } from '../src/db/fast-path/batched-transaction.ts';
 import { openDatabase, type Database } from '../src/db/database.ts';
-import { classifyDbError, committedNothing, isDatabaseUnreachable, isStatementRefusal, isStorageUnavailable, withDbRetry, type DbErrorKind } from '../src/db/db-errors.ts';
+import {
+  classifyDbError,
+  committedNothing,
+  isDatabaseUnreachable,
+  isStatementRefusal,
+  isStorageUnavailable,
+  withDbRetry,
+  type DbErrorKind,
+} from '../src/db/db-errors.ts';
 import type { DB } from '../src/db/schema.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { ENGINES, MYSQL_URL } from './helpers/engines.ts';
@@ -64,7 +72,17 @@ describe.each(ENGINES)('database error policy on %s', (engine) => {
     expect(isStorageUnavailable(bad)).toBe(false);
     expect(committedNothing(engine, bad)).toBe(true);
     const guard = await errorOf(() =>
-      withBatchedTransaction(db, (tx) => tx.commit({ change: expectAffectedRows(tx.db.updateTable('t' as never).set({ v: 1 } as never).where('id' as never, '=', 99 as never), 1) })),
+      withBatchedTransaction(db, (tx) =>
+        tx.commit({
+          change: expectAffectedRows(
+            tx.db
+              .updateTable('t' as never)
+              .set({ v: 1 } as never)
+              .where('id' as never, '=', 99 as never),
+            1,
+          ),
+        }),
+      ),
     );
     expect(guard).toBeInstanceOf(UnexpectedRowCount);
     expectKind(guard, 'statement');
@@ -176,18 +194,21 @@ describe.each(ENGINES)('database error policy on %s', (engine) => {
     return Promise.allSettled([side(1, 2), side(2, 1)]);
   }
 
-  it.runIf(engine === 'mysql')('a deadlock between two transactions is a deadlock (503, nothing committed); the retry helper runs the victim again', async () => {
-    const alone = await crossLock(false);
-    const failures = alone.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-    expect(failures).toHaveLength(1);
-    expect((failures[0] as { code?: string }).code).toBe('ER_LOCK_DEADLOCK');
-    expectKind(failures[0], 'deadlock');
-    expect(isStorageUnavailable(failures[0])).toBe(true);
-    expect(committedNothing(engine, failures[0])).toBe(true);
-    expect(isStatementRefusal(failures[0])).toBe(true);
-    const retried = await crossLock(true);
-    expect(retried.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
-  });
+  it.runIf(engine === 'mysql')(
+    'a deadlock between two transactions is a deadlock (503, nothing committed); the retry helper runs the victim again',
+    async () => {
+      const alone = await crossLock(false);
+      const failures = alone.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      expect(failures).toHaveLength(1);
+      expect((failures[0] as { code?: string }).code).toBe('ER_LOCK_DEADLOCK');
+      expectKind(failures[0], 'deadlock');
+      expect(isStorageUnavailable(failures[0])).toBe(true);
+      expect(committedNothing(engine, failures[0])).toBe(true);
+      expect(isStatementRefusal(failures[0])).toBe(true);
+      const retried = await crossLock(true);
+      expect(retried.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+    },
+  );
 
   it.runIf(engine === 'mysql')('a lock wait past innodb_lock_wait_timeout is a lock timeout (503, retried, not a statement refusal)', async () => {
     let release!: () => void;
@@ -307,10 +328,15 @@ describe('the retry helper', () => {
 
   it('runs the work again on a conflict, up to the attempts, and gives up with the last error', async () => {
     let calls = 0;
-    await expect(withDbRetry(async () => {
-      calls++;
-      throw conflict();
-    }, { attempts: 3 })).rejects.toMatchObject({ code: 'ER_LOCK_DEADLOCK' });
+    await expect(
+      withDbRetry(
+        async () => {
+          calls++;
+          throw conflict();
+        },
+        { attempts: 3 },
+      ),
+    ).rejects.toMatchObject({ code: 'ER_LOCK_DEADLOCK' });
     expect(calls).toBe(3);
     calls = 0;
     expect(await withDbRetry(async () => (++calls < 2 ? Promise.reject(conflict()) : 'ok'))).toBe('ok');
@@ -320,19 +346,23 @@ describe('the retry helper', () => {
   it('never runs the work again for an error of a kind it was not told to retry', async () => {
     let calls = 0;
     const dup = Object.assign(new Error('Duplicate entry'), { code: 'ER_DUP_ENTRY', errno: 1062, sqlState: '23000' });
-    await expect(withDbRetry(async () => {
-      calls++;
-      throw dup;
-    })).rejects.toBe(dup);
+    await expect(
+      withDbRetry(async () => {
+        calls++;
+        throw dup;
+      }),
+    ).rejects.toBe(dup);
     expect(calls).toBe(1);
     calls = 0;
     expect(await withDbRetry(async () => (++calls < 2 ? Promise.reject(dup) : 'ok'), { retryOn: ['unique_violation'] })).toBe('ok');
     const lost = Object.assign(new Error('Connection lost'), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true });
     calls = 0;
-    await expect(withDbRetry(async () => {
-      calls++;
-      throw lost;
-    })).rejects.toBe(lost);
+    await expect(
+      withDbRetry(async () => {
+        calls++;
+        throw lost;
+      }),
+    ).rejects.toBe(lost);
     expect(calls).toBe(1);
   });
 });

@@ -8,7 +8,17 @@ import { startReceiver } from './helpers/receiver.ts';
 const SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
 const settings: DeliverySettings = { secret: SECRET, signType: 'MD5', timeoutMs: 400, expectBody: null, allowPrivateNetworks: true };
 const now = new Date('2026-01-02T03:04:05.678Z');
-const event = { event_id: 'evt_1', type: 'order.paid', order_no: 'Ö-"1"\\', transaction_id: null, amount: '12.34', currency: 'CNY', status: 'paid', paid_at: '', seq: 3 };
+const event = {
+  event_id: 'evt_1',
+  type: 'order.paid',
+  order_no: 'Ö-"1"\\',
+  transaction_id: null,
+  amount: '12.34',
+  currency: 'CNY',
+  status: 'paid',
+  paid_at: '',
+  seq: 3,
+};
 
 /** What the body was before it was appended to the stored text: every field written again by JSON.stringify. */
 function reference(body: string, signType: DeliverySettings['signType']) {
@@ -90,7 +100,11 @@ describe('one delivery attempt over HTTP', () => {
   });
 
   it('records Retry-After, a body that never ends as a timeout, and a refused connection', async () => {
-    expect(await attempt(`${rawUrl}/busy`)).toMatchObject({ verdict: { kind: 'failed', reason: 'HTTP 429', retryAfterMs: 7000 }, statusCode: 429, excerpt: 'slow down' });
+    expect(await attempt(`${rawUrl}/busy`)).toMatchObject({
+      verdict: { kind: 'failed', reason: 'HTTP 429', retryAfterMs: 7000 },
+      statusCode: 429,
+      excerpt: 'slow down',
+    });
     const endless = await attempt(`${rawUrl}/endless`);
     expect(endless).toMatchObject({ verdict: { kind: 'failed', reason: 'timeout after 400 ms' }, statusCode: null, excerpt: null });
     expect(endless.durationMs).toBeGreaterThanOrEqual(350);

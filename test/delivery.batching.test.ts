@@ -30,25 +30,56 @@ describe.each(ENGINES)('delivery completions grouped into one transaction on %s'
     const ids: number[] = [];
     for (let i = 0; i < n; i++) {
       const eventId = `evt_b_${engine}_${++counter}`;
-      await db.kysely.insertInto('notifications').values({ event_id: eventId, order_no: `B${counter}`, type: 'order.paid', seq: 1, payload: '{}', url: 'http://127.0.0.1:9/', status: 'delivering', next_attempt_at: until, lease_owner: owner, lease_expires_at: until, created_at: now, updated_at: now }).execute();
+      await db.kysely
+        .insertInto('notifications')
+        .values({
+          event_id: eventId,
+          order_no: `B${counter}`,
+          type: 'order.paid',
+          seq: 1,
+          payload: '{}',
+          url: 'http://127.0.0.1:9/',
+          status: 'delivering',
+          next_attempt_at: until,
+          lease_owner: owner,
+          lease_expires_at: until,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
       ids.push(Number((await db.kysely.selectFrom('notifications').select('id').where('event_id', '=', eventId).executeTakeFirstOrThrow()).id));
     }
     return ids;
   }
 
   const completion = (id: number, update: Completion['update'], durationMs = 5): Completion => ({
-    attempt: { notificationId: id, attemptNo: 1, startedAt: new Date(), durationMs, statusCode: update.status === 'delivered' ? 200 : 500, error: update.status === 'delivered' ? null : 'HTTP 500', excerpt: 'x' },
+    attempt: {
+      notificationId: id,
+      attemptNo: 1,
+      startedAt: new Date(),
+      durationMs,
+      statusCode: update.status === 'delivered' ? 200 : 500,
+      error: update.status === 'delivered' ? null : 'HTTP 500',
+      excerpt: 'x',
+    },
     update,
   });
   const rows = (ids: number[]) => db.kysely.selectFrom('notifications').selectAll().where('id', 'in', ids).orderBy('id').execute();
-  const attempts = (ids: number[]) => db.kysely.selectFrom('notification_attempts').selectAll().where('notification_id', 'in', ids).orderBy('notification_id').execute();
+  const attempts = (ids: number[]) =>
+    db.kysely.selectFrom('notification_attempts').selectAll().where('notification_id', 'in', ids).orderBy('notification_id').execute();
 
   it('records many finished deliveries in few flushes with the right attempt rows and states', async () => {
     const ids = await leased(40, 'A');
     const batcher = createCompletionBatcher(db, 'A', systemClock);
     const retryAt = new Date(Date.now() + 120_000);
     const updateOf = (i: number): Completion['update'] =>
-      i % 4 === 1 ? { status: 'pending', nextAttemptAt: retryAt, scheduleStep: 2, lastError: `HTTP 500 #${i}` } : i % 4 === 2 ? { status: 'dead', lastError: 'schedule spent' } : i % 4 === 3 ? { status: 'abandoned', lastError: 'HTTP 410' } : { status: 'delivered', lastError: null };
+      i % 4 === 1
+        ? { status: 'pending', nextAttemptAt: retryAt, scheduleStep: 2, lastError: `HTTP 500 #${i}` }
+        : i % 4 === 2
+          ? { status: 'dead', lastError: 'schedule spent' }
+          : i % 4 === 3
+            ? { status: 'abandoned', lastError: 'HTTP 410' }
+            : { status: 'delivered', lastError: null };
     const kept = await Promise.all(ids.map((id, i) => batcher.complete(completion(id, updateOf(i)))));
     expect(kept).toEqual(ids.map(() => true));
     expect(batcher.flushes()).toBeLessThanOrEqual(2); // all queued in one turn: the first flush takes them all
@@ -69,9 +100,21 @@ describe.each(ENGINES)('delivery completions grouped into one transaction on %s'
     const taken = await leased(2, 'B');
     const batcher = createCompletionBatcher(db, 'A', systemClock);
     const all = [mine[0]!, taken[0]!, mine[1]!, taken[1]!, mine[2]!];
-    const kept = await Promise.all(all.map((id, i) => batcher.complete(completion(id, i === 2 ? { status: 'pending', nextAttemptAt: new Date(), scheduleStep: 1, lastError: 'HTTP 500' } : { status: 'delivered', lastError: null }))));
+    const kept = await Promise.all(
+      all.map((id, i) =>
+        batcher.complete(
+          completion(
+            id,
+            i === 2 ? { status: 'pending', nextAttemptAt: new Date(), scheduleStep: 1, lastError: 'HTTP 500' } : { status: 'delivered', lastError: null },
+          ),
+        ),
+      ),
+    );
     expect(kept).toEqual([true, false, true, false, true]);
-    expect((await rows(taken)).map((r) => [r.status, r.lease_owner, r.attempts])).toEqual([['delivering', 'B', 0], ['delivering', 'B', 0]]);
+    expect((await rows(taken)).map((r) => [r.status, r.lease_owner, r.attempts])).toEqual([
+      ['delivering', 'B', 0],
+      ['delivering', 'B', 0],
+    ]);
     expect((await rows(mine)).map((r) => r.status)).toEqual(['delivered', 'pending', 'delivered']);
     expect((await attempts(all)).length).toBe(5);
   });
@@ -117,9 +160,30 @@ describe.each(ENGINES)('delivery completions grouped into one transaction on %s'
     const live = await leased(2, 'L', 60_000);
     const expired = await leased(2, 'X', -60_000);
     const now = toDbTime(new Date());
-    await db.kysely.insertInto('notifications').values(Array.from({ length: 3 }, (_, i) => ({ event_id: `evt_p_${engine}_${i}`, order_no: `P${i}`, type: 'order.paid', seq: 1, payload: '{}', url: 'http://127.0.0.1:9/', status: 'pending', next_attempt_at: now, created_at: now, updated_at: now }))).execute();
+    await db.kysely
+      .insertInto('notifications')
+      .values(
+        Array.from({ length: 3 }, (_, i) => ({
+          event_id: `evt_p_${engine}_${i}`,
+          order_no: `P${i}`,
+          type: 'order.paid',
+          seq: 1,
+          payload: '{}',
+          url: 'http://127.0.0.1:9/',
+          status: 'pending',
+          next_attempt_at: now,
+          created_at: now,
+          updated_at: now,
+        })),
+      )
+      .execute();
     const first = await claimDueEvents(db, 'M', 3, 60_000, new Date());
-    expect(first.map((e) => e.id).slice(0, 2).sort()).toEqual([...expired].sort()); // the expired leases are the oldest due rows
+    expect(
+      first
+        .map((e) => e.id)
+        .slice(0, 2)
+        .sort(),
+    ).toEqual([...expired].sort()); // the expired leases are the oldest due rows
     expect(first).toHaveLength(3);
     const second = await claimDueEvents(db, 'M', 10, 60_000, new Date());
     expect(second).toHaveLength(2);

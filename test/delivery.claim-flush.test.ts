@@ -17,16 +17,21 @@ describe.each(ENGINES)('a backlog drained by completion flushes on %s', (engine)
   let maxOpen = 0;
   beforeAll(async () => {
     // The poll timer never fires during the test: after the first claim, only flushes can keep the drain going.
-    ctx = await createTestContext(engine, { env: { NOTIFY_CONCURRENCY: String(CONCURRENCY), NOTIFY_POLL_INTERVAL_MS: '3600000', NOTIFY_RETRY_SCHEDULE: '1h' } });
+    ctx = await createTestContext(engine, {
+      env: { NOTIFY_CONCURRENCY: String(CONCURRENCY), NOTIFY_POLL_INTERVAL_MS: '3600000', NOTIFY_RETRY_SCHEDULE: '1h' },
+    });
     receiver = await startReceiver((n, res) => {
       open += 1;
       maxOpen = Math.max(maxOpen, open);
       // Every seventh answer is a 500: failures and successes share flushes; the delay keeps several requests open at once.
-      setTimeout(() => {
-        open -= 1;
-        res.statusCode = n % 7 === 3 ? 500 : 200;
-        res.end('ok');
-      }, 3 + (n % 5));
+      setTimeout(
+        () => {
+          open -= 1;
+          res.statusCode = n % 7 === 3 ? 500 : 200;
+          res.end('ok');
+        },
+        3 + (n % 5),
+      );
     });
   });
   afterAll(async () => {
@@ -37,8 +42,16 @@ describe.each(ENGINES)('a backlog drained by completion flushes on %s', (engine)
   it('delivers every event once, never more than NOTIFY_CONCURRENCY at a time, without the poll timer', async () => {
     const now = toDbTime(new Date(Date.now() - 1000));
     const rows = Array.from({ length: EVENTS }, (_, i) => ({
-      event_id: `evt_f_${engine}_${i}`, order_no: `F${i}`, type: 'order.paid', seq: 1, payload: JSON.stringify({ event_id: `evt_f_${engine}_${i}`, type: 'order.paid', order_no: `F${i}`, seq: 1 }),
-      url: receiver.url, status: 'pending', next_attempt_at: now, created_at: now, updated_at: now,
+      event_id: `evt_f_${engine}_${i}`,
+      order_no: `F${i}`,
+      type: 'order.paid',
+      seq: 1,
+      payload: JSON.stringify({ event_id: `evt_f_${engine}_${i}`, type: 'order.paid', order_no: `F${i}`, seq: 1 }),
+      url: receiver.url,
+      status: 'pending',
+      next_attempt_at: now,
+      created_at: now,
+      updated_at: now,
     }));
     await ctx.db.kysely.insertInto('notifications').values(rows).execute();
     const dispatcher = createDispatcher({ db: ctx.db, config: ctx.config, logger: createLogger('silent'), clock: systemClock });

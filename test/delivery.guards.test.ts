@@ -60,9 +60,32 @@ describe.each(ENGINES)('NOTIFY_EXPECT_BODY on %s', (engine) => {
 
 describe('SSRF guard', () => {
   it.each([
-    '127.0.0.1', '127.255.255.254', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1',
-    '0.0.0.0', '224.0.0.1', '255.255.255.255', '192.0.2.1', '198.18.0.1', '::1', '::', 'fe80::1', 'fc00::1', 'fd12:3456::1',
-    'ff02::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:a00:1', '[::1]', '2001:db8::1', 'not-an-ip',
+    '127.0.0.1',
+    '127.255.255.254',
+    '10.1.2.3',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '224.0.0.1',
+    '255.255.255.255',
+    '192.0.2.1',
+    '198.18.0.1',
+    '::1',
+    '::',
+    'fe80::1',
+    'fc00::1',
+    'fd12:3456::1',
+    'ff02::1',
+    '::ffff:127.0.0.1',
+    '::ffff:10.0.0.1',
+    '::ffff:7f00:1',
+    '0:0:0:0:0:ffff:a00:1',
+    '[::1]',
+    '2001:db8::1',
+    'not-an-ip',
   ])('refuses %s', (ip) => {
     expect(isDisallowedAddress(ip)).toBe(true);
   });
@@ -92,9 +115,19 @@ describe('retry policy', () => {
 
   it('walks the schedule, honours Retry-After when longer, and ends dead', () => {
     const schedule = [15_000, 60_000];
-    expect(nextState({ kind: 'failed', reason: 'HTTP 500' }, 0, schedule, now)).toMatchObject({ status: 'pending', scheduleStep: 1, nextAttemptAt: new Date(now.getTime() + 15_000) });
-    expect(nextState({ kind: 'failed', reason: 'HTTP 503', retryAfterMs: 120_000 }, 1, schedule, now)).toMatchObject({ status: 'pending', scheduleStep: 2, nextAttemptAt: new Date(now.getTime() + 120_000) });
-    expect(nextState({ kind: 'failed', reason: 'HTTP 503', retryAfterMs: 1_000 }, 1, schedule, now)).toMatchObject({ nextAttemptAt: new Date(now.getTime() + 60_000) });
+    expect(nextState({ kind: 'failed', reason: 'HTTP 500' }, 0, schedule, now)).toMatchObject({
+      status: 'pending',
+      scheduleStep: 1,
+      nextAttemptAt: new Date(now.getTime() + 15_000),
+    });
+    expect(nextState({ kind: 'failed', reason: 'HTTP 503', retryAfterMs: 120_000 }, 1, schedule, now)).toMatchObject({
+      status: 'pending',
+      scheduleStep: 2,
+      nextAttemptAt: new Date(now.getTime() + 120_000),
+    });
+    expect(nextState({ kind: 'failed', reason: 'HTTP 503', retryAfterMs: 1_000 }, 1, schedule, now)).toMatchObject({
+      nextAttemptAt: new Date(now.getTime() + 60_000),
+    });
     expect(nextState({ kind: 'failed', reason: 'HTTP 500' }, 2, schedule, now)).toMatchObject({ status: 'dead' });
     expect(nextState({ kind: 'abandoned', reason: 'HTTP 410' }, 0, schedule, now)).toEqual({ status: 'abandoned', reason: 'HTTP 410' });
     expect(nextState({ kind: 'delivered' }, 1, schedule, now)).toEqual({ status: 'delivered' });

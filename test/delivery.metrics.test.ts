@@ -37,10 +37,21 @@ describe.each(ENGINES)('delivery metrics hooks on %s', (engine) => {
       // A due event nobody has claimed yet (the loop is stopped): backlog 1, aged 90 s.
       await ctx.dispatcher.stop(1000);
       const past = toDbTime(new Date(Date.now() - 90_000));
-      await ctx.db.kysely.insertInto('notifications').values({
-        event_id: 'evt_backlog', order_no: a, type: 'order.paid', seq: 9, payload: '{}', url: ok.url, status: 'pending',
-        next_attempt_at: past, created_at: past, updated_at: past,
-      }).execute();
+      await ctx.db.kysely
+        .insertInto('notifications')
+        .values({
+          event_id: 'evt_backlog',
+          order_no: a,
+          type: 'order.paid',
+          seq: 9,
+          payload: '{}',
+          url: ok.url,
+          status: 'pending',
+          next_attempt_at: past,
+          created_at: past,
+          updated_at: past,
+        })
+        .execute();
       const metrics = await service.deliveryMetrics();
       expect(metrics.backlog).toBe(1);
       expect(metrics.oldest_due_age_seconds).toBeGreaterThanOrEqual(89);

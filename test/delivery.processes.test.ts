@@ -76,8 +76,7 @@ async function paidOrder(svc: ServiceProcess, notifyUrl: string): Promise<string
   return orderNo;
 }
 
-const eventOf = (db: Database, orderNo: string) =>
-  db.kysely.selectFrom('notifications').selectAll().where('order_no', '=', orderNo).executeTakeFirstOrThrow();
+const eventOf = (db: Database, orderNo: string) => db.kysely.selectFrom('notifications').selectAll().where('order_no', '=', orderNo).executeTakeFirstOrThrow();
 
 const attemptsOf = (db: Database, orderNo: string) =>
   db.kysely
@@ -89,7 +88,13 @@ const attemptsOf = (db: Database, orderNo: string) =>
     .execute();
 
 const waitForStatus = (db: Database, orderNo: string, status: string, ms: number) =>
-  waitUntil(`event of ${orderNo} to be ${status}`, async () => (await eventOf(db, orderNo)).status === status, ms, 50, async () => JSON.stringify(await eventOf(db, orderNo)));
+  waitUntil(
+    `event of ${orderNo} to be ${status}`,
+    async () => (await eventOf(db, orderNo)).status === status,
+    ms,
+    50,
+    async () => JSON.stringify(await eventOf(db, orderNo)),
+  );
 
 const eventIdOf = (body: string) => (JSON.parse(body) as { event_id: string }).event_id;
 /** Watches past the longest retry delay (and two polls) of the service's configuration: a second delivery would be in by then. */
@@ -124,13 +129,23 @@ describe.skipIf(!MYSQL_URL)('three service processes on one MariaDB/MySQL databa
       for (const svc of services) if (pidsConnectedTo(merchant.port, svc.pids()).size > 0) seen.add(svc.name);
     };
     const counts = async () => {
-      const rows = await db.kysely.selectFrom('notifications').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute();
+      const rows = await db.kysely
+        .selectFrom('notifications')
+        .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('status')
+        .execute();
       return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
     };
-    await waitUntil('all 300 events delivered', async () => {
-      sample();
-      return (await counts()).delivered === ORDERS;
-    }, 60_000, 100, async () => JSON.stringify(await counts()));
+    await waitUntil(
+      'all 300 events delivered',
+      async () => {
+        sample();
+        return (await counts()).delivered === ORDERS;
+      },
+      60_000,
+      100,
+      async () => JSON.stringify(await counts()),
+    );
     const deliveredMs = Date.now() - started;
 
     await pastRetryInterval(env); // a duplicate, even one sent as a retry, would show up now
@@ -157,7 +172,9 @@ describe.skipIf(!MYSQL_URL)('three service processes on one MariaDB/MySQL databa
     // Errors (pino level 50+) would mean lost bookkeeping; a warning (e.g. a claim retried at the next poll) is tolerated.
     for (const svc of services) expect(svc.output()).not.toMatch(/"level":(50|60)/);
     const warnings = services.map((svc) => svc.output().match(/"level":40/g)?.length ?? 0).reduce((a, b) => a + b);
-    console.log(`3 processes: ${ORDERS} orders created and paid in ${paidMs} ms, all delivered after ${deliveredMs} ms; delivering processes: ${[...seen].join(', ')}; warnings logged: ${warnings}`);
+    console.log(
+      `3 processes: ${ORDERS} orders created and paid in ${paidMs} ms, all delivered after ${deliveredMs} ms; delivering processes: ${[...seen].join(', ')}; warnings logged: ${warnings}`,
+    );
   });
 });
 
@@ -246,7 +263,10 @@ describe.each(ENGINES)('delivery across process crashes and restarts on %s', (en
     expect(eventIdOf(second.body)).toBe(eventIdOf(first.body));
     expect(second.at).toBeGreaterThanOrEqual(due);
     expect(await eventOf(db, orderNo)).toMatchObject({ status: 'delivered', attempts: 2, lease_owner: null, last_error: null });
-    expect((await attemptsOf(db, orderNo)).map((x) => [x.attempt_no, x.status_code])).toEqual([[1, 500], [2, 200]]);
+    expect((await attemptsOf(db, orderNo)).map((x) => [x.attempt_no, x.status_code])).toEqual([
+      [1, 500],
+      [2, 200],
+    ]);
 
     b.signal('SIGTERM');
     expect(await b.exit(15_000)).toEqual({ code: 0, signal: null });

@@ -34,14 +34,41 @@ describe.each(ENGINES)('merchant notification delivery on %s', (engine) => {
       expect(got!.headers['content-type']).toBe('application/json');
       expect(got!.headers['user-agent']).toMatch(/^payment-callback-service\//);
       const body = JSON.parse(got!.body);
-      expect(Object.keys(body)).toEqual(['event_id', 'type', 'order_no', 'transaction_id', 'amount', 'currency', 'status', 'paid_at', 'seq', 'timestamp', 'nonce', 'sign_type', 'sign']);
-      expect(body).toMatchObject({ type: 'order.paid', order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '12.34', currency: 'CNY', status: 'paid', seq: 1, sign_type: 'MD5' });
+      expect(Object.keys(body)).toEqual([
+        'event_id',
+        'type',
+        'order_no',
+        'transaction_id',
+        'amount',
+        'currency',
+        'status',
+        'paid_at',
+        'seq',
+        'timestamp',
+        'nonce',
+        'sign_type',
+        'sign',
+      ]);
+      expect(body).toMatchObject({
+        type: 'order.paid',
+        order_no: orderNo,
+        transaction_id: `T-${orderNo}`,
+        amount: '12.34',
+        currency: 'CNY',
+        status: 'paid',
+        seq: 1,
+        sign_type: 'MD5',
+      });
       expect(typeof body.timestamp).toBe('number');
       expect(Math.abs(body.timestamp - Date.now() / 1000)).toBeLessThan(10);
       expect(body.sign).toBe(md5Sign(body, ctx.config.secrets.NOTIFY_SECRET));
       expect(md5Sign({ ...body, amount: '0.01' }, ctx.config.secrets.NOTIFY_SECRET)).not.toBe(body.sign);
       const webhook = new Webhook(ctx.config.secrets.NOTIFY_SECRET);
-      const headers = { 'webhook-id': String(got!.headers['webhook-id']), 'webhook-timestamp': String(got!.headers['webhook-timestamp']), 'webhook-signature': String(got!.headers['webhook-signature']) };
+      const headers = {
+        'webhook-id': String(got!.headers['webhook-id']),
+        'webhook-timestamp': String(got!.headers['webhook-timestamp']),
+        'webhook-signature': String(got!.headers['webhook-signature']),
+      };
       expect(webhook.verify(got!.body, headers)).toMatchObject({ event_id: body.event_id });
       expect(headers['webhook-id']).toBe(body.event_id);
       expect(() => webhook.verify(got!.body.replace('12.34', '12.35'), headers)).toThrow();
@@ -49,7 +76,9 @@ describe.each(ENGINES)('merchant notification delivery on %s', (engine) => {
       expect(receiver.received).toHaveLength(1);
       const detail = await ctx.api('get', `/api/orders/${orderNo}`);
       expect(detail.body.data.notifications[0]).toMatchObject({ status: 'delivered', attempt_count: 1, event_id: body.event_id });
-      expect(detail.body.data.notifications[0].attempts).toEqual([expect.objectContaining({ attempt_no: 1, status_code: 200, error: null, response_excerpt: 'success' })]);
+      expect(detail.body.data.notifications[0].attempts).toEqual([
+        expect.objectContaining({ attempt_no: 1, status_code: 200, error: null, response_excerpt: 'success' }),
+      ]);
     } finally {
       await receiver.close();
     }
@@ -67,7 +96,11 @@ describe.each(ENGINES)('merchant notification delivery on %s', (engine) => {
       const ids = new Set(receiver.received.map((r) => JSON.parse(r.body).event_id));
       expect(ids.size).toBe(1);
       const attempts = await ctx.attempts(orderNo);
-      expect(attempts.map((a) => [a.attempt_no, a.status_code])).toEqual([[1, 500], [2, 500], [3, 200]]);
+      expect(attempts.map((a) => [a.attempt_no, a.status_code])).toEqual([
+        [1, 500],
+        [2, 500],
+        [3, 200],
+      ]);
       expect(attempts[0]!.error).toBe('HTTP 500');
       expect((await ctx.events(orderNo))[0]).toMatchObject({ status: 'delivered', attempts: 3, last_error: null });
       expect(receiver.received[1]!.at - receiver.received[0]!.at).toBeGreaterThanOrEqual(180);
@@ -203,9 +236,15 @@ describe.each(ENGINES)('merchant notification delivery on %s', (engine) => {
       const { signed } = await import('./helpers/gateway-signer.ts');
       const { TEST_GATEWAY_SECRET } = await import('./helpers/context.ts');
       const { default: request } = await import('supertest');
-      await request(ctx.app).post('/notify').type('form').send(signed({ order_no: orderNo, transaction_id: 'LATE', amount: '10.00', status: 'success' }, TEST_GATEWAY_SECRET));
+      await request(ctx.app)
+        .post('/notify')
+        .type('form')
+        .send(signed({ order_no: orderNo, transaction_id: 'LATE', amount: '10.00', status: 'success' }, TEST_GATEWAY_SECRET));
       await receiver.waitFor(2);
-      expect(receiver.received.map((r) => [JSON.parse(r.body).type, JSON.parse(r.body).seq])).toEqual([['order.closed', 1], ['order.paid', 2]]);
+      expect(receiver.received.map((r) => [JSON.parse(r.body).type, JSON.parse(r.body).seq])).toEqual([
+        ['order.closed', 1],
+        ['order.paid', 2],
+      ]);
     } finally {
       await receiver.close();
     }

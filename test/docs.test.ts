@@ -79,9 +79,7 @@ function anchorsOf(markdown: string): Set<string> {
 /** Relative link targets of `[text](target)` and `![alt](target)` outside code. */
 function relativeLinks(markdown: string): string[] {
   const text = prose(markdown).replace(/`[^`\n]*`/g, '');
-  return [...text.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)]
-    .map((m) => m[1]!)
-    .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
+  return [...text.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]!).filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
 }
 
 describe('user documentation', () => {
@@ -111,7 +109,8 @@ describe('user documentation', () => {
   });
 
   it('the link checker sees what GitHub renders (anchors, images, code left alone)', () => {
-    const sample = '# Top\n## `POST /api/orders` — create an order\n## Top\n```sh\n[x](missing.md)\n```\n![shot](a.png) [b](b.md#c) <https://x.example> `[y](inline.md)`\n';
+    const sample =
+      '# Top\n## `POST /api/orders` — create an order\n## Top\n```sh\n[x](missing.md)\n```\n![shot](a.png) [b](b.md#c) <https://x.example> `[y](inline.md)`\n';
     expect([...anchorsOf(sample)]).toEqual(['top', 'post-apiorders--create-an-order', 'top-1']);
     expect(relativeLinks(sample)).toEqual(['a.png', 'b.md#c']);
     expect(forbiddenIn('see issue 5 and DESIGN A4; figures of this session; ../shared/bench')).toHaveLength(4);

@@ -52,10 +52,22 @@ function doctor(env: Record<string, string | undefined>, args: string[] = []): P
 
 const line = (run: DoctorRun, name: string) => run.checks.find((l) => l.slice(2).startsWith(`${name}:`));
 const SECRET_NAMES = ['GATEWAY_SECRET', 'NOTIFY_SECRET', 'ADMIN_PASSWORD', 'SESSION_SECRET'];
-const LOCAL_CHECKS = ['configuration', 'database reachable', 'database version', 'migrations', ...SECRET_NAMES.map((n) => `secret ${n}`), 'API keys', 'clock and timezone', 'data directory'];
+const LOCAL_CHECKS = [
+  'configuration',
+  'database reachable',
+  'database version',
+  'migrations',
+  ...SECRET_NAMES.map((n) => `secret ${n}`),
+  'API keys',
+  'clock and timezone',
+  'data directory',
+];
 
 function expectAllPassed(run: DoctorRun, count: number) {
-  expect(run.checks.filter((l) => l.startsWith('✗')), run.stdout + run.stderr).toEqual([]);
+  expect(
+    run.checks.filter((l) => l.startsWith('✗')),
+    run.stdout + run.stderr,
+  ).toEqual([]);
   expect(run.checks).toHaveLength(count);
   expect(run.stdout).toContain(`doctor: all ${count} checks passed`);
   expect(run.code).toBe(0);
@@ -118,7 +130,10 @@ describe('npm run doctor in development', () => {
       expectAllPassed(run, LOCAL_CHECKS.length);
       for (const name of SECRET_NAMES) expect(line(run, `secret ${name}`)).toMatch(/^✓ .*: stored in system_config, \d+ (characters|bytes)$/);
       expect(line(run, 'API keys')).toBe('✓ API keys: 1 active in the database');
-      expectNoSecrets(run, SECRET_NAMES.map((n) => ctx.config.secrets[n as keyof typeof ctx.config.secrets]));
+      expectNoSecrets(
+        run,
+        SECRET_NAMES.map((n) => ctx.config.secrets[n as keyof typeof ctx.config.secrets]),
+      );
     } finally {
       await ctx.close();
     }
@@ -226,7 +241,16 @@ describe('npm run doctor in production', () => {
     expect(line(run, 'secret SESSION_SECRET')).toMatch(/^✗ .*not set/);
     expect(line(run, 'API keys')).toMatch(/^✗ .*shorter than 24 characters/);
     expect(line(run, 'database reachable')).toMatch(/^✗ /);
-    expectNoSecrets(run, ['gw-short-secret', values.NOTIFY_SECRET, values.NOTIFY_SECRET.slice(6), 'admin-pw-10', 'short-key-12', 'another-api-key', 'metrics-token', 'db-pass-word']);
+    expectNoSecrets(run, [
+      'gw-short-secret',
+      values.NOTIFY_SECRET,
+      values.NOTIFY_SECRET.slice(6),
+      'admin-pw-10',
+      'short-key-12',
+      'another-api-key',
+      'metrics-token',
+      'db-pass-word',
+    ]);
   });
 });
 
@@ -256,7 +280,15 @@ async function serve(ctx: TestContext): Promise<{ base: string; close(): Promise
 }
 
 /** Each self-test step's line prefix, in order; `POST /notify (duplicate)` only follows an accepted payment. */
-const STEPS = ['GET /healthz', 'GET /readyz', 'POST /api/orders', 'POST /notify', 'POST /notify (duplicate)', 'GET /api/orders/', 'GET /query_order?action=status'];
+const STEPS = [
+  'GET /healthz',
+  'GET /readyz',
+  'POST /api/orders',
+  'POST /notify',
+  'POST /notify (duplicate)',
+  'GET /api/orders/',
+  'GET /query_order?action=status',
+];
 const stepLine = (run: DoctorRun, step: string) =>
   run.checks.find((l) => l.slice(2).startsWith(`self-test ${step}`) && !l.slice(2 + `self-test ${step}`.length).startsWith(' ('));
 const stepLines = (run: DoctorRun) => STEPS.map((step) => stepLine(run, step));
@@ -287,7 +319,9 @@ describe.each(ENGINES)('npm run doctor -- --url … --api-key … (self-test on 
     for (const step of stepLines(run)) expect(step).toMatch(/^✓ /);
     const orderNo = createdOrderNo(run);
     expect(orderNo).toMatch(/^doctor_\d+/);
-    expect(stepLine(run, 'POST /notify')).toMatch(/^✓ self-test POST \/notify: HTTP 200 paid doctor_\w+ as doctor-\d+ \(HMAC-SHA256 with the GATEWAY_SECRET from the configuration\)/);
+    expect(stepLine(run, 'POST /notify')).toMatch(
+      /^✓ self-test POST \/notify: HTTP 200 paid doctor_\w+ as doctor-\d+ \(HMAC-SHA256 with the GATEWAY_SECRET from the configuration\)/,
+    );
     expect(stepLine(run, 'POST /notify (duplicate)')).toMatch(/^✓ .*HTTP 200 .*accepted, status paid/);
     expect(stepLine(run, 'GET /api/orders/')).toMatch(/found, status paid, payment doctor-\d+ applied once/);
     expect(stepLine(run, 'GET /query_order?action=status')).toMatch(/HTTP 200 status paid/);
@@ -303,13 +337,15 @@ describe.each(ENGINES)('npm run doctor -- --url … --api-key … (self-test on 
     expectNoSecrets(run, [TEST_API_KEY, TEST_GATEWAY_SECRET]);
   });
 
-  it('shows the server\'s bad_signature answer for a wrong --gateway-secret and leaves the order pending', async () => {
+  it("shows the server's bad_signature answer for a wrong --gateway-secret and leaves the order pending", async () => {
     const wrongSecret = 'wrong-gateway-secret-0123456789';
     const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url }, ['--url', base, '--api-key', TEST_API_KEY, '--gateway-secret', wrongSecret]);
     expect(run.code).toBe(1);
     const [healthz, readyz, create, pay, duplicate, get, query] = stepLines(run);
     for (const step of [healthz, readyz, create]) expect(step).toMatch(/^✓ /);
-    expect(pay).toMatch(/^✗ self-test POST \/notify: HTTP 401 bad_signature: .* — the GATEWAY_SECRET from --gateway-secret is not the server's: give the server's with GATEWAY_SECRET=… or --gateway-secret …$/);
+    expect(pay).toMatch(
+      /^✗ self-test POST \/notify: HTTP 401 bad_signature: .* — the GATEWAY_SECRET from --gateway-secret is not the server's: give the server's with GATEWAY_SECRET=… or --gateway-secret …$/,
+    );
     expect(duplicate).toBeUndefined();
     expect(get).toMatch(/^✓ .*found, status pending \(\d+ ms\)$/);
     expect(query).toMatch(/^✓ .*status pending/);
@@ -383,7 +419,9 @@ describe('npm run doctor -- --url … in development', () => {
       expectAllPassed(run, LOCAL_CHECKS.length + STEPS.length);
       expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✓ .*stored in system_config/);
       expect(stepLine(run, 'POST /notify')).toMatch(/HMAC-SHA256 with the GATEWAY_SECRET stored in system_config/);
-      expect(await ctx.db.kysely.selectFrom('orders').select('status').where('order_no', '=', createdOrderNo(run)!).executeTakeFirst()).toEqual({ status: 'paid' });
+      expect(await ctx.db.kysely.selectFrom('orders').select('status').where('order_no', '=', createdOrderNo(run)!).executeTakeFirst()).toEqual({
+        status: 'paid',
+      });
       expectNoSecrets(run, [stored, TEST_API_KEY]);
     } finally {
       await server.close();

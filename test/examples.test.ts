@@ -26,9 +26,30 @@ const SECRET = `whsec_${randomBytes(30).toString('base64')}`;
 
 const runs = (command: string, arg: string) => spawnSync(command, [arg], { stdio: 'ignore' }).status === 0;
 const LANGUAGES = [
-  { name: 'PHP', command: 'php', available: runs('php', '-v'), install: 'apt-get install php-cli', receiver: (port: number) => ['-S', `127.0.0.1:${port}`, 'examples/php/receiver.php'], client: ['examples/php/client.php'] },
-  { name: 'Python', command: 'python3', available: runs('python3', '--version'), install: 'apt-get install python3', receiver: () => ['examples/python/receiver.py'], client: ['examples/python/client.py'] },
-  { name: 'Node', command: process.execPath, available: true, install: '', receiver: () => ['examples/node/receiver.mjs'], client: ['examples/node/client.mjs'] },
+  {
+    name: 'PHP',
+    command: 'php',
+    available: runs('php', '-v'),
+    install: 'apt-get install php-cli',
+    receiver: (port: number) => ['-S', `127.0.0.1:${port}`, 'examples/php/receiver.php'],
+    client: ['examples/php/client.php'],
+  },
+  {
+    name: 'Python',
+    command: 'python3',
+    available: runs('python3', '--version'),
+    install: 'apt-get install python3',
+    receiver: () => ['examples/python/receiver.py'],
+    client: ['examples/python/client.py'],
+  },
+  {
+    name: 'Node',
+    command: process.execPath,
+    available: true,
+    install: '',
+    receiver: () => ['examples/node/receiver.mjs'],
+    client: ['examples/node/client.mjs'],
+  },
 ];
 type Language = (typeof LANGUAGES)[number];
 
@@ -39,7 +60,11 @@ for (const lang of LANGUAGES.filter((l) => !l.available && !CI)) {
 /** Runs a command to its end without blocking the event loop (the service under test lives in this process). */
 function run(command: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -55,7 +80,14 @@ async function startExampleReceiver(lang: Language, env: Record<string, string> 
   const dir = mkdtempSync(join(tmpdir(), 'examples-receiver-'));
   const child = spawn(lang.command, lang.receiver(port), {
     cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', PORT: String(port), NOTIFY_SECRET: SECRET, SEEN_EVENTS_FILE: join(dir, 'seen-events.txt'), ...env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      PORT: String(port),
+      NOTIFY_SECRET: SECRET,
+      SEEN_EVENTS_FILE: join(dir, 'seen-events.txt'),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -107,7 +139,9 @@ function a7Sign(body: Record<string, unknown>, signType: SignType, secret = SECR
 
 /** Standard Webhooks headers for `raw`, signed with `secret` (whsec_…). */
 function webhookHeaders(id: string, timestamp: number, raw: string, secret = SECRET): Record<string, string> {
-  const signature = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64')).update(`${id}.${timestamp}.${raw}`).digest('base64');
+  const signature = createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64'))
+    .update(`${id}.${timestamp}.${raw}`)
+    .digest('base64');
   return { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': `v1,${signature}` };
 }
 
@@ -142,7 +176,10 @@ async function closedThenPaid(ctx: DeliveryContext, url: string): Promise<string
   expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: '5.00', notify_url: url })).status).toBe(201);
   expect((await ctx.api('post', `/api/orders/${orderNo}/close`)).status).toBe(200);
   await ctx.waitForStatus(orderNo, 'delivered');
-  const paid = await request(ctx.app).post('/notify').type('form').send(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '5.00', status: 'success' }, TEST_GATEWAY_SECRET));
+  const paid = await request(ctx.app)
+    .post('/notify')
+    .type('form')
+    .send(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '5.00', status: 'success' }, TEST_GATEWAY_SECRET));
   expect(paid.status).toBe(200);
   await ctx.waitForStatus(orderNo, 'delivered');
   return orderNo;
@@ -160,7 +197,12 @@ describe('merchant examples against the service', () => {
 
   beforeAll(async () => {
     for (const signType of SIGN_TYPES) {
-      contexts[signType] = await createDeliveryContext('sqlite', { NOTIFY_SECRET: SECRET, NOTIFY_SIGN_TYPE: signType, NOTIFY_EXPECT_BODY: 'success', NOTIFY_ALLOW_PRIVATE_NETWORKS: 'true' });
+      contexts[signType] = await createDeliveryContext('sqlite', {
+        NOTIFY_SECRET: SECRET,
+        NOTIFY_SIGN_TYPE: signType,
+        NOTIFY_EXPECT_BODY: 'success',
+        NOTIFY_ALLOW_PRIVATE_NETWORKS: 'true',
+      });
     }
     server = contexts.MD5.app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
@@ -189,32 +231,54 @@ describe('merchant examples against the service', () => {
       // … and one closed (transaction_id and paid_at null, so skipped by the sign), then paid late (seq 2).
       const late = await closedThenPaid(ctx, receiver.url);
       const events = [...(await ctx.events(paid)), ...(await ctx.events(late))];
-      expect(events.map((e) => [e.status, e.attempts])).toEqual([['delivered', 1], ['delivered', 1], ['delivered', 1]]);
+      expect(events.map((e) => [e.status, e.attempts])).toEqual([
+        ['delivered', 1],
+        ['delivered', 1],
+        ['delivered', 1],
+      ]);
       // A resend repeats the paid event's event_id: answered success again, not processed twice.
       expect((await ctx.api('post', `/api/orders/${paid}/notifications/resend`)).status).toBe(202);
-      await waitUntil('the resent event to be delivered', async () => (await ctx.events(paid))[0]!.attempts === 2 && (await ctx.events(paid))[0]!.status === 'delivered', 10_000, 25, () => receiver.output());
+      await waitUntil(
+        'the resent event to be delivered',
+        async () => (await ctx.events(paid))[0]!.attempts === 2 && (await ctx.events(paid))[0]!.status === 'delivered',
+        10_000,
+        25,
+        () => receiver.output(),
+      );
       const attempts = [...(await ctx.attempts(paid)), ...(await ctx.attempts(late))];
       expect(attempts.map((a) => a.status_code)).toEqual([200, 200, 200, 200]);
 
-      expect(receiver.processed(paid), receiver.output()).toEqual([expect.stringMatching(new RegExp(`^processed order\\.paid order_no=${paid} status=paid amount=9\\.99 CNY event_id=${events[0]!.event_id}$`))]);
+      expect(receiver.processed(paid), receiver.output()).toEqual([
+        expect.stringMatching(new RegExp(`^processed order\\.paid order_no=${paid} status=paid amount=9\\.99 CNY event_id=${events[0]!.event_id}$`)),
+      ]);
       expect(receiver.processed(late).map((l) => l.split(' ')[1])).toEqual(['order.closed', 'order.paid']);
       expect(receiver.output()).toContain(`duplicate event_id=${events[0]!.event_id}`);
     });
 
-    it.each(SIGN_TYPES)('a valid %s notification is answered success; a replay of its event_id is answered success but not processed again', async (signType) => {
-      const n = notification(signType);
-      expect(await post(receiver.url, n.raw, n.headers)).toEqual({ status: 200, text: 'success' });
-      expect(await post(receiver.url, n.raw, n.headers)).toEqual({ status: 200, text: 'success' });
-      // A later attempt of the same event: new nonce and timestamp, same event_id.
-      const retry = notification(signType, { event_id: n.body.event_id, order_no: n.orderNo, nonce: randomBytes(12).toString('hex') }, nowSeconds() + 1);
-      expect(await post(receiver.url, retry.raw, retry.headers)).toEqual({ status: 200, text: 'success' });
-      expect(receiver.processed(n.orderNo)).toHaveLength(1);
-    });
+    it.each(SIGN_TYPES)(
+      'a valid %s notification is answered success; a replay of its event_id is answered success but not processed again',
+      async (signType) => {
+        const n = notification(signType);
+        expect(await post(receiver.url, n.raw, n.headers)).toEqual({ status: 200, text: 'success' });
+        expect(await post(receiver.url, n.raw, n.headers)).toEqual({ status: 200, text: 'success' });
+        // A later attempt of the same event: new nonce and timestamp, same event_id.
+        const retry = notification(signType, { event_id: n.body.event_id, order_no: n.orderNo, nonce: randomBytes(12).toString('hex') }, nowSeconds() + 1);
+        expect(await post(receiver.url, retry.raw, retry.headers)).toEqual({ status: 200, text: 'success' });
+        expect(receiver.processed(n.orderNo)).toHaveLength(1);
+      },
+    );
 
     it('refuses a changed field under the old sign (the Standard Webhooks signature re-made, so only sign can catch it)', async () => {
       for (const signType of SIGN_TYPES) {
         const n = notification(signType);
-        const changes: Array<Record<string, unknown>> = [{ amount: '999.00' }, { status: 'failed' }, { seq: 2 }, { extra: 'x' }, { sign_type: signType === 'MD5' ? 'HMAC-SHA256' : 'MD5' }, { sign: String(n.body.sign).replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) }];
+        const changes: Array<Record<string, unknown>> = [
+          { amount: '999.00' },
+          { status: 'failed' },
+          { seq: 2 },
+          { extra: 'x' },
+          { sign_type: signType === 'MD5' ? 'HMAC-SHA256' : 'MD5' },
+          { sign: String(n.body.sign).replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) },
+        ];
         for (const change of changes) {
           const raw = JSON.stringify({ ...n.body, ...change });
           const res = await post(receiver.url, raw, webhookHeaders(String(n.body.event_id), Number(n.body.timestamp), raw));
@@ -231,7 +295,9 @@ describe('merchant examples against the service', () => {
     it('refuses a bad, foreign or missing Standard Webhooks signature, and accepts any matching one of several', async () => {
       const n = notification('MD5');
       const good = n.headers['webhook-signature']!;
-      const foreign = webhookHeaders(String(n.body.event_id), Number(n.body.timestamp), n.raw, `whsec_${randomBytes(30).toString('base64')}`)['webhook-signature']!;
+      const foreign = webhookHeaders(String(n.body.event_id), Number(n.body.timestamp), n.raw, `whsec_${randomBytes(30).toString('base64')}`)[
+        'webhook-signature'
+      ]!;
       for (const signature of [foreign, `v1,${'A'.repeat(43)}=`, good.replace('v1,', 'v2,'), good.slice(0, -2), `${foreign} v1a,${good.slice(3)}`]) {
         const res = await post(receiver.url, n.raw, { ...n.headers, 'webhook-signature': signature });
         expect([res.status, signature]).toEqual([401, signature]);
@@ -250,7 +316,12 @@ describe('merchant examples against the service', () => {
 
     it('refuses a stale or future timestamp, in the header or in the body', async () => {
       const now = nowSeconds();
-      for (const [bodyAt, headerAt] of [[now - 400, now - 400], [now + 400, now + 400], [now - 400, now], [now, now - 400]] as const) {
+      for (const [bodyAt, headerAt] of [
+        [now - 400, now - 400],
+        [now + 400, now + 400],
+        [now - 400, now],
+        [now, now - 400],
+      ] as const) {
         const n = notification('HMAC-SHA256', {}, bodyAt);
         const headers = webhookHeaders(String(n.body.event_id), headerAt, n.raw);
         expect([(await post(receiver.url, n.raw, headers)).status, bodyAt - now, headerAt - now]).toEqual([401, bodyAt - now, headerAt - now]);
@@ -266,7 +337,11 @@ describe('merchant examples against the service', () => {
       const nested = notification('MD5', { metadata: { a: 1 } });
       const notObject = '[1,2]';
       const notJson = '{"event_id":';
-      for (const [raw, id] of [[nested.raw, String(nested.body.event_id)], [notObject, 'evt_x'], [notJson, 'evt_x']] as const) {
+      for (const [raw, id] of [
+        [nested.raw, String(nested.body.event_id)],
+        [notObject, 'evt_x'],
+        [notJson, 'evt_x'],
+      ] as const) {
         expect([(await post(receiver.url, raw, webhookHeaders(id, nowSeconds(), raw))).status, raw.slice(0, 20)]).toEqual([400, raw.slice(0, 20)]);
       }
       const get = await fetch(receiver.url);
@@ -296,7 +371,15 @@ describe('merchant examples against the service', () => {
       const queried = await contexts.MD5.api('get', `/api/orders/${orderNo}`);
       expect(queried.status).toBe(200);
       expect(printed).toEqual(queried.body.data);
-      expect(printed).toMatchObject({ order_no: orderNo, amount: '9.99', currency: 'CNY', status: 'pending', notify_url: 'https://merchant.example/notify', payments: [], notifications: [] });
+      expect(printed).toMatchObject({
+        order_no: orderNo,
+        amount: '9.99',
+        currency: 'CNY',
+        status: 'pending',
+        notify_url: 'https://merchant.example/notify',
+        payments: [],
+        notifications: [],
+      });
       // Run again: the same order is found (200) and printed again; errors exit non-zero with a message.
       const [again, badKey, conflict, down] = await Promise.all([
         run(lang.command, lang.client, env),
@@ -306,7 +389,11 @@ describe('merchant examples against the service', () => {
       ]);
       expect(again.code, again.stderr).toBe(0);
       expect(JSON.parse(again.stdout)).toEqual(queried.body.data);
-      for (const [failed, message] of [[badKey, /401 unauthorized/], [conflict, /409 order_exists/], [down, /^error: POST http:\/\/127\.0\.0\.1:\d+\/api\/orders: .+/]] as const) {
+      for (const [failed, message] of [
+        [badKey, /401 unauthorized/],
+        [conflict, /409 order_exists/],
+        [down, /^error: POST http:\/\/127\.0\.0\.1:\d+\/api\/orders: .+/],
+      ] as const) {
         expect(failed.code, failed.stderr).toBe(1);
         expect(failed.stdout).toBe('');
         expect(failed.stderr).toMatch(message);

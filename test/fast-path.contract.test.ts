@@ -10,7 +10,9 @@ import { createTestContext } from './helpers/context.ts';
 /** The fast path's written contract (docs/architecture.md, "Fast path contract"), checked. */
 const ROOT = join(import.meta.dirname, '..');
 const sourceFiles = (dir: string): string[] =>
-  readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 const parse = (file: string, text = readFileSync(join(ROOT, file), 'utf8')) => ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
 
 function calls(source: ts.SourceFile, visit: (call: ts.CallExpression) => void): void {
@@ -39,7 +41,12 @@ function constants(source: ts.SourceFile): Set<string> {
   return names;
 }
 const isLiteral = (n: ts.Node): boolean =>
-  ts.isStringLiteral(n) || ts.isNoSubstitutionTemplateLiteral(n) || ts.isNumericLiteral(n) || n.kind === ts.SyntaxKind.NullKeyword || n.kind === ts.SyntaxKind.TrueKeyword || n.kind === ts.SyntaxKind.FalseKeyword;
+  ts.isStringLiteral(n) ||
+  ts.isNoSubstitutionTemplateLiteral(n) ||
+  ts.isNumericLiteral(n) ||
+  n.kind === ts.SyntaxKind.NullKeyword ||
+  n.kind === ts.SyntaxKind.TrueKeyword ||
+  n.kind === ts.SyntaxKind.FalseKeyword;
 
 /** Every verbatim-SQL call of `source` whose first argument is not a constant, as `file: call text`. */
 function verbatimInputs(file: string, source: ts.SourceFile): string[] {
@@ -59,7 +66,22 @@ describe('fast path contract', () => {
     expect(MAX_GROUP).toBeLessThanOrEqual(GROUP_LIST_ROWS);
     // Kept means compiled once: a MAX_GROUP-row list builds once however often it is bound; a longer one than kept, every time.
     let builds = 0;
-    const template = listQueryTemplate({}, { id: true }, GROUP_LIST_ROWS, (db, _v, rows: readonly { id: number }[]) => (builds++, db.selectFrom('orders').select('id').where('id', 'in', rows.map((r) => r.id))));
+    const template = listQueryTemplate(
+      {},
+      { id: true },
+      GROUP_LIST_ROWS,
+      (db, _v, rows: readonly { id: number }[]) => (
+        builds++,
+        db
+          .selectFrom('orders')
+          .select('id')
+          .where(
+            'id',
+            'in',
+            rows.map((r) => r.id),
+          )
+      ),
+    );
     return createTestContext('sqlite').then(async (ctx) => {
       try {
         const rows = (n: number) => Array.from({ length: n }, (_, id) => ({ id }));
@@ -74,7 +96,12 @@ describe('fast path contract', () => {
   });
 
   it('every list template of the grouped callback transaction keeps GROUP_LIST_ROWS lengths compiled', () => {
-    const files = ['src/orders/order.repository.ts', 'src/orders/order-event.repository.ts', 'src/callbacks/nonce.repository.ts', 'src/callbacks/payment-log.repository.ts'];
+    const files = [
+      'src/orders/order.repository.ts',
+      'src/orders/order-event.repository.ts',
+      'src/callbacks/nonce.repository.ts',
+      'src/callbacks/payment-log.repository.ts',
+    ];
     const limits = files.flatMap((file) => {
       const source = parse(file);
       const found: string[] = [];

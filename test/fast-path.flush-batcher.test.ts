@@ -38,7 +38,10 @@ describe('flush batcher', () => {
     const { batcher, flushes, overlapped } = setUp();
     const items = ['a', 'b', 'a', 'c', 'd', 'e'].map((key, i) => ({ key, value: i }));
     expect(await Promise.all(items.map((i) => batcher.submit(i)))).toEqual([0, 10, 20, 30, 40, 50]);
-    expect(flushes.map((f) => f.keys)).toEqual([['a', 'b', 'c'], ['a', 'd', 'e']]);
+    expect(flushes.map((f) => f.keys)).toEqual([
+      ['a', 'b', 'c'],
+      ['a', 'd', 'e'],
+    ]);
     expect(overlapped()).toBe(false);
     expect(batcher.flushes()).toBe(2);
     expect(batcher.pending()).toBe(0);
@@ -46,9 +49,20 @@ describe('flush batcher', () => {
 
   it('a refused batch is written again item by item: the bad one fails, the others land', async () => {
     const { batcher, flushes, failed } = setUp();
-    const results = await Promise.allSettled([{ key: 'a', value: 1 }, { key: 'b', value: -1 }, { key: 'c', value: 3 }].map((i) => batcher.submit(i)));
+    const results = await Promise.allSettled(
+      [
+        { key: 'a', value: 1 },
+        { key: 'b', value: -1 },
+        { key: 'c', value: 3 },
+      ].map((i) => batcher.submit(i)),
+    );
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value : 'refused'))).toEqual([10, 'refused', 30]);
-    expect(flushes).toEqual([{ keys: ['a', 'b', 'c'], first: true }, { keys: ['a'], first: false }, { keys: ['b'], first: false }, { keys: ['c'], first: false }]);
+    expect(flushes).toEqual([
+      { keys: ['a', 'b', 'c'], first: true },
+      { keys: ['a'], first: false },
+      { keys: ['b'], first: false },
+      { keys: ['c'], first: false },
+    ]);
     expect(failed).toEqual([['b']]);
   });
 
@@ -59,7 +73,12 @@ describe('flush batcher', () => {
         throw new Error('hook');
       },
     });
-    const results = await Promise.allSettled([{ key: 'a', value: 1 }, { key: 'b', value: -1 }].map((i) => batcher.submit(i)));
+    const results = await Promise.allSettled(
+      [
+        { key: 'a', value: 1 },
+        { key: 'b', value: -1 },
+      ].map((i) => batcher.submit(i)),
+    );
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(flushes).toHaveLength(1);
   });

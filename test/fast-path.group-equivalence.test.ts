@@ -14,7 +14,15 @@ interface Case {
   /** What happened to the order before: nothing, a payment (transaction id), a close, a failure. */
   before: 'pending' | 'paid TP' | 'closed' | 'failed';
   notifyUrl: boolean;
-  callback: { transactionId: string; outcome: PaymentOutcome; amount?: string; currency?: string; eventKey?: boolean; unordered?: boolean; pendingOnly?: boolean };
+  callback: {
+    transactionId: string;
+    outcome: PaymentOutcome;
+    amount?: string;
+    currency?: string;
+    eventKey?: boolean;
+    unordered?: boolean;
+    pendingOnly?: boolean;
+  };
   /** No such order. */
   missing?: boolean;
 }
@@ -27,7 +35,12 @@ const CASES: Case[] = [
   { name: 'repeats the payment', before: 'paid TP', notifyUrl: true, callback: { transactionId: 'TP', outcome: 'paid' } },
   { name: 'pays a paid order again', before: 'paid TP', notifyUrl: true, callback: { transactionId: 'T2', outcome: 'paid' } },
   { name: 'closes after paid', before: 'paid TP', notifyUrl: true, callback: { transactionId: 'TP', outcome: 'closed' } },
-  { name: 'a stale failure of the paying transaction', before: 'paid TP', notifyUrl: true, callback: { transactionId: 'TP', outcome: 'failed', unordered: true } },
+  {
+    name: 'a stale failure of the paying transaction',
+    before: 'paid TP',
+    notifyUrl: true,
+    callback: { transactionId: 'TP', outcome: 'failed', unordered: true },
+  },
   { name: 'pays a closed order', before: 'closed', notifyUrl: true, callback: { transactionId: 'T1', outcome: 'paid' } },
   { name: 'pays a failed order', before: 'failed', notifyUrl: true, callback: { transactionId: 'T1', outcome: 'paid' } },
   { name: 'sandbox pays only pending', before: 'failed', notifyUrl: true, callback: { transactionId: 'T1', outcome: 'paid', pendingOnly: true } },
@@ -64,13 +77,29 @@ describe.each(ENGINES)('a grouped callback decides as it would alone on %s', (en
         ...(c.unordered ? { unordered: true } : {}),
         ...(c.pendingOnly ? { pendingOnly: true } : {}),
       },
-      logBase: { gateway: 'generic', kind: 'notify', callbackData: `order_no=${orderNo}`, remoteIp: '127.0.0.1', now: toDbTime(now), transactionId: c.transactionId, status: c.outcome, currency: null, paymentData: '{}' },
+      logBase: {
+        gateway: 'generic',
+        kind: 'notify',
+        callbackData: `order_no=${orderNo}`,
+        remoteIp: '127.0.0.1',
+        now: toDbTime(now),
+        transactionId: c.transactionId,
+        status: c.outcome,
+        currency: null,
+        paymentData: '{}',
+      },
     };
   }
 
   async function prepare(orderNo: string, c: Case): Promise<void> {
     if (c.missing) return;
-    expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount: '8.00', currency: 'CNY', ...(c.notifyUrl ? { notify_url: 'https://merchant.example/n' } : {}) })).status).toBe(201);
+    expect(
+      (
+        await ctx
+          .api('post', '/api/orders')
+          .send({ order_no: orderNo, amount: '8.00', currency: 'CNY', ...(c.notifyUrl ? { notify_url: 'https://merchant.example/n' } : {}) })
+      ).status,
+    ).toBe(201);
     const alone = (callback: Case['callback']) => withBatchedTransaction(ctx.db, (tx) => applyOne(tx, ctx.db.engine, verified(orderNo, callback, 'before')));
     if (c.before === 'paid TP') expect((await alone({ transactionId: 'TP', outcome: 'paid' })).outcome.verdict).toBe('applied');
     if (c.before === 'failed') expect((await alone({ transactionId: 'TF', outcome: 'failed' })).outcome.verdict).toBe('applied');
@@ -80,12 +109,29 @@ describe.each(ENGINES)('a grouped callback decides as it would alone on %s', (en
   /** What a callback left, with its order number written as `#`. */
   async function stateOf(orderNo: string, applied: Applied, nonce: string) {
     const mask = (v: unknown) => JSON.parse(JSON.stringify(v ?? null).replaceAll(orderNo, '#')) as unknown;
-    const row = await ctx.db.kysely.selectFrom('orders').select(['status', 'seq', 'transaction_id', 'flagged', 'paid_at']).where('order_no', '=', orderNo).executeTakeFirst();
+    const row = await ctx.db.kysely
+      .selectFrom('orders')
+      .select(['status', 'seq', 'transaction_id', 'flagged', 'paid_at'])
+      .where('order_no', '=', orderNo)
+      .executeTakeFirst();
     const events = await ctx.db.kysely.selectFrom('notifications').select(['type', 'seq']).where('order_no', '=', orderNo).orderBy('seq').execute();
-    const logs = await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged', 'message', 'amount_minor']).where('order_no', '=', orderNo).orderBy('id').execute();
+    const logs = await ctx.db.kysely
+      .selectFrom('payment_logs')
+      .select(['verdict', 'flagged', 'message', 'amount_minor'])
+      .where('order_no', '=', orderNo)
+      .orderBy('id')
+      .execute();
     const spent = (await ctx.db.kysely.selectFrom('replay_nonces').select('id').where('nonce', '=', nonce).execute()).length;
     const { order, ...outcome } = applied.outcome;
-    return mask({ outcome, order: order ? { status: order.status, seq: order.seq } : null, queued: applied.queued, row: row ? { ...row, paid_at: row.paid_at !== null } : null, events, logs, spent });
+    return mask({
+      outcome,
+      order: order ? { status: order.status, seq: order.seq } : null,
+      queued: applied.queued,
+      row: row ? { ...row, paid_at: row.paid_at !== null } : null,
+      events,
+      logs,
+      spent,
+    });
   }
 
   it('for every kind of callback, one group of all of them equals each alone', async () => {
@@ -134,7 +180,13 @@ describe.each(ENGINES)('a grouped callback decides as it would alone on %s', (en
     }
     const group = CASES.map((c, i) => ({ c, no: `EQRG${i}` }));
     for (const { c, no } of group) await prepare(no, c);
-    const { result, requests } = await counted((tx) => applyGroup(tx, ctx.db.engine, group.map(({ c, no }) => verified(no, c.callback, 'rg'))));
+    const { result, requests } = await counted((tx) =>
+      applyGroup(
+        tx,
+        ctx.db.engine,
+        group.map(({ c, no }) => verified(no, c.callback, 'rg')),
+      ),
+    );
     expect(result).toHaveLength(CASES.length);
     expect(requests).toHaveLength(2);
   });

@@ -16,11 +16,14 @@ describe.each(ENGINES)('batch results by name on %s', (engine) => {
 
   const later = new Date(Date.now() + 60_000);
   const orderOf = (tx: BatchedTransaction, orderNo: string) => tx.db.selectFrom('orders').select(['order_no', 'status']).where('order_no', '=', orderNo);
-  const nonces = async (scope: string) => (await ctx.db.kysely.selectFrom('replay_nonces').select('nonce').where('scope', '=', scope).orderBy('nonce').execute()).map((r) => r.nonce);
+  const nonces = async (scope: string) =>
+    (await ctx.db.kysely.selectFrom('replay_nonces').select('nonce').where('scope', '=', scope).orderBy('nonce').execute()).map((r) => r.nonce);
 
   it('a statement added in front of a read leaves the read under its own name', async () => {
     const alone = await withBatchedTransaction(ctx.db, (tx) => tx.commit({ order: orderOf(tx, 'NR1') }));
-    const behind = await withBatchedTransaction(ctx.db, (tx) => tx.commit({ nonce: nonceInsert(tx.db, 'nr', 'a', later), other: orderOf(tx, 'NR2'), order: orderOf(tx, 'NR1') }));
+    const behind = await withBatchedTransaction(ctx.db, (tx) =>
+      tx.commit({ nonce: nonceInsert(tx.db, 'nr', 'a', later), other: orderOf(tx, 'NR2'), order: orderOf(tx, 'NR1') }),
+    );
     expect(alone.order.rows).toEqual([{ order_no: 'NR1', status: 'pending' }]);
     expect(behind.order.rows).toEqual(alone.order.rows);
     expect(behind.other.rows).toEqual([{ order_no: 'NR2', status: 'pending' }]);
@@ -46,15 +49,21 @@ describe.each(ENGINES)('batch results by name on %s', (engine) => {
   });
 
   it('refuses a numeric name (it would be sent out of the written order) before anything runs', async () => {
-    const refused = withBatchedTransaction(ctx.db, (tx) => tx.commit({ first: nonceInsert(tx.db, 'nr-num', 'd', later), 2: nonceInsert(tx.db, 'nr-num', 'e', later) }));
+    const refused = withBatchedTransaction(ctx.db, (tx) =>
+      tx.commit({ first: nonceInsert(tx.db, 'nr-num', 'd', later), 2: nonceInsert(tx.db, 'nr-num', 'e', later) }),
+    );
     await expect(refused).rejects.toThrow(/statement name "2"/);
     expect(await nonces('nr-num')).toEqual([]);
   });
 
   it('joinStatements keeps both sets in order and refuses a name used in both', async () => {
-    const joined = await withBatchedTransaction(ctx.db, (tx) => tx.commit(joinStatements({ nonce: nonceInsert(tx.db, 'nr-join', 'f', later) }, { order: orderOf(tx, 'NR1') })));
+    const joined = await withBatchedTransaction(ctx.db, (tx) =>
+      tx.commit(joinStatements({ nonce: nonceInsert(tx.db, 'nr-join', 'f', later) }, { order: orderOf(tx, 'NR1') })),
+    );
     expect(Object.keys(joined)).toEqual(['nonce', 'order']);
     expect(joined.order.rows).toEqual([{ order_no: 'NR1', status: 'pending' }]);
-    await expect(withBatchedTransaction(ctx.db, async (tx) => tx.commit(joinStatements({ order: orderOf(tx, 'NR1') }, { order: orderOf(tx, 'NR2') })))).rejects.toThrow(/"order" is used twice/);
+    await expect(
+      withBatchedTransaction(ctx.db, async (tx) => tx.commit(joinStatements({ order: orderOf(tx, 'NR1') }, { order: orderOf(tx, 'NR2') }))),
+    ).rejects.toThrow(/"order" is used twice/);
   });
 });

@@ -60,7 +60,10 @@ describe.each(ENGINES)('multi-statement requests on %s', (engine) => {
     );
     expect(general.size).toBeLessThanOrEqual(4 - batchPoolSize(4));
     expect(batch.size).toBeLessThanOrEqual(batchPoolSize(4));
-    expect([...batched].every((id) => batch.has(id)), 'a batched transaction ran outside the batch pool').toBe(true);
+    expect(
+      [...batched].every((id) => batch.has(id)),
+      'a batched transaction ran outside the batch pool',
+    ).toBe(true);
     expect([...general].some((id) => batch.has(id))).toBe(false);
   });
 

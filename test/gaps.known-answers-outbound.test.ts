@@ -26,21 +26,24 @@ const VECTORS = [
   {
     name: 'order.paid, MD5',
     signType: 'MD5' as const,
-    payload: '{"event_id":"evt_01HWKA00000000000000000001","type":"order.paid","order_no":"KA1001","transaction_id":"2024050122001446870001","amount":"12.34","currency":"CNY","status":"paid","paid_at":"2024-05-01T08:00:05.123Z","seq":1}',
+    payload:
+      '{"event_id":"evt_01HWKA00000000000000000001","type":"order.paid","order_no":"KA1001","transaction_id":"2024050122001446870001","amount":"12.34","currency":"CNY","status":"paid","paid_at":"2024-05-01T08:00:05.123Z","seq":1}',
     body: '{"event_id":"evt_01HWKA00000000000000000001","type":"order.paid","order_no":"KA1001","transaction_id":"2024050122001446870001","amount":"12.34","currency":"CNY","status":"paid","paid_at":"2024-05-01T08:00:05.123Z","seq":1,"timestamp":1714550406,"nonce":"abababababababababababab","sign_type":"MD5","sign":"E40AB56FABCC31AC3A6D8F0DE53C14DD"}',
     webhookSignature: 'v1,eaJ5Cumh9i0ugNcYl80SXRromlBvyBVxJzoGYHYkM0o=',
   },
   {
     name: 'order.closed, HMAC-SHA256, null transaction_id and paid_at left out of the sign',
     signType: 'HMAC-SHA256' as const,
-    payload: '{"event_id":"evt_01HWKA00000000000000000002","type":"order.closed","order_no":"KA1005","transaction_id":null,"amount":"0.50","currency":"USD","status":"closed","paid_at":null,"seq":2}',
+    payload:
+      '{"event_id":"evt_01HWKA00000000000000000002","type":"order.closed","order_no":"KA1005","transaction_id":null,"amount":"0.50","currency":"USD","status":"closed","paid_at":null,"seq":2}',
     body: '{"event_id":"evt_01HWKA00000000000000000002","type":"order.closed","order_no":"KA1005","transaction_id":null,"amount":"0.50","currency":"USD","status":"closed","paid_at":null,"seq":2,"timestamp":1714550406,"nonce":"abababababababababababab","sign_type":"HMAC-SHA256","sign":"B6E367901A208E3C0C141252765040BA271CB4A102E3839634A270C71793DF19"}',
     webhookSignature: 'v1,rY66jiHRVGTOXwnpJweTX3YFPIPtoveesHgpXR6k6r8=',
   },
   {
     name: 'a UTF-8 value, MD5',
     signType: 'MD5' as const,
-    payload: '{"event_id":"evt_01HWKA00000000000000000003","type":"order.paid","order_no":"KA1006","transaction_id":"TX-KA1006","amount":"1000","currency":"JPY","status":"paid","paid_at":"2024-05-01T08:00:05.000Z","seq":1,"subject":"测试订单 ☕"}',
+    payload:
+      '{"event_id":"evt_01HWKA00000000000000000003","type":"order.paid","order_no":"KA1006","transaction_id":"TX-KA1006","amount":"1000","currency":"JPY","status":"paid","paid_at":"2024-05-01T08:00:05.000Z","seq":1,"subject":"测试订单 ☕"}',
     body: '{"event_id":"evt_01HWKA00000000000000000003","type":"order.paid","order_no":"KA1006","transaction_id":"TX-KA1006","amount":"1000","currency":"JPY","status":"paid","paid_at":"2024-05-01T08:00:05.000Z","seq":1,"subject":"测试订单 ☕","timestamp":1714550406,"nonce":"abababababababababababab","sign_type":"MD5","sign":"64C734DD4B843AADF46E0BBE3190B6B8"}',
     webhookSignature: 'v1,b5u210wobkTxLgCsHc7ELaFGjfJEvrXLPs3xvVI0wX8=',
   },

@@ -31,7 +31,15 @@ const VECTORS: Vector[] = [
   {
     name: 'MD5, every generic field',
     signType: 'MD5',
-    params: { order_no: 'KA1001', transaction_id: '2024050122001446870001', amount: '12.34', currency: 'CNY', status: 'success', timestamp: '1714550400', nonce: 'a1b2c3d4' },
+    params: {
+      order_no: 'KA1001',
+      transaction_id: '2024050122001446870001',
+      amount: '12.34',
+      currency: 'CNY',
+      status: 'success',
+      timestamp: '1714550400',
+      nonce: 'a1b2c3d4',
+    },
     s: `amount=12.34&currency=CNY&nonce=a1b2c3d4&order_no=KA1001&status=success&timestamp=1714550400&transaction_id=2024050122001446870001&key=${KEY}`,
     sign: '350FA11DAA2BF3632FBB62545C436136',
     amount: '12.34',
@@ -40,7 +48,16 @@ const VECTORS: Vector[] = [
   {
     name: 'HMAC-SHA256, sign_type signed too',
     signType: 'HMAC-SHA256',
-    params: { order_no: 'KA1002', transaction_id: '2024050122001446870002', amount: '12.34', currency: 'CNY', status: 'success', timestamp: '1714550400', nonce: 'e5f6a7b8', sign_type: 'HMAC-SHA256' },
+    params: {
+      order_no: 'KA1002',
+      transaction_id: '2024050122001446870002',
+      amount: '12.34',
+      currency: 'CNY',
+      status: 'success',
+      timestamp: '1714550400',
+      nonce: 'e5f6a7b8',
+      sign_type: 'HMAC-SHA256',
+    },
     s: `amount=12.34&currency=CNY&nonce=e5f6a7b8&order_no=KA1002&sign_type=HMAC-SHA256&status=success&timestamp=1714550400&transaction_id=2024050122001446870002&key=${KEY}`,
     sign: 'DE01A205D92533F885B7908BDC78AF3D3DB14963AEF2AA2E7CECB7918D073E1E',
     amount: '12.34',
@@ -98,10 +115,16 @@ describe.each(ENGINES)('POST /notify accepts the known-answer signatures and not
   afterAll(() => ctx.close());
 
   it.each(VECTORS)('$name', async (v) => {
-    const forged = await request(ctx.app).post('/notify').type('form').send({ ...v.params, sign: flipped(v.sign) });
+    const forged = await request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send({ ...v.params, sign: flipped(v.sign) });
     expect(forged.status).toBe(401);
     expect(forged.body.code).toBe('bad_signature');
-    const res = await request(ctx.app).post('/notify').type('form').send({ ...v.params, sign: v.sign });
+    const res = await request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send({ ...v.params, sign: v.sign });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.data).toEqual({ order_no: v.params.order_no, status: v.status });
   });
@@ -115,7 +138,12 @@ describe('Stripe-Signature: a known answer computed with openssl', () => {
   const V1 = 'c13f61053a3e43c2749665d7b0216c48e8ee92bada4f0140f5fceb72f228e59c';
   const gateway = createStripeGateway({ webhookSecret: SECRET });
   const verify = (header: string) =>
-    gateway.verify({ params: JSON.parse(BODY) as Record<string, unknown>, rawBody: Buffer.from(BODY), headers: { 'stripe-signature': header }, now: new Date(1714550400_000) });
+    gateway.verify({
+      params: JSON.parse(BODY) as Record<string, unknown>,
+      rawBody: Buffer.from(BODY),
+      headers: { 'stripe-signature': header },
+      now: new Date(1714550400_000),
+    });
 
   it('accepts t=1714550400,v1=<the known answer> and refuses it with one digit changed', () => {
     const verified = verify(`t=1714550400,v1=${V1}`);

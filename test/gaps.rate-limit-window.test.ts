@@ -52,7 +52,10 @@ describe('rate-limit windows end exactly when they should', () => {
     const attempt = async (password: string) => {
       const agent = request.agent(ctx.app);
       const page = await agent.get('/admin/login');
-      return agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password });
+      return agent
+        .post('/admin/login')
+        .type('form')
+        .send({ _csrf: csrfOf(page.text), password });
     };
     for (let i = 0; i < 10; i++) {
       at(i * 1000);

@@ -24,8 +24,14 @@ describe.each(ENGINES)('RETENTION_DAYS boundary on %s', (engine) => {
   beforeAll(async () => {
     ctx = await createTestContext(engine);
     const log = { gateway: 'generic', kind: 'notify', verdict: 'applied', callback_data: 'x', remote_ip: '127.0.0.1' };
-    await ctx.db.kysely.insertInto('payment_logs').values(AGES.map(([label, age]) => ({ ...log, message: label, created_at: aged(age) }))).execute();
-    await ctx.db.kysely.insertInto('notification_attempts').values(AGES.map(([label, age], i) => ({ notification_id: 1, attempt_no: i + 1, error: label, started_at: aged(age), duration_ms: 5 }))).execute();
+    await ctx.db.kysely
+      .insertInto('payment_logs')
+      .values(AGES.map(([label, age]) => ({ ...log, message: label, created_at: aged(age) })))
+      .execute();
+    await ctx.db.kysely
+      .insertInto('notification_attempts')
+      .values(AGES.map(([label, age], i) => ({ notification_id: 1, attempt_no: i + 1, error: label, started_at: aged(age), duration_ms: 5 })))
+      .execute();
   });
   afterAll(() => ctx.close());
 

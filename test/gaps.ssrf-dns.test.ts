@@ -132,8 +132,24 @@ describe('the delivery connector (private networks disallowed) connects only to 
   });
 
   describe('through a delivery attempt', () => {
-    const settings = { secret: `whsec_${Buffer.alloc(32, 7).toString('base64')}`, signType: 'MD5' as const, timeoutMs: 1000, expectBody: null, allowPrivateNetworks: false };
-    const payload = JSON.stringify({ event_id: 'evt_ssrf_dns', type: 'order.paid', order_no: 'SSRF1', transaction_id: 'T1', amount: '1.00', currency: 'CNY', status: 'paid', paid_at: null, seq: 1 });
+    const settings = {
+      secret: `whsec_${Buffer.alloc(32, 7).toString('base64')}`,
+      signType: 'MD5' as const,
+      timeoutMs: 1000,
+      expectBody: null,
+      allowPrivateNetworks: false,
+    };
+    const payload = JSON.stringify({
+      event_id: 'evt_ssrf_dns',
+      type: 'order.paid',
+      order_no: 'SSRF1',
+      transaction_id: 'T1',
+      amount: '1.00',
+      currency: 'CNY',
+      status: 'paid',
+      paid_at: null,
+      seq: 1,
+    });
 
     async function attempt(lookup: Lookup) {
       const target = createTargetConnector(settings.timeoutMs, false, lookup);

@@ -30,7 +30,10 @@ const GATEWAYS: Gateway[] = [
     accepted: 200,
     refused: 409,
     send: (ctx, no, timestamp) =>
-      request(ctx.app).post('/notify').type('form').send(signed({ order_no: no, transaction_id: `T-${no}`, amount: '12.34', status: 'success', timestamp: String(timestamp) }, TEST_GATEWAY_SECRET)),
+      request(ctx.app)
+        .post('/notify')
+        .type('form')
+        .send(signed({ order_no: no, transaction_id: `T-${no}`, amount: '12.34', status: 'success', timestamp: String(timestamp) }, TEST_GATEWAY_SECRET)),
   },
   {
     name: 'wechatpay',
@@ -66,7 +69,8 @@ describe.each(ENGINES)('signed timestamps: ±300 s accepted, ±301 s refused, wi
     return order_no;
   }
   const row = (no: string) => ctx.db.kysely.selectFrom('orders').select(['status', 'seq']).where('order_no', '=', no).executeTakeFirstOrThrow();
-  const verdicts = async (no: string) => (await ctx.db.kysely.selectFrom('payment_logs').select('verdict').where('order_no', '=', no).orderBy('id').execute()).map((l) => l.verdict);
+  const verdicts = async (no: string) =>
+    (await ctx.db.kysely.selectFrom('payment_logs').select('verdict').where('order_no', '=', no).orderBy('id').execute()).map((l) => l.verdict);
   // WeChat's refusals are logged before the sealed resource (and the order it names) is opened: read the newest entry.
   const lastLog = () => ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'gateway']).orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
 

@@ -5,7 +5,17 @@ import { ORDER_STATUSES } from '../src/orders/order.schema.ts';
 import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { signed } from './helpers/gateway-signer.ts';
-import { alipayNotification, GATEWAY_ENV, postAlipay, postStripe, postWechat, stripeEvent, stripeIntent, wechatNotification, wechatTransaction } from './helpers/gaps-gateways.ts';
+import {
+  alipayNotification,
+  GATEWAY_ENV,
+  postAlipay,
+  postStripe,
+  postWechat,
+  stripeEvent,
+  stripeIntent,
+  wechatNotification,
+  wechatTransaction,
+} from './helpers/gaps-gateways.ts';
 
 /*
  * The order rules (transitions: pending → paid|failed|closed, failed → paid|closed, closed → paid flagged, paid final),
@@ -82,14 +92,20 @@ describe.each(ENGINES)('a close after paid, end to end per gateway, on %s', (eng
 
   async function order(method: string, currency = 'CNY'): Promise<string> {
     const order_no = `CAP${engine[0]}${++n}`;
-    const res = await ctx.api('post', '/api/orders').send({ order_no, amount: '12.34', currency, payment_method: method, notify_url: 'https://merchant.example/n' });
+    const res = await ctx
+      .api('post', '/api/orders')
+      .send({ order_no, amount: '12.34', currency, payment_method: method, notify_url: 'https://merchant.example/n' });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     return order_no;
   }
-  const row = (no: string) => ctx.db.kysely.selectFrom('orders').select(['status', 'seq', 'flagged', 'transaction_id']).where('order_no', '=', no).executeTakeFirstOrThrow();
+  const row = (no: string) =>
+    ctx.db.kysely.selectFrom('orders').select(['status', 'seq', 'flagged', 'transaction_id']).where('order_no', '=', no).executeTakeFirstOrThrow();
   const verdicts = async (no: string) =>
-    (await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged']).where('order_no', '=', no).orderBy('id').execute()).map((l) => `${l.verdict}${l.flagged ? '!' : ''}`);
-  const events = async (no: string) => (await ctx.db.kysely.selectFrom('notifications').select('type').where('order_no', '=', no).orderBy('seq').execute()).map((e) => e.type);
+    (await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged']).where('order_no', '=', no).orderBy('id').execute()).map(
+      (l) => `${l.verdict}${l.flagged ? '!' : ''}`,
+    );
+  const events = async (no: string) =>
+    (await ctx.db.kysely.selectFrom('notifications').select('type').where('order_no', '=', no).orderBy('seq').execute()).map((e) => e.type);
   const nowS = () => Math.floor(Date.now() / 1000);
 
   async function expectStillPaid(no: string, transactionId: string) {
@@ -123,7 +139,15 @@ describe.each(ENGINES)('a close after paid, end to end per gateway, on %s', (eng
   it('Stripe has no close: an expired session and a late failure of the paying intent after payment change nothing', async () => {
     const no = await order('stripe', 'USD');
     expect((await postStripe(ctx.app, stripeEvent('payment_intent.succeeded', stripeIntent(no)), nowS())).status).toBe(200);
-    const expired = stripeEvent('checkout.session.expired', { id: `cs_${no}`, object: 'checkout.session', client_reference_id: no, amount_total: 1234, currency: 'usd', status: 'expired', payment_status: 'unpaid' });
+    const expired = stripeEvent('checkout.session.expired', {
+      id: `cs_${no}`,
+      object: 'checkout.session',
+      client_reference_id: no,
+      amount_total: 1234,
+      currency: 'usd',
+      status: 'expired',
+      payment_status: 'unpaid',
+    });
     expect((await postStripe(ctx.app, expired, nowS())).body).toEqual({ received: true });
     const lateFailure = stripeEvent('payment_intent.payment_failed', stripeIntent(no, { status: 'requires_payment_method' }));
     expect((await postStripe(ctx.app, lateFailure, nowS())).body).toEqual({ received: true });
@@ -135,7 +159,10 @@ describe.each(ENGINES)('a close after paid, end to end per gateway, on %s', (eng
     const no = await order('generic');
     const pay = { order_no: no, transaction_id: `G-${no}`, amount: '12.34', status: 'success' };
     expect((await request(ctx.app).post('/notify').type('form').send(signed(pay, TEST_GATEWAY_SECRET))).status).toBe(200);
-    const close = await request(ctx.app).post('/notify').type('form').send(signed({ ...pay, status: 'closed' }, TEST_GATEWAY_SECRET));
+    const close = await request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send(signed({ ...pay, status: 'closed' }, TEST_GATEWAY_SECRET));
     expect(close.status).toBe(400);
     expect(close.body).toMatchObject({ success: false, code: 'validation_failed' });
     await expectStillPaid(no, `G-${no}`);

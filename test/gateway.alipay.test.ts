@@ -142,7 +142,10 @@ describe('Alipay adapter: verify()', () => {
 
   it('refuses a signature by another key (bad_signature)', () => {
     const v = verifyWith(gateway, signed(notification('A4'), OTHER.privateKey));
-    expect(v).toEqual({ ok: false, rejection: { verdict: 'bad_signature', code: 'bad_signature', message: expect.stringContaining('signature'), claimedOrderNo: 'A4' } });
+    expect(v).toEqual({
+      ok: false,
+      rejection: { verdict: 'bad_signature', code: 'bad_signature', message: expect.stringContaining('signature'), claimedOrderNo: 'A4' },
+    });
   });
 
   it.each([
@@ -159,7 +162,10 @@ describe('Alipay adapter: verify()', () => {
 
   it('refuses a well-signed notification for another app_id (forbidden)', () => {
     const v = verifyWith(gateway, signed(notification('A6', { app_id: '2021000999999999' })));
-    expect(v).toEqual({ ok: false, rejection: { verdict: 'forbidden', code: 'forbidden', message: expect.stringContaining('ALIPAY_APP_ID'), claimedOrderNo: 'A6' } });
+    expect(v).toEqual({
+      ok: false,
+      rejection: { verdict: 'forbidden', code: 'forbidden', message: expect.stringContaining('ALIPAY_APP_ID'), claimedOrderNo: 'A6' },
+    });
   });
 
   it.each([
@@ -249,7 +255,10 @@ describe('Alipay adapter: acknowledge()', () => {
   const gateway = createAlipayGateway({ appId: APP_ID, publicKey: ALIPAY.pem });
   const app = express();
   app.get('/ack', (req, res) => gateway.acknowledge(res, JSON.parse(String(req.query.o)) as CallbackOutcome));
-  const ack = (o: Partial<CallbackOutcome>) => request(app).get('/ack').query({ o: JSON.stringify({ message: 'm', ...o }) });
+  const ack = (o: Partial<CallbackOutcome>) =>
+    request(app)
+      .get('/ack')
+      .query({ o: JSON.stringify({ message: 'm', ...o }) });
 
   it.each([
     ['applied', 200, undefined, 'success'],
@@ -280,7 +289,9 @@ describe.each(ENGINES)('POST /notify/alipay on %s', (engine) => {
 
   async function order(amount = '12.34', extra: Record<string, unknown> = {}): Promise<string> {
     const order_no = uid('AL');
-    const res = await ctx.api('post', '/api/orders').send({ order_no, amount, payment_method: 'alipay', notify_url: 'https://merchant.example/notify', ...extra });
+    const res = await ctx
+      .api('post', '/api/orders')
+      .send({ order_no, amount, payment_method: 'alipay', notify_url: 'https://merchant.example/notify', ...extra });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     return order_no;
   }
@@ -360,7 +371,10 @@ describe.each(ENGINES)('POST /notify/alipay on %s', (engine) => {
   it('malformed parameters → fail (400)', async () => {
     const no = await order();
     const params = signed(notification(no));
-    const res = await request(ctx.app).post('/notify/alipay').type('form').send(`${form(params)}&out_trade_no=${no}`);
+    const res = await request(ctx.app)
+      .post('/notify/alipay')
+      .type('form')
+      .send(`${form(params)}&out_trade_no=${no}`);
     expectReply(res, 400, 'fail');
     expect(await orderRow(no)).toMatchObject({ status: 'pending', seq: 0 });
   });
@@ -396,7 +410,9 @@ describe.each(ENGINES)('GET /callback/alipay (return URL) on %s', (engine) => {
 
   it('verifies the signature and shows the order as it stands, changing nothing', async () => {
     const no = uid('ALR');
-    expect((await ctx.api('post', '/api/orders').send({ order_no: no, amount: '12.34', payment_method: 'alipay', notify_url: 'https://merchant.example/n' })).status).toBe(201);
+    expect(
+      (await ctx.api('post', '/api/orders').send({ order_no: no, amount: '12.34', payment_method: 'alipay', notify_url: 'https://merchant.example/n' })).status,
+    ).toBe(201);
     const before = await snapshot(no);
     const res = await visit(returnParams(no));
     expect(res.status, res.text.slice(0, 300)).toBe(200);
@@ -405,7 +421,12 @@ describe.each(ENGINES)('GET /callback/alipay (return URL) on %s', (engine) => {
     expect(resultKind(res.text)).toBe('pending');
     expect(await snapshot(no)).toEqual(before);
     // Once the notification has paid it, the same return shows it paid.
-    expectSuccess(await request(ctx.app).post('/notify/alipay').type('form').send(form(signed(notification(no)))));
+    expectSuccess(
+      await request(ctx.app)
+        .post('/notify/alipay')
+        .type('form')
+        .send(form(signed(notification(no)))),
+    );
     expect(resultKind((await visit(returnParams(no))).text)).toBe('success');
   });
 
@@ -438,7 +459,10 @@ describe.each(ENGINES)('Alipay adapter off on %s', (engine) => {
   afterAll(() => ctx.close());
 
   it('POST /notify/alipay answers 404 JSON naming the variables to set', async () => {
-    const res = await request(ctx.app).post('/notify/alipay').type('form').send(form(signed(notification('OFF1'))));
+    const res = await request(ctx.app)
+      .post('/notify/alipay')
+      .type('form')
+      .send(form(signed(notification('OFF1'))));
     expect(res.status).toBe(404);
     expect(res.body).toMatchObject({ success: false, code: 'not_found', message: expect.stringMatching(/ALIPAY_APP_ID|ALIPAY_PUBLIC_KEY/) });
   });

@@ -21,7 +21,17 @@ let eventSeq = 0;
 /** A Stripe event body as Stripe sends it: pretty-printed JSON, two-space indent, so the raw bytes matter. */
 function eventPayload(type: string, object: Record<string, unknown>, id = `evt_test_${++eventSeq}_${Date.now().toString(36)}`): string {
   return JSON.stringify(
-    { id, object: 'event', api_version: '2025-06-30.basil', created: nowS(), data: { object }, livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type },
+    {
+      id,
+      object: 'event',
+      api_version: '2025-06-30.basil',
+      created: nowS(),
+      data: { object },
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      type,
+    },
     null,
     2,
   );
@@ -110,7 +120,12 @@ describe('Stripe adapter: Stripe-Signature verification', () => {
     const t = nowS();
     const good = parseSignatureHeader(sign(payload, { timestamp: t }))!.v1[0]!;
     const stale = parseSignatureHeader(sign(payload, { timestamp: t, secret: OTHER_SECRET }))!.v1[0]!;
-    for (const header of [`t=${t},v1=${stale},v1=${good}`, `t=${t},v1=${good},v1=${stale}`, `t=${t},v0=${'0'.repeat(64)},v1=${stale},v1=${good},x9=foo`, `v1=${good},t=${t}`]) {
+    for (const header of [
+      `t=${t},v1=${stale},v1=${good}`,
+      `t=${t},v1=${good},v1=${stale}`,
+      `t=${t},v0=${'0'.repeat(64)},v1=${stale},v1=${good},x9=foo`,
+      `v1=${good},t=${t}`,
+    ]) {
       expect(sdkAccepts(payload, header)).toBe(true);
       expect((await verify(payload, header)).ok).toBe(true);
     }
@@ -121,7 +136,13 @@ describe('Stripe adapter: Stripe-Signature verification', () => {
     const t = nowS();
     const other = parseSignatureHeader(sign(payload, { timestamp: t, secret: OTHER_SECRET }))!.v1[0]!;
     const good = parseSignatureHeader(sign(payload, { timestamp: t }))!.v1[0]!;
-    for (const header of [`t=${t},v1=${other}`, `t=${t},v1=${other},v1=${'f'.repeat(64)}`, `t=${t},v0=${good}`, `t=${t},v1=${good.slice(0, 63)}`, `t=${t},v1=${good}00`]) {
+    for (const header of [
+      `t=${t},v1=${other}`,
+      `t=${t},v1=${other},v1=${'f'.repeat(64)}`,
+      `t=${t},v0=${good}`,
+      `t=${t},v1=${good.slice(0, 63)}`,
+      `t=${t},v1=${good}00`,
+    ]) {
       expect(sdkAccepts(payload, header)).toBe(false);
       expectRejected(await verify(payload, header), 'bad_signature', 'bad_signature');
     }
@@ -224,7 +245,11 @@ describe('Stripe adapter: Stripe-Signature verification', () => {
   });
 
   it('refuses a missing body, and a signed body that is not a JSON object, as malformed', async () => {
-    expectRejected(await gateway.verify({ params: {}, rawBody: undefined, headers: { 'stripe-signature': `t=${nowS()},v1=${'a'.repeat(64)}` }, now: new Date() }), 'malformed', 'validation_failed');
+    expectRejected(
+      await gateway.verify({ params: {}, rawBody: undefined, headers: { 'stripe-signature': `t=${nowS()},v1=${'a'.repeat(64)}` }, now: new Date() }),
+      'malformed',
+      'validation_failed',
+    );
     for (const body of ['{"id": "evt_1", ', '[1,2]', '"text"']) expectRejected(await verify(body, sign(body)), 'malformed', 'validation_failed');
   });
 });
@@ -238,7 +263,14 @@ describe('Stripe adapter: event mapping', () => {
   it('checkout.session.completed → paid: client_reference_id, payment_intent, amount_total, upper-cased currency, event id', async () => {
     const payload = eventPayload('checkout.session.completed', session('ORDER-1'), 'evt_checkout_1');
     const result = expectResult(await verify(payload, sign(payload)));
-    expect(result).toMatchObject({ orderNo: 'ORDER-1', transactionId: 'pi_ORDER-1', amount: { kind: 'decimal', value: '12.34' }, currency: 'USD', outcome: 'paid', eventKey: 'evt_checkout_1' });
+    expect(result).toMatchObject({
+      orderNo: 'ORDER-1',
+      transactionId: 'pi_ORDER-1',
+      amount: { kind: 'decimal', value: '12.34' },
+      currency: 'USD',
+      outcome: 'paid',
+      eventKey: 'evt_checkout_1',
+    });
     expect(result.fields).toEqual(JSON.parse(payload));
     expect(result.nonce).toBeUndefined();
   });
@@ -253,7 +285,9 @@ describe('Stripe adapter: event mapping', () => {
   it('checkout.session.completed without a payment intent uses the session id; an expanded intent gives its id', async () => {
     const noIntent = expectResult(await mapped('checkout.session.completed', session('ORDER-4', { payment_intent: null })));
     expect(noIntent.transactionId).toBe('cs_test_ORDER-4_a1B2c3');
-    const expanded = expectResult(await mapped('checkout.session.completed', session('ORDER-5', { payment_intent: { id: 'pi_expanded', object: 'payment_intent' } })));
+    const expanded = expectResult(
+      await mapped('checkout.session.completed', session('ORDER-5', { payment_intent: { id: 'pi_expanded', object: 'payment_intent' } })),
+    );
     expect(expanded.transactionId).toBe('pi_expanded');
   });
 
@@ -263,17 +297,35 @@ describe('Stripe adapter: event mapping', () => {
     const free = await mapped('checkout.session.completed', session('ORDER-6', { payment_status: 'no_payment_required', amount_total: 0 }));
     expect(free.ok).toBe('ignored');
     expect(expectResult(await mapped('checkout.session.async_payment_succeeded', session('ORDER-6')))).toMatchObject({ orderNo: 'ORDER-6', outcome: 'paid' });
-    expect(expectResult(await mapped('checkout.session.async_payment_failed', session('ORDER-6', { payment_status: 'unpaid' })))).toMatchObject({ orderNo: 'ORDER-6', outcome: 'failed' });
+    expect(expectResult(await mapped('checkout.session.async_payment_failed', session('ORDER-6', { payment_status: 'unpaid' })))).toMatchObject({
+      orderNo: 'ORDER-6',
+      outcome: 'failed',
+    });
   });
 
   it('payment_intent.succeeded → paid: metadata.order_no, intent id, amount_received', async () => {
-    const result = expectResult(await mapped('payment_intent.succeeded', intent('ORDER-7', { amount: 9999, amount_received: 1500, currency: 'eur' }), 'evt_pi_7'));
-    expect(result).toMatchObject({ orderNo: 'ORDER-7', transactionId: 'pi_ORDER-7', amount: { kind: 'decimal', value: '15.00' }, currency: 'EUR', outcome: 'paid', eventKey: 'evt_pi_7' });
+    const result = expectResult(
+      await mapped('payment_intent.succeeded', intent('ORDER-7', { amount: 9999, amount_received: 1500, currency: 'eur' }), 'evt_pi_7'),
+    );
+    expect(result).toMatchObject({
+      orderNo: 'ORDER-7',
+      transactionId: 'pi_ORDER-7',
+      amount: { kind: 'decimal', value: '15.00' },
+      currency: 'EUR',
+      outcome: 'paid',
+      eventKey: 'evt_pi_7',
+    });
   });
 
   it('payment_intent.payment_failed → failed with the intent amount', async () => {
     const result = expectResult(await mapped('payment_intent.payment_failed', intent('ORDER-8', { amount_received: 0, status: 'requires_payment_method' })));
-    expect(result).toMatchObject({ orderNo: 'ORDER-8', transactionId: 'pi_ORDER-8', amount: { kind: 'decimal', value: '12.34' }, currency: 'USD', outcome: 'failed' });
+    expect(result).toMatchObject({
+      orderNo: 'ORDER-8',
+      transactionId: 'pi_ORDER-8',
+      amount: { kind: 'decimal', value: '12.34' },
+      currency: 'USD',
+      outcome: 'failed',
+    });
   });
 
   it('payment_intent events do not take client_reference_id (intents have none)', async () => {
@@ -282,18 +334,36 @@ describe('Stripe adapter: event mapping', () => {
   });
 
   it('zero-decimal currencies: JPY amounts are whole yen; three-decimal KWD; ISK is two-decimal in the Stripe API', async () => {
-    expect(expectResult(await mapped('payment_intent.succeeded', intent('J1', { amount_received: 5000, currency: 'jpy' }))).amount).toEqual({ kind: 'decimal', value: '5000' });
-    expect(expectResult(await mapped('checkout.session.completed', session('J2', { amount_total: 1, currency: 'JPY' }))).amount).toEqual({ kind: 'decimal', value: '1' });
-    expect(expectResult(await mapped('payment_intent.succeeded', intent('K1', { amount_received: 12340, currency: 'kwd' }))).amount).toEqual({ kind: 'decimal', value: '12.340' });
-    expect(expectResult(await mapped('payment_intent.succeeded', intent('I1', { amount_received: 50000, currency: 'isk' }))).amount).toEqual({ kind: 'decimal', value: '500.00' });
-    expect(expectResult(await mapped('payment_intent.succeeded', intent('U1', { amount_received: 7, currency: 'usd' }))).amount).toEqual({ kind: 'decimal', value: '0.07' });
+    expect(expectResult(await mapped('payment_intent.succeeded', intent('J1', { amount_received: 5000, currency: 'jpy' }))).amount).toEqual({
+      kind: 'decimal',
+      value: '5000',
+    });
+    expect(expectResult(await mapped('checkout.session.completed', session('J2', { amount_total: 1, currency: 'JPY' }))).amount).toEqual({
+      kind: 'decimal',
+      value: '1',
+    });
+    expect(expectResult(await mapped('payment_intent.succeeded', intent('K1', { amount_received: 12340, currency: 'kwd' }))).amount).toEqual({
+      kind: 'decimal',
+      value: '12.340',
+    });
+    expect(expectResult(await mapped('payment_intent.succeeded', intent('I1', { amount_received: 50000, currency: 'isk' }))).amount).toEqual({
+      kind: 'decimal',
+      value: '500.00',
+    });
+    expect(expectResult(await mapped('payment_intent.succeeded', intent('U1', { amount_received: 7, currency: 'usd' }))).amount).toEqual({
+      kind: 'decimal',
+      value: '0.07',
+    });
   });
 
-  it.each(['customer.created', 'charge.succeeded', 'checkout.session.expired', 'invoice.paid', 'payment_intent.created'])('%s is acknowledged and ignored', async (type) => {
-    const v = await mapped(type, { ...intent('ORDER-10'), object: type.split('.')[0] });
-    expect(v).toMatchObject({ ok: 'ignored', claimedOrderNo: 'ORDER-10', fields: { type, data: { object: { metadata: { order_no: 'ORDER-10' } } } } });
-    if (v.ok === 'ignored') expect(v.message).toContain(type);
-  });
+  it.each(['customer.created', 'charge.succeeded', 'checkout.session.expired', 'invoice.paid', 'payment_intent.created'])(
+    '%s is acknowledged and ignored',
+    async (type) => {
+      const v = await mapped(type, { ...intent('ORDER-10'), object: type.split('.')[0] });
+      expect(v).toMatchObject({ ok: 'ignored', claimedOrderNo: 'ORDER-10', fields: { type, data: { object: { metadata: { order_no: 'ORDER-10' } } } } });
+      if (v.ok === 'ignored') expect(v.message).toContain(type);
+    },
+  );
 
   it('a handled event that names no order is not one of ours: ignored (a 4xx would make Stripe retry it for days)', async () => {
     for (const v of [
@@ -323,7 +393,11 @@ describe('Stripe adapter: event mapping', () => {
   });
 
   it('refuses an event without id, type or data.object as malformed', async () => {
-    for (const body of [{ type: 'payment_intent.succeeded', data: { object: intent('X') } }, { id: 'evt_1', data: { object: intent('X') } }, { id: 'evt_1', type: 'payment_intent.succeeded', data: {} }]) {
+    for (const body of [
+      { type: 'payment_intent.succeeded', data: { object: intent('X') } },
+      { id: 'evt_1', data: { object: intent('X') } },
+      { id: 'evt_1', type: 'payment_intent.succeeded', data: {} },
+    ]) {
       const payload = JSON.stringify(body);
       expectRejected(await verify(payload, sign(payload)), 'malformed', 'validation_failed');
     }
@@ -380,7 +454,9 @@ describe.each(ENGINES)('POST /notify/stripe on %s', (engine) => {
 
   async function order(amount = '12.34', currency = 'USD'): Promise<string> {
     const order_no = `ST${++seq}_${engine}`;
-    const res = await ctx.api('post', '/api/orders').send({ order_no, amount, currency, payment_method: 'stripe', notify_url: 'https://merchant.example/notify' });
+    const res = await ctx
+      .api('post', '/api/orders')
+      .send({ order_no, amount, currency, payment_method: 'stripe', notify_url: 'https://merchant.example/notify' });
     expect(res.status).toBe(201);
     return order_no;
   }
@@ -406,7 +482,15 @@ describe.each(ENGINES)('POST /notify/stripe on %s', (engine) => {
     expect(row).toMatchObject({ status: 'paid', transaction_id: `pi_${no}`, seq: 1, flagged: 0 });
     expect(row.paid_at).not.toBeNull();
     const [log] = await logs(no);
-    expect(log).toMatchObject({ gateway: 'stripe', kind: 'notify', verdict: 'applied', transaction_id: `pi_${no}`, amount_minor: 1234, currency: 'USD', status: 'paid' });
+    expect(log).toMatchObject({
+      gateway: 'stripe',
+      kind: 'notify',
+      verdict: 'applied',
+      transaction_id: `pi_${no}`,
+      amount_minor: 1234,
+      currency: 'USD',
+      status: 'paid',
+    });
     expect(log!.callback_data).toBe(payload);
     expect(log!.payment_data).toContain(`evt_cs_${no}`);
     expect(log!.callback_data).not.toContain(SECRET);
@@ -443,7 +527,9 @@ describe.each(ENGINES)('POST /notify/stripe on %s', (engine) => {
     const late = await deliver(eventPayload('payment_intent.payment_failed', intent(no, { amount_received: 0, status: 'requires_payment_method' })));
     expect(late.status).toBe(200);
     expect(late.body).toEqual({ received: true });
-    const other = await deliver(eventPayload('payment_intent.payment_failed', intent(no, { id: `pi_other_${no}`, amount_received: 0, status: 'requires_payment_method' })));
+    const other = await deliver(
+      eventPayload('payment_intent.payment_failed', intent(no, { id: `pi_other_${no}`, amount_received: 0, status: 'requires_payment_method' })),
+    );
     expect(other.status).toBe(409);
     expect(await orderRow(no)).toMatchObject({ status: 'paid', seq: 1, transaction_id: `pi_${no}` });
     expect((await events(no)).map((e) => e.type)).toEqual(['order.paid']);
@@ -475,7 +561,9 @@ describe.each(ENGINES)('POST /notify/stripe on %s', (engine) => {
 
   it('another event type → 200 and nothing changes; logged as ignored', async () => {
     const no = await order();
-    const res = await deliver(eventPayload('charge.succeeded', { id: `ch_${no}`, object: 'charge', amount: 1234, currency: 'usd', metadata: { order_no: no } }));
+    const res = await deliver(
+      eventPayload('charge.succeeded', { id: `ch_${no}`, object: 'charge', amount: 1234, currency: 'usd', metadata: { order_no: no } }),
+    );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ received: true });
     await expectUnchanged(no);

@@ -67,7 +67,19 @@ interface Notification {
 }
 
 /** The body and headers WeChat sends: the envelope around the sealed resource, signed with a platform key. */
-function notification(resource: object | string, options: { id?: string; eventType?: string; key?: KeyObject; serial?: string; at?: Date; nonce?: string; sealWith?: Parameters<typeof seal>[1]; space?: number } = {}): Notification {
+function notification(
+  resource: object | string,
+  options: {
+    id?: string;
+    eventType?: string;
+    key?: KeyObject;
+    serial?: string;
+    at?: Date;
+    nonce?: string;
+    sealWith?: Parameters<typeof seal>[1];
+    space?: number;
+  } = {},
+): Notification {
   const envelope = {
     id: options.id ?? `EV-${randomBytes(8).toString('hex')}`,
     create_time: '2025-06-06T16:00:00+08:00',
@@ -83,7 +95,15 @@ function signNotification(body: string, options: { key?: KeyObject; serial?: str
   const timestamp = String(unix(options.at ?? NOW));
   const nonce = options.nonce ?? randomBytes(16).toString('hex').toUpperCase();
   const signature = sign('sha256', Buffer.from(`${timestamp}\n${nonce}\n${body}\n`, 'utf8'), options.key ?? platformA.privateKey).toString('base64');
-  return { body, headers: { 'wechatpay-serial': options.serial ?? platformA.serial, 'wechatpay-signature': signature, 'wechatpay-timestamp': timestamp, 'wechatpay-nonce': nonce } };
+  return {
+    body,
+    headers: {
+      'wechatpay-serial': options.serial ?? platformA.serial,
+      'wechatpay-signature': signature,
+      'wechatpay-timestamp': timestamp,
+      'wechatpay-nonce': nonce,
+    },
+  };
 }
 
 /** What the route passes: the parsed body as params (when it parses), and the exact bytes as rawBody. */
@@ -111,7 +131,10 @@ describe('WeChat Pay adapter: configuration', () => {
 
   it('accepts several serials at once, PEM public keys and bare base64 SPKI', async () => {
     const bare = platformB.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-    const gateway = createWechatpayGateway({ ...CONFIG, platformKeys: JSON.stringify({ [platformA.serial]: pem(platformA.publicKey), [platformB.serial]: bare }) });
+    const gateway = createWechatpayGateway({
+      ...CONFIG,
+      platformKeys: JSON.stringify({ [platformA.serial]: pem(platformA.publicKey), [platformB.serial]: bare }),
+    });
     expect((await verify(gateway, notification(transaction('C1'), { key: platformB.privateKey, serial: platformB.serial }))).ok).toBe(true);
   });
 
@@ -122,7 +145,9 @@ describe('WeChat Pay adapter: configuration', () => {
     expect(withKeys('{}')).toThrow(/lists no key/);
     expect(withKeys(JSON.stringify({ SERIAL_X: 'not a key' }))).toThrow(/serial "SERIAL_X": not a valid public key or certificate/);
     expect(withKeys(JSON.stringify({ SERIAL_N: 42 }))).toThrow(/serial "SERIAL_N": the value must be a PEM/);
-    expect(withKeys(JSON.stringify({ SERIAL_P: rogue.privateKey.export({ type: 'pkcs8', format: 'pem' }) }))).toThrow(/serial "SERIAL_P": this is a private key/);
+    expect(withKeys(JSON.stringify({ SERIAL_P: rogue.privateKey.export({ type: 'pkcs8', format: 'pem' }) }))).toThrow(
+      /serial "SERIAL_P": this is a private key/,
+    );
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     expect(withKeys(JSON.stringify({ SERIAL_EC: pem(ec.publicKey) }))).toThrow(/serial "SERIAL_EC": the key is ec, but WeChat Pay signs with RSA/);
     expect(withKeys(JSON.stringify({ 'a b': pem(rogue.publicKey) }))).toThrow(/serial "a b" must be 1-128 printable ASCII/);
@@ -153,7 +178,8 @@ describe('WeChat Pay adapter: configuration', () => {
   })();
   // Skipped loudly on a machine without openssl; under CI=true that is a failure, as for MariaDB, Redis and Chromium.
   const CI = process.env.CI === 'true';
-  if (!openssl && !CI) console.warn(`\n${'!'.repeat(78)}\n!! openssl is not installed: the WeChat Pay platform certificate test was NOT run.\n${'!'.repeat(78)}\n`);
+  if (!openssl && !CI)
+    console.warn(`\n${'!'.repeat(78)}\n!! openssl is not installed: the WeChat Pay platform certificate test was NOT run.\n${'!'.repeat(78)}\n`);
 
   it.skipIf(!openssl && !CI)('accepts a platform certificate under its own serial number, and refuses it under another', async () => {
     expect(openssl, 'CI=true but openssl is not installed: the certificate test must run in CI').toBe(true);
@@ -161,7 +187,22 @@ describe('WeChat Pay adapter: configuration', () => {
     try {
       const keyFile = join(dir, 'key.pem');
       writeFileSync(keyFile, platformA.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-      const certificate = execFileSync('openssl', ['req', '-x509', '-key', keyFile, '-days', '1825', '-set_serial', `0x${platformA.serial}`, '-subj', '/C=CN/O=Test/CN=Test WeChat Pay platform certificate'], { encoding: 'utf8' });
+      const certificate = execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-key',
+          keyFile,
+          '-days',
+          '1825',
+          '-set_serial',
+          `0x${platformA.serial}`,
+          '-subj',
+          '/C=CN/O=Test/CN=Test WeChat Pay platform certificate',
+        ],
+        { encoding: 'utf8' },
+      );
       expect(certificate).toContain('BEGIN CERTIFICATE');
       const gateway = createWechatpayGateway({ ...CONFIG, platformKeys: JSON.stringify({ [platformA.serial.toLowerCase()]: certificate }) });
       expect((await verify(gateway, notification(transaction('C3')))).ok).toBe(true);
@@ -181,7 +222,15 @@ describe('WeChat Pay adapter: verify()', () => {
     const v = await verify(gateway, n);
     expect(v).toEqual({
       ok: true,
-      result: { orderNo: 'W1', transactionId: '4200000W1', amount: { kind: 'minor', value: 1234 }, currency: 'CNY', outcome: 'paid', eventKey: 'EV-W1', fields: resource },
+      result: {
+        orderNo: 'W1',
+        transactionId: '4200000W1',
+        amount: { kind: 'minor', value: 1234 },
+        currency: 'CNY',
+        outcome: 'paid',
+        eventKey: 'EV-W1',
+        fields: resource,
+      },
     });
   });
 
@@ -291,8 +340,19 @@ describe('WeChat Pay adapter: verify()', () => {
   it('maps amount.total (integer minor units) and amount.currency', async () => {
     const v = await verify(gateway, notification(transaction('W11', { amount: { total: 1, payer_total: 0, currency: 'USD', payer_currency: 'CNY' } })));
     expect(v.ok === true && { amount: v.result.amount, currency: v.result.currency }).toEqual({ amount: { kind: 'minor', value: 1 }, currency: 'USD' });
-    for (const amount of [{ total: 12.34, currency: 'CNY' }, { total: -1, currency: 'CNY' }, { total: '1234', currency: 'CNY' }, { total: 1234, currency: 'cny' }, { total: 1234 }, {}]) {
-      expect(await rejection(gateway, notification(transaction('W11', { amount })))).toMatchObject({ verdict: 'malformed', code: 'validation_failed', claimedOrderNo: 'W11' });
+    for (const amount of [
+      { total: 12.34, currency: 'CNY' },
+      { total: -1, currency: 'CNY' },
+      { total: '1234', currency: 'CNY' },
+      { total: 1234, currency: 'cny' },
+      { total: 1234 },
+      {},
+    ]) {
+      expect(await rejection(gateway, notification(transaction('W11', { amount })))).toMatchObject({
+        verdict: 'malformed',
+        code: 'validation_failed',
+        claimedOrderNo: 'W11',
+      });
     }
   });
 
@@ -303,13 +363,30 @@ describe('WeChat Pay adapter: verify()', () => {
       outcomes[state] = v.ok === true ? v.result.outcome : v.ok;
       if (v.ok === 'ignored') expect(v).toMatchObject({ claimedOrderNo: 'W12', message: expect.stringContaining(state) });
     }
-    expect(outcomes).toEqual({ SUCCESS: 'paid', CLOSED: 'closed', PAYERROR: 'failed', NOTPAY: 'ignored', USERPAYING: 'ignored', REFUND: 'ignored', REVOKED: 'ignored', SOMETHING_NEW: 'ignored' });
+    expect(outcomes).toEqual({
+      SUCCESS: 'paid',
+      CLOSED: 'closed',
+      PAYERROR: 'failed',
+      NOTPAY: 'ignored',
+      USERPAYING: 'ignored',
+      REFUND: 'ignored',
+      REVOKED: 'ignored',
+      SOMETHING_NEW: 'ignored',
+    });
   });
 
   it('follows trade_state for other event types, and ignores resources without one (refund notifications)', async () => {
     const closed = await verify(gateway, notification(transaction('W13', { trade_state: 'CLOSED' }), { eventType: 'TRANSACTION.CLOSED' }));
     expect(closed.ok === true && closed.result.outcome).toBe('closed');
-    const refund = { mchid: MCH_ID, out_trade_no: 'W13', transaction_id: '4200000W13', out_refund_no: 'R1', refund_id: '50000000382019052709732678859', refund_status: 'SUCCESS', amount: { total: 1234, refund: 1234, payer_total: 1234, payer_refund: 1234 } };
+    const refund = {
+      mchid: MCH_ID,
+      out_trade_no: 'W13',
+      transaction_id: '4200000W13',
+      out_refund_no: 'R1',
+      refund_id: '50000000382019052709732678859',
+      refund_status: 'SUCCESS',
+      amount: { total: 1234, refund: 1234, payer_total: 1234, payer_refund: 1234 },
+    };
     const v = await verify(gateway, notification(refund, { eventType: 'REFUND.SUCCESS' }));
     expect(v).toMatchObject({ ok: 'ignored', claimedOrderNo: 'W13', message: expect.stringContaining('REFUND.SUCCESS'), fields: refund });
     // ...but a foreign merchant's refund is still refused.
@@ -325,7 +402,12 @@ describe('WeChat Pay adapter: verify()', () => {
       expect(r).toMatchObject({ verdict: 'bad_signature', code: 'bad_signature' });
       expect(r.message.toLowerCase()).toContain(name);
     }
-    const repeated = await gateway.verify({ params: {}, rawBody: Buffer.from(n.body), headers: { ...n.headers, 'wechatpay-serial': [platformA.serial, platformB.serial] }, now: NOW });
+    const repeated = await gateway.verify({
+      params: {},
+      rawBody: Buffer.from(n.body),
+      headers: { ...n.headers, 'wechatpay-serial': [platformA.serial, platformB.serial] },
+      now: NOW,
+    });
     expect(repeated).toMatchObject({ ok: false, rejection: { verdict: 'bad_signature' } });
     // Header names are case-insensitive when the caller did not lower-case them.
     const upper = Object.fromEntries(Object.entries(n.headers).map(([k, val]) => [k.replace(/(^|-)\w/g, (c) => c.toUpperCase()), val]));
@@ -340,7 +422,11 @@ describe('WeChat Pay adapter: verify()', () => {
       [JSON.stringify({ id: 'EV', event_type: 'TRANSACTION.SUCCESS', resource: { ...seal('{}'), algorithm: 'AES_128_CBC' } }), /AES_128_CBC is not supported/],
     ];
     for (const [body, message] of cases) {
-      expect(await rejection(gateway, signNotification(body), NOW, Buffer.from(body))).toMatchObject({ verdict: 'malformed', code: 'validation_failed', message: expect.stringMatching(message) });
+      expect(await rejection(gateway, signNotification(body), NOW, Buffer.from(body))).toMatchObject({
+        verdict: 'malformed',
+        code: 'validation_failed',
+        message: expect.stringMatching(message),
+      });
     }
     expect((await rejection(gateway, notification('plain text, not JSON'))).message).toMatch(/not a JSON object/);
     expect((await rejection(gateway, notification(transaction('bad order no!')))).verdict).toBe('malformed');
@@ -349,7 +435,14 @@ describe('WeChat Pay adapter: verify()', () => {
 
 describe('WeChat Pay adapter: cross-check with wechatpay-node-v3', () => {
   // The SDK verifies with platform keys it keeps by serial (normally downloaded from WeChat): preload ours, no network.
-  const sdk = new Pay({ appid: 'wxd678efh567hg6787', mchid: MCH_ID, publicKey: Buffer.from('unused'), privateKey: Buffer.from('unused'), serial_no: 'unused', key: APIV3_KEY });
+  const sdk = new Pay({
+    appid: 'wxd678efh567hg6787',
+    mchid: MCH_ID,
+    publicKey: Buffer.from('unused'),
+    privateKey: Buffer.from('unused'),
+    serial_no: 'unused',
+    key: APIV3_KEY,
+  });
   beforeAll(() => {
     const certificates = (Pay as unknown as { certificates: Record<string, string> }).certificates;
     certificates[platformA.serial] = pem(platformA.publicKey);
@@ -362,7 +455,15 @@ describe('WeChat Pay adapter: cross-check with wechatpay-node-v3', () => {
       const resource = transaction('X1', { attach: '中文' });
       const n = notification(resource, { key: platform.privateKey, serial: platform.serial });
       const h = n.headers;
-      await expect(sdk.verifySign({ timestamp: h['wechatpay-timestamp']!, nonce: h['wechatpay-nonce']!, body: n.body, serial: h['wechatpay-serial']!, signature: h['wechatpay-signature']! })).resolves.toBe(true);
+      await expect(
+        sdk.verifySign({
+          timestamp: h['wechatpay-timestamp']!,
+          nonce: h['wechatpay-nonce']!,
+          body: n.body,
+          serial: h['wechatpay-serial']!,
+          signature: h['wechatpay-signature']!,
+        }),
+      ).resolves.toBe(true);
       const { resource: sealed } = JSON.parse(n.body) as { resource: { ciphertext: string; associated_data: string; nonce: string } };
       expect(sdk.decipher_gcm(sealed.ciphertext, sealed.associated_data, sealed.nonce, APIV3_KEY)).toEqual(resource);
       expect(await verify(gateway, n)).toMatchObject({ ok: true, result: { fields: resource } });
@@ -370,7 +471,15 @@ describe('WeChat Pay adapter: cross-check with wechatpay-node-v3', () => {
     // And both refuse a rogue signature.
     const forged = notification(transaction('X1'), { key: rogue.privateKey });
     const f = forged.headers;
-    await expect(sdk.verifySign({ timestamp: f['wechatpay-timestamp']!, nonce: f['wechatpay-nonce']!, body: forged.body, serial: f['wechatpay-serial']!, signature: f['wechatpay-signature']! })).resolves.toBe(false);
+    await expect(
+      sdk.verifySign({
+        timestamp: f['wechatpay-timestamp']!,
+        nonce: f['wechatpay-nonce']!,
+        body: forged.body,
+        serial: f['wechatpay-serial']!,
+        signature: f['wechatpay-signature']!,
+      }),
+    ).resolves.toBe(false);
     expect((await verify(gateway, forged)).ok).toBe(false);
   });
 });
@@ -379,7 +488,10 @@ describe('WeChat Pay adapter: acknowledge()', () => {
   const gateway = createWechatpayGateway(CONFIG);
   const app = express();
   app.get('/ack', (req, res) => gateway.acknowledge(res, JSON.parse(String(req.query.outcome)) as CallbackOutcome));
-  const ack = (outcome: CallbackOutcome) => request(app).get('/ack').query({ outcome: JSON.stringify(outcome) });
+  const ack = (outcome: CallbackOutcome) =>
+    request(app)
+      .get('/ack')
+      .query({ outcome: JSON.stringify(outcome) });
 
   it('answers 204 with an empty body when applied, duplicate or ignored', async () => {
     for (const verdict of ['applied', 'duplicate', 'ignored'] as const) {
@@ -420,7 +532,9 @@ describe.each(ENGINES)('POST /notify/wechatpay on %s', (engine) => {
 
   async function order(amount = '12.34', currency = 'CNY'): Promise<string> {
     const order_no = `WX${engine[0]}${++seq}`;
-    const res = await ctx.api('post', '/api/orders').send({ order_no, amount, currency, payment_method: 'wechatpay', notify_url: 'https://merchant.example/notify' });
+    const res = await ctx
+      .api('post', '/api/orders')
+      .send({ order_no, amount, currency, payment_method: 'wechatpay', notify_url: 'https://merchant.example/notify' });
     expect(res.status).toBe(201);
     return order_no;
   }
@@ -447,13 +561,27 @@ describe.each(ENGINES)('POST /notify/wechatpay on %s', (engine) => {
     expect(await orderRow(no)).toMatchObject({ status: 'paid', transaction_id: `4200000${no}`, seq: 1, flagged: 0 });
     const [log, ...more] = await logs(no);
     expect(more).toEqual([]);
-    expect(log).toMatchObject({ gateway: 'wechatpay', kind: 'notify', verdict: 'applied', transaction_id: `4200000${no}`, amount_minor: 1234, currency: 'CNY' });
+    expect(log).toMatchObject({
+      gateway: 'wechatpay',
+      kind: 'notify',
+      verdict: 'applied',
+      transaction_id: `4200000${no}`,
+      amount_minor: 1234,
+      currency: 'CNY',
+    });
     expect(log!.callback_data).toBe(n.body);
     expect(JSON.parse(log!.payment_data!)).toEqual(resource); // the decrypted resource; callback_data keeps the sealed body
     const [event, ...others] = await events(no);
     expect(others).toEqual([]);
     expect(event).toMatchObject({ type: 'order.paid', seq: 1, url: 'https://merchant.example/notify' });
-    expect(JSON.parse(event!.payload)).toMatchObject({ type: 'order.paid', order_no: no, transaction_id: `4200000${no}`, amount: '12.34', currency: 'CNY', status: 'paid' });
+    expect(JSON.parse(event!.payload)).toMatchObject({
+      type: 'order.paid',
+      order_no: no,
+      transaction_id: `4200000${no}`,
+      amount: '12.34',
+      currency: 'CNY',
+      status: 'paid',
+    });
   });
 
   it('answers 204 to a repeated notification id (a WeChat retry or a replay) and changes nothing', async () => {

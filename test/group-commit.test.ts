@@ -58,14 +58,27 @@ describe('group commit', () => {
     expect(h.runs.map((r) => [r.kind, r.ids])).toEqual([['one', [1]]]);
     h.runs[0]!.finish();
     await h.tick();
-    expect(h.runs.map((r) => [r.kind, r.ids])).toEqual([['one', [1]], ['group', [2, 3, 4]]]);
+    expect(h.runs.map((r) => [r.kind, r.ids])).toEqual([
+      ['one', [1]],
+      ['group', [2, 3, 4]],
+    ]);
     h.runs[1]!.finish();
     await h.tick();
     expect(h.runs[2]).toMatchObject({ kind: 'one', ids: [5] });
     h.runs[2]!.finish();
     await Promise.all(all);
-    expect([...h.settled.entries()].sort()).toEqual([[1, 'one:1'], [2, 'group:2'], [3, 'group:3'], [4, 'group:4'], [5, 'one:5']]);
-    expect(h.events).toEqual([[1, false], [3, false], [1, false]]);
+    expect([...h.settled.entries()].sort()).toEqual([
+      [1, 'one:1'],
+      [2, 'group:2'],
+      [3, 'group:3'],
+      [4, 'group:4'],
+      [5, 'one:5'],
+    ]);
+    expect(h.events).toEqual([
+      [1, false],
+      [3, false],
+      [1, false],
+    ]);
   });
 
   it('never puts two items with one key in a group: the later one waits for the next, keeping its place', async () => {
@@ -94,12 +107,20 @@ describe('group commit', () => {
     expect(h.runs.slice(2).map((r) => [r.kind, r.ids])).toEqual([['one', [2]]]);
     h.runs[2]!.finish(new Error('replayed'));
     await h.tick();
-    expect(h.runs.slice(2).map((r) => [r.kind, r.ids])).toEqual([['one', [2]], ['one', [3]]]);
+    expect(h.runs.slice(2).map((r) => [r.kind, r.ids])).toEqual([
+      ['one', [2]],
+      ['one', [3]],
+    ]);
     h.runs[3]!.finish();
     await Promise.all(all);
     expect(h.settled.get(2)).toBe('error:replayed');
     expect(h.settled.get(3)).toBe('one:3');
-    expect(h.events).toEqual([[1, false], [2, true], [1, false], [1, false]]);
+    expect(h.events).toEqual([
+      [1, false],
+      [2, true],
+      [1, false],
+      [1, false],
+    ]);
   });
 
   it('fails every item of a group with its error when running them again is not safe (e.g. a lost connection)', async () => {

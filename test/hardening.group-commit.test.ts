@@ -22,7 +22,9 @@ function harness(overrides: Partial<GroupCommitOptions<Item, string>> = {}) {
   const gate = (kind: 'one' | 'group', items: Item[]) => {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
-    return new Promise<void>((resolve, reject) => runs.push({ kind, ids: items.map((i) => i.id), finish: (err) => (err ? reject(err) : resolve()) })).finally(() => inFlight--);
+    return new Promise<void>((resolve, reject) => runs.push({ kind, ids: items.map((i) => i.id), finish: (err) => (err ? reject(err) : resolve()) })).finally(
+      () => inFlight--,
+    );
   };
   const group = createGroupCommit<Item, string>({
     maxGroup: 4,
@@ -71,7 +73,14 @@ describe('group commit: a bounded queue', () => {
     expect(h.runs).toHaveLength(1);
     await h.drain();
     await Promise.all(all);
-    expect([...h.settled.entries()].sort()).toEqual([[1, 'one:1'], [2, 'group:2'], [3, 'group:3'], [4, 'group:4'], [5, 'full'], [6, 'full']]);
+    expect([...h.settled.entries()].sort()).toEqual([
+      [1, 'one:1'],
+      [2, 'group:2'],
+      [3, 'group:3'],
+      [4, 'group:4'],
+      [5, 'full'],
+      [6, 'full'],
+    ]);
     expect(h.group.queued()).toBe(0);
     // Room again: a new item is taken.
     const later = h.submit(7);
@@ -132,7 +141,15 @@ describe('group commit: every waiter settles on every path', () => {
     h.runs[2]!.finish(new Error('duplicate nonce')); // group [6, 7], refused: run again alone
     await h.drain();
     await Promise.all(all);
-    expect([...h.settled.entries()].sort()).toEqual([[1, 'one:1'], [2, 'group:2'], [3, 'group:3'], [4, 'group:4'], [5, 'group:5'], [6, 'one:6'], [7, 'one:7']]);
+    expect([...h.settled.entries()].sort()).toEqual([
+      [1, 'one:1'],
+      [2, 'group:2'],
+      [3, 'group:3'],
+      [4, 'group:4'],
+      [5, 'group:5'],
+      [6, 'one:6'],
+      [7, 'one:7'],
+    ]);
   });
 
   it('a policy callback that throws (retryAlone, failQueued) fails the items it concerns instead of leaving them waiting', async () => {
@@ -180,43 +197,52 @@ describe.each(ENGINES)('callbacks under overload on %s', (engine) => {
   const notify = (orderNo: string) =>
     fetch(`${base}/notify`, {
       method: 'POST',
-      body: new URLSearchParams(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '8.00', status: 'success', timestamp: nowSeconds(), nonce: `n-${orderNo}` }, TEST_GATEWAY_SECRET)),
+      body: new URLSearchParams(
+        signed(
+          { order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '8.00', status: 'success', timestamp: nowSeconds(), nonce: `n-${orderNo}` },
+          TEST_GATEWAY_SECRET,
+        ),
+      ),
     }).then(async (res) => ({ status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { code?: string } }));
   const depth = async () => Number(/callback_queue_depth (\d+)/.exec(await metricsOf(ctx.app)!.registry.metrics())?.[1]);
 
-  it('answers 503 unavailable at once beyond the queue bound, shows the depth on /metrics, and still completes what it queued', { timeout: 60_000 }, async () => {
-    expect((await ctx.api('post', '/api/orders').send({ order_no: 'OVL-HELD', amount: '8.00' })).status).toBe(201);
-    // Hold what the first callback needs (the order row on MySQL, the only connection on SQLite) until the test lets go.
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let holding!: () => void;
-    const held = new Promise<void>((r) => (holding = r));
-    const holder = ctx.db.kysely.transaction().execute(async (trx) => {
-      await sql`update orders set updated_at = updated_at where order_no = ${'OVL-HELD'}`.execute(trx);
-      holding();
-      await released;
-    });
-    await held;
-    const first = notify('OVL-HELD');
-    await new Promise((r) => setTimeout(r, 300)); // it runs, and waits on the database
-    const queued = Array.from({ length: 128 }, (_, i) => notify(`OVL-Q${i}`));
-    await expect.poll(depth, { timeout: 10_000 }).toBe(128);
-    const started = Date.now();
-    const refused = await Promise.all(Array.from({ length: 5 }, (_, i) => notify(`OVL-X${i}`)));
-    expect(Date.now() - started).toBeLessThan(2000);
-    for (const r of refused) expect(r).toMatchObject({ status: 503, retryAfter: '5', body: { code: 'unavailable' } });
-    const exposition = await ctx.api('get', '/metrics');
-    expect(exposition.text).toMatch(/^callback_queue_depth 128$/m);
-    expect(exposition.text).toMatch(/payment_callbacks_total\{gateway="generic",verdict="unavailable"\} 5/);
+  it(
+    'answers 503 unavailable at once beyond the queue bound, shows the depth on /metrics, and still completes what it queued',
+    { timeout: 60_000 },
+    async () => {
+      expect((await ctx.api('post', '/api/orders').send({ order_no: 'OVL-HELD', amount: '8.00' })).status).toBe(201);
+      // Hold what the first callback needs (the order row on MySQL, the only connection on SQLite) until the test lets go.
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      const holder = ctx.db.kysely.transaction().execute(async (trx) => {
+        await sql`update orders set updated_at = updated_at where order_no = ${'OVL-HELD'}`.execute(trx);
+        holding();
+        await released;
+      });
+      await held;
+      const first = notify('OVL-HELD');
+      await new Promise((r) => setTimeout(r, 300)); // it runs, and waits on the database
+      const queued = Array.from({ length: 128 }, (_, i) => notify(`OVL-Q${i}`));
+      await expect.poll(depth, { timeout: 10_000 }).toBe(128);
+      const started = Date.now();
+      const refused = await Promise.all(Array.from({ length: 5 }, (_, i) => notify(`OVL-X${i}`)));
+      expect(Date.now() - started).toBeLessThan(2000);
+      for (const r of refused) expect(r).toMatchObject({ status: 503, retryAfter: '5', body: { code: 'unavailable' } });
+      const exposition = await ctx.api('get', '/metrics');
+      expect(exposition.text).toMatch(/^callback_queue_depth 128$/m);
+      expect(exposition.text).toMatch(/payment_callbacks_total\{gateway="generic",verdict="unavailable"\} 5/);
 
-    release();
-    await holder;
-    expect((await first).status).toBe(200);
-    const answers = await Promise.all(queued);
-    // Unknown orders: decided (404), never refused for the load.
-    expect(answers.every((a) => a.status === 404)).toBe(true);
-    expect(await depth()).toBe(0);
-    const logged = await ctx.db.kysely.selectFrom('payment_logs').select('order_no').where('order_no', 'like', 'OVL-X%').execute();
-    expect(logged).toEqual([]); // the refused ones left no trace: nothing was decided
-  });
+      release();
+      await holder;
+      expect((await first).status).toBe(200);
+      const answers = await Promise.all(queued);
+      // Unknown orders: decided (404), never refused for the load.
+      expect(answers.every((a) => a.status === 404)).toBe(true);
+      expect(await depth()).toBe(0);
+      const logged = await ctx.db.kysely.selectFrom('payment_logs').select('order_no').where('order_no', 'like', 'OVL-X%').execute();
+      expect(logged).toEqual([]); // the refused ones left no trace: nothing was decided
+    },
+  );
 });

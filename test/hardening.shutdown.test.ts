@@ -49,7 +49,11 @@ async function holding(db: Database, hold: (conn: Kysely<DB>) => Promise<unknown
 /** Blocks reads and writes of `table` from other connections (a table lock on MySQL, the only connection on SQLite). */
 const lockTable = (db: Database, table: string) =>
   db.engine === 'mysql'
-    ? holding(db, (conn) => sql`lock tables ${sql.table(table)} write`.execute(conn), (conn) => sql`unlock tables`.execute(conn))
+    ? holding(
+        db,
+        (conn) => sql`lock tables ${sql.table(table)} write`.execute(conn),
+        (conn) => sql`unlock tables`.execute(conn),
+      )
     : holding(db, (conn) => sql`select 1`.execute(conn));
 
 describe('SHUTDOWN_TIMEOUT_MS', () => {
@@ -61,7 +65,9 @@ describe('SHUTDOWN_TIMEOUT_MS', () => {
 
   it('refuses a value that could not wait out one delivery attempt', () => {
     expect(() => loadConfig({ ...TEST_ENV, SHUTDOWN_TIMEOUT_MS: '10999' })).toThrow(ConfigError);
-    expect(() => loadConfig({ ...TEST_ENV, SHUTDOWN_TIMEOUT_MS: '10999' })).toThrow(/SHUTDOWN_TIMEOUT_MS: must be at least NOTIFY_TIMEOUT_MS \+ 1000 \(11000\)/);
+    expect(() => loadConfig({ ...TEST_ENV, SHUTDOWN_TIMEOUT_MS: '10999' })).toThrow(
+      /SHUTDOWN_TIMEOUT_MS: must be at least NOTIFY_TIMEOUT_MS \+ 1000 \(11000\)/,
+    );
     expect(loadConfig({ ...TEST_ENV, SHUTDOWN_TIMEOUT_MS: '2000', NOTIFY_TIMEOUT_MS: '1000' }).shutdownTimeoutMs).toBe(2000);
   });
 });
@@ -79,7 +85,10 @@ describe.each(ENGINES)('shutdown in process on %s', (engine) => {
   it('stopping maintenance waits for a purge in flight, so it never runs into the closed pool', async () => {
     const db = ownDb();
     const expired = toDbTime(new Date(Date.now() - 60_000));
-    await db.kysely.insertInto('replay_nonces').values({ scope: 'test', nonce: `old-${engine}`, expires_at: expired }).execute();
+    await db.kysely
+      .insertInto('replay_nonces')
+      .values({ scope: 'test', nonce: `old-${engine}`, expires_at: expired })
+      .execute();
     // Hold the table: the first round's purge waits behind it.
     const release = await lockTable(db, 'replay_nonces');
     const lines: Line[] = [];
@@ -135,7 +144,11 @@ describe.each(ENGINES)('shutdown in process on %s', (engine) => {
     const app = createApp({ config: ctx.config, db, logger: capturing(lines) });
     const release = await lockTable(db, 'system_config');
     // A callback reads the allowlist in force, which starts the settings' background read.
-    const answer = request(app).post('/notify').type('form').send(signed({ order_no: 'SD-1', transaction_id: 'T', amount: '1.00', status: 'success' }, 'wrong-secret-0123456789abcdef')).then((r) => r);
+    const answer = request(app)
+      .post('/notify')
+      .type('form')
+      .send(signed({ order_no: 'SD-1', transaction_id: 'T', amount: '1.00', status: 'success' }, 'wrong-secret-0123456789abcdef'))
+      .then((r) => r);
     await pause(200);
     let stopped = false;
     const stopping = stopApp(app).then(() => (stopped = true));
@@ -182,12 +195,26 @@ describe.each(ENGINES)('SIGTERM mid-delivery on %s', (engine: Engine) => {
     cleanups.push(() => merchant.close());
     cleanups.push(async () => unlock?.());
     cleanups.push(() => stopAllServices());
-    const env = { ...TEST_ENV, LOG_LEVEL: 'warn', DATABASE_URL: database.url, NOTIFY_POLL_INTERVAL_MS: '200', NOTIFY_TIMEOUT_MS: '1000', SHUTDOWN_TIMEOUT_MS: '20000' };
+    const env = {
+      ...TEST_ENV,
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: database.url,
+      NOTIFY_POLL_INTERVAL_MS: '200',
+      NOTIFY_TIMEOUT_MS: '1000',
+      SHUTDOWN_TIMEOUT_MS: '20000',
+    };
     const a = await startService('A', env);
     const orderNo = `SIG${Date.now().toString(36)}`;
-    const created = await fetch(`${a.baseUrl}/api/orders`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': TEST_API_KEY }, body: JSON.stringify({ order_no: orderNo, amount: '10.00', notify_url: merchant.url }) });
+    const created = await fetch(`${a.baseUrl}/api/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': TEST_API_KEY },
+      body: JSON.stringify({ order_no: orderNo, amount: '10.00', notify_url: merchant.url }),
+    });
     expect(created.status).toBe(201);
-    const paid = await fetch(`${a.baseUrl}/notify`, { method: 'POST', body: new URLSearchParams(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '10.00', status: 'success' }, TEST_GATEWAY_SECRET)) });
+    const paid = await fetch(`${a.baseUrl}/notify`, {
+      method: 'POST',
+      body: new URLSearchParams(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount: '10.00', status: 'success' }, TEST_GATEWAY_SECRET)),
+    });
     expect(paid.status).toBe(200);
     await merchant.waitFor(1, 10_000);
     await waitUntil('the lock', () => unlock, 5000);

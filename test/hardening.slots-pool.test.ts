@@ -30,7 +30,9 @@ describe.each(ENGINES)('delivery slots through a real drain on %s', (engine) => 
   let ctx: TestContext;
   let receiver: Receiver;
   beforeAll(async () => {
-    ctx = await createTestContext(engine, { env: { NOTIFY_CONCURRENCY: '4', NOTIFY_POLL_INTERVAL_MS: '50', NOTIFY_RETRY_SCHEDULE: '1h', NOTIFY_TIMEOUT_MS: '300' } });
+    ctx = await createTestContext(engine, {
+      env: { NOTIFY_CONCURRENCY: '4', NOTIFY_POLL_INTERVAL_MS: '50', NOTIFY_RETRY_SCHEDULE: '1h', NOTIFY_TIMEOUT_MS: '300' },
+    });
     receiver = await startReceiver((n, res) => {
       if (n % 11 === 5) return; // never answered: a timeout
       setTimeout(() => {
@@ -47,17 +49,37 @@ describe.each(ENGINES)('delivery slots through a real drain on %s', (engine) => 
   it('every slot is back once the backlog is settled, and no mismatch is ever reported', { timeout: 30_000 }, async () => {
     const EVENTS = 50;
     const now = toDbTime(new Date(Date.now() - 1000));
-    await ctx.db.kysely.insertInto('notifications').values(Array.from({ length: EVENTS }, (_, i) => ({
-      event_id: `evt_s_${engine}_${i}`, order_no: `S${i}`, type: 'order.paid', seq: 1, payload: JSON.stringify({ event_id: `evt_s_${engine}_${i}`, type: 'order.paid', order_no: `S${i}`, seq: 1 }),
-      url: receiver.url, status: 'pending', next_attempt_at: now, created_at: now, updated_at: now,
-    }))).execute();
+    await ctx.db.kysely
+      .insertInto('notifications')
+      .values(
+        Array.from({ length: EVENTS }, (_, i) => ({
+          event_id: `evt_s_${engine}_${i}`,
+          order_no: `S${i}`,
+          type: 'order.paid',
+          seq: 1,
+          payload: JSON.stringify({ event_id: `evt_s_${engine}_${i}`, type: 'order.paid', order_no: `S${i}`, seq: 1 }),
+          url: receiver.url,
+          status: 'pending',
+          next_attempt_at: now,
+          created_at: now,
+          updated_at: now,
+        })),
+      )
+      .execute();
     const lines: Array<{ level: number; msg: string }> = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
     const dispatcher = createDispatcher({ db: ctx.db, config: ctx.config, logger, clock: systemClock });
     dispatcher.start();
     try {
       // Each event attempted once (retries are an hour away) and none still leased.
-      const unsettled = async () => (await ctx.db.kysely.selectFrom('notifications').select('id').where((eb) => eb.or([eb('attempts', '=', 0), eb('status', '=', 'delivering')])).execute()).length;
+      const unsettled = async () =>
+        (
+          await ctx.db.kysely
+            .selectFrom('notifications')
+            .select('id')
+            .where((eb) => eb.or([eb('attempts', '=', 0), eb('status', '=', 'delivering')]))
+            .execute()
+        ).length;
       await expect.poll(unsettled, { timeout: 20_000, interval: 50 }).toBe(0);
       await expect.poll(() => dispatcher.inFlightCount(), { timeout: 5000 }).toBe(0);
       expect(dispatcher.slotsInUse()).toBe(0);

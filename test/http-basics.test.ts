@@ -137,7 +137,10 @@ describe('log redaction', () => {
       await new Promise((resolve) => setImmediate(resolve));
 
       expect(text).toContain(requestId);
-      const lines = text.trim().split('\n').map((line) => JSON.parse(line) as { req?: { id?: string; url?: string } });
+      const lines = text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { req?: { id?: string; url?: string } });
       const line = lines.find((l) => l.req?.id === requestId);
       expect(line?.req?.url).toBe('/api/orders?sign=[redacted]&key=[redacted]&page=1');
       expect(lines.some((l) => l.req?.url === '/query_order?action=status&order_no=X&sign=[redacted]')).toBe(true);

@@ -20,7 +20,10 @@ describe('gateway keys: parsed by the gateways, once, and reported with the conf
   it('names each unusable key by its variable, skips blank ones, and never remembers a failure', () => {
     expect(gatewayKeyProblems({ ALIPAY_PUBLIC_KEY: '  ', WECHATPAY_PLATFORM_KEYS: undefined })).toEqual([]);
     const problems = gatewayKeyProblems({ ALIPAY_PUBLIC_KEY: 'not-a-key', WECHATPAY_PLATFORM_KEYS: '{broken' });
-    expect(problems).toEqual([expect.stringMatching(/^ALIPAY_PUBLIC_KEY is not a usable RSA public key/), expect.stringMatching(/^WECHATPAY_PLATFORM_KEYS: not valid JSON/)]);
+    expect(problems).toEqual([
+      expect.stringMatching(/^ALIPAY_PUBLIC_KEY is not a usable RSA public key/),
+      expect.stringMatching(/^WECHATPAY_PLATFORM_KEYS: not valid JSON/),
+    ]);
     expect(gatewayKeyProblems({ ALIPAY_PUBLIC_KEY: 'not-a-key' })).toEqual([problems[0]]);
     expect(() => alipayPublicKey('not-a-key')).toThrow(/ALIPAY_PUBLIC_KEY/);
   });

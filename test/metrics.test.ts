@@ -42,8 +42,15 @@ describe.each(ENGINES)('GET /metrics on %s', (engine) => {
   it('is open without METRICS_TOKEN and exposes every metric family', async () => {
     const text = await scrape(ctx);
     for (const name of [
-      'payment_callbacks_total', 'notification_deliveries_total', 'notification_backlog', 'notification_oldest_due_age_seconds',
-      'notification_stats_up', 'http_request_duration_seconds', 'process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds',
+      'payment_callbacks_total',
+      'notification_deliveries_total',
+      'notification_backlog',
+      'notification_oldest_due_age_seconds',
+      'notification_stats_up',
+      'http_request_duration_seconds',
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
     ]) {
       expect(text, name).toContain(`# TYPE ${name} `);
     }
@@ -91,8 +98,16 @@ describe.each(ENGINES)('GET /metrics on %s', (engine) => {
     await ctx.db.kysely
       .insertInto('notifications')
       .values({
-        event_id: `evt_${orderNo}`, order_no: orderNo, type: 'order.paid', seq: 1, payload: '{}', url: 'http://127.0.0.1:9/notify', status: 'pending',
-        next_attempt_at: past, created_at: past, updated_at: past,
+        event_id: `evt_${orderNo}`,
+        order_no: orderNo,
+        type: 'order.paid',
+        seq: 1,
+        payload: '{}',
+        url: 'http://127.0.0.1:9/notify',
+        status: 'pending',
+        next_attempt_at: past,
+        created_at: past,
+        updated_at: past,
       })
       .execute();
 

@@ -24,11 +24,22 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     expect(res.status).toBe(201);
     return order_no;
   }
-  const payment = (order_no: string, extra: Record<string, string> = {}) => ({ order_no, transaction_id: `TX-${order_no}`, amount: '12.34', status: 'success', ...extra });
+  const payment = (order_no: string, extra: Record<string, string> = {}) => ({
+    order_no,
+    transaction_id: `TX-${order_no}`,
+    amount: '12.34',
+    status: 'success',
+    ...extra,
+  });
   const notify = (body: Record<string, unknown> | string, path = '/notify') => request(ctx.app).post(path).type('form').send(body);
   const orderRow = (order_no: string) => ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', order_no).executeTakeFirstOrThrow();
   const logs = (order_no: string | null) =>
-    ctx.db.kysely.selectFrom('payment_logs').selectAll().where('order_no', order_no === null ? 'is' : '=', order_no).orderBy('id').execute();
+    ctx.db.kysely
+      .selectFrom('payment_logs')
+      .selectAll()
+      .where('order_no', order_no === null ? 'is' : '=', order_no)
+      .orderBy('id')
+      .execute();
   const events = (order_no: string) => ctx.db.kysely.selectFrom('notifications').selectAll().where('order_no', '=', order_no).orderBy('seq').execute();
 
   it.each(['/notify', '/notify/generic', '/notify.php'])('applies an MD5-signed form notification on %s', async (path) => {
@@ -40,19 +51,38 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     expect(row).toMatchObject({ status: 'paid', transaction_id: `TX-${no}`, seq: 1, flagged: 0 });
     expect(row.paid_at).not.toBeNull();
     const [log] = await logs(no);
-    expect(log).toMatchObject({ gateway: 'generic', kind: 'notify', verdict: 'applied', transaction_id: `TX-${no}`, amount_minor: 1234, currency: 'CNY', remote_ip: expect.stringContaining('127.0.0.1') });
+    expect(log).toMatchObject({
+      gateway: 'generic',
+      kind: 'notify',
+      verdict: 'applied',
+      transaction_id: `TX-${no}`,
+      amount_minor: 1234,
+      currency: 'CNY',
+      remote_ip: expect.stringContaining('127.0.0.1'),
+    });
     expect(log!.callback_data).toContain(`order_no=${no}`);
     expect(JSON.parse(log!.payment_data!)).toMatchObject({ orderNo: no, transactionId: `TX-${no}`, outcome: 'paid' });
     const [event] = await events(no);
     expect(event).toMatchObject({ type: 'order.paid', seq: 1, status: 'pending', url: 'https://merchant.example/notify' });
-    expect(JSON.parse(event!.payload)).toMatchObject({ event_id: event!.event_id, type: 'order.paid', order_no: no, transaction_id: `TX-${no}`, amount: '12.34', currency: 'CNY', status: 'paid', seq: 1 });
+    expect(JSON.parse(event!.payload)).toMatchObject({
+      event_id: event!.event_id,
+      type: 'order.paid',
+      order_no: no,
+      transaction_id: `TX-${no}`,
+      amount: '12.34',
+      currency: 'CNY',
+      status: 'paid',
+      seq: 1,
+    });
   });
 
   it('applies HMAC-SHA256 signatures, flat JSON bodies, lower-case signatures and an explicit currency', async () => {
     const a = await order();
     expect((await notify(signed(payment(a), TEST_GATEWAY_SECRET, 'HMAC-SHA256'))).status).toBe(200);
     const b = await order();
-    const json = await request(ctx.app).post('/notify').send(signed(payment(b, { currency: 'CNY' }), TEST_GATEWAY_SECRET));
+    const json = await request(ctx.app)
+      .post('/notify')
+      .send(signed(payment(b, { currency: 'CNY' }), TEST_GATEWAY_SECRET));
     expect(json.status).toBe(200);
     const c = await order();
     const lower = signed(payment(c), TEST_GATEWAY_SECRET);
@@ -95,10 +125,28 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     ['wrong key', (no) => signed(payment(no), 'not-the-gateway-secret'), 401, 'bad_signature', 'bad_signature'],
     ['missing sign', (no) => payment(no), 401, 'bad_signature', 'bad_signature'],
     ['empty sign', (no) => ({ ...payment(no), sign: '' }), 401, 'bad_signature', 'bad_signature'],
-    ['HMAC sign presented as MD5', (no) => ({ ...signed(payment(no), TEST_GATEWAY_SECRET, 'HMAC-SHA256'), sign_type: 'MD5' }), 401, 'bad_signature', 'bad_signature'],
+    [
+      'HMAC sign presented as MD5',
+      (no) => ({ ...signed(payment(no), TEST_GATEWAY_SECRET, 'HMAC-SHA256'), sign_type: 'MD5' }),
+      401,
+      'bad_signature',
+      'bad_signature',
+    ],
     ['tampered amount', (no) => ({ ...signed(payment(no), TEST_GATEWAY_SECRET), amount: '0.01' }), 401, 'bad_signature', 'bad_signature'],
-    ['tampered status', (no) => ({ ...signed(payment(no, { status: 'failed' }), TEST_GATEWAY_SECRET), status: 'success' }), 401, 'bad_signature', 'bad_signature'],
-    ['tampered currency', (no) => ({ ...signed(payment(no, { currency: 'USD' }), TEST_GATEWAY_SECRET), currency: 'CNY' }), 401, 'bad_signature', 'bad_signature'],
+    [
+      'tampered status',
+      (no) => ({ ...signed(payment(no, { status: 'failed' }), TEST_GATEWAY_SECRET), status: 'success' }),
+      401,
+      'bad_signature',
+      'bad_signature',
+    ],
+    [
+      'tampered currency',
+      (no) => ({ ...signed(payment(no, { currency: 'USD' }), TEST_GATEWAY_SECRET), currency: 'CNY' }),
+      401,
+      'bad_signature',
+      'bad_signature',
+    ],
     ['signed wrong amount', (no) => signed(payment(no, { amount: '0.01' }), TEST_GATEWAY_SECRET), 409, 'amount_mismatch', 'amount_mismatch'],
     ['signed wrong currency', (no) => signed(payment(no, { currency: 'USD' }), TEST_GATEWAY_SECRET), 409, 'amount_mismatch', 'amount_mismatch'],
     ['signed too many decimals', (no) => signed(payment(no, { amount: '12.345' }), TEST_GATEWAY_SECRET), 409, 'amount_mismatch', 'amount_mismatch'],
@@ -108,7 +156,13 @@ describe.each(ENGINES)('POST /notify (generic gateway) on %s', (engine) => {
     ['bad status', (no) => signed(payment(no, { status: 'paid' }), TEST_GATEWAY_SECRET), 400, 'validation_failed', 'malformed'],
     ['bad amount', (no) => signed(payment(no, { amount: '1e3' }), TEST_GATEWAY_SECRET), 400, 'validation_failed', 'malformed'],
     ['bad sign_type', (no) => ({ ...signed(payment(no), TEST_GATEWAY_SECRET), sign_type: 'SHA1' }), 400, 'validation_failed', 'malformed'],
-    ['missing transaction_id', (no) => signed({ order_no: no, amount: '12.34', status: 'success' }, TEST_GATEWAY_SECRET), 400, 'validation_failed', 'malformed'],
+    [
+      'missing transaction_id',
+      (no) => signed({ order_no: no, amount: '12.34', status: 'success' }, TEST_GATEWAY_SECRET),
+      400,
+      'validation_failed',
+      'malformed',
+    ],
   ];
 
   it.each(rejections)('%s → %d %s, logged as %s, order unchanged', async (_name, build, status, code, verdict) => {

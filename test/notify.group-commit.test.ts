@@ -29,11 +29,21 @@ describe.each(ENGINES)('callback group commit on %s', (engine) => {
     request(ctx.app)
       .post('/notify')
       .type('form')
-      .send(signed({ order_no, transaction_id, amount: '8.00', status: 'success', timestamp: nowSeconds(), nonce: `n-${order_no}-${transaction_id}`, ...extra }, TEST_GATEWAY_SECRET));
+      .send(
+        signed(
+          { order_no, transaction_id, amount: '8.00', status: 'success', timestamp: nowSeconds(), nonce: `n-${order_no}-${transaction_id}`, ...extra },
+          TEST_GATEWAY_SECRET,
+        ),
+      );
   const row = (no: string) => ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', no).executeTakeFirstOrThrow();
-  const events = async (no: string) => (await ctx.db.kysely.selectFrom('notifications').select(['type', 'seq']).where('order_no', '=', no).orderBy('seq').execute()).map((e) => `${e.type}#${e.seq}`);
+  const events = async (no: string) =>
+    (await ctx.db.kysely.selectFrom('notifications').select(['type', 'seq']).where('order_no', '=', no).orderBy('seq').execute()).map(
+      (e) => `${e.type}#${e.seq}`,
+    );
   const verdicts = async (no: string) =>
-    (await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged']).where('order_no', '=', no).orderBy('id').execute()).map((l) => `${l.verdict}${l.flagged ? '!' : ''}`);
+    (await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged']).where('order_no', '=', no).orderBy('id').execute()).map(
+      (l) => `${l.verdict}${l.flagged ? '!' : ''}`,
+    );
   const nonceStored = async (nonce: string) => (await ctx.db.kysely.selectFrom('replay_nonces').select('id').where('nonce', '=', nonce).execute()).length === 1;
 
   /** A verified generic callback, as the service hands it to the transaction. */
@@ -48,7 +58,17 @@ describe.each(ENGINES)('callback group commit on %s', (engine) => {
         outcome: opts.outcome ?? 'paid',
         nonce: { scope: 'generic', value: `gn-${orderNo}-${transactionId}`, expiresAt: new Date(now.getTime() + 600_000) },
       },
-      logBase: { gateway: 'generic', kind: 'notify', callbackData: `order_no=${orderNo}`, remoteIp: '127.0.0.1', now: toDbTime(now), transactionId, status: opts.outcome ?? 'paid', currency: null, paymentData: '{}' },
+      logBase: {
+        gateway: 'generic',
+        kind: 'notify',
+        callbackData: `order_no=${orderNo}`,
+        remoteIp: '127.0.0.1',
+        now: toDbTime(now),
+        transactionId,
+        status: opts.outcome ?? 'paid',
+        currency: null,
+        paymentData: '{}',
+      },
     };
   }
 
@@ -128,7 +148,12 @@ describe.each(ENGINES)('callback group commit on %s', (engine) => {
     const server = ctx.app.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const form = (params: Record<string, string>) => fetch(`${base}/notify`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString() });
+    const form = (params: Record<string, string>) =>
+      fetch(`${base}/notify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(params).toString(),
+      });
     const body = (order_no: string, transaction_id: string, nonce = `n-${order_no}-${transaction_id}`) =>
       signed({ order_no, transaction_id, amount: '8.00', status: 'success', timestamp: nowSeconds(), nonce }, TEST_GATEWAY_SECRET);
     // Two copies of one request (same nonce) for a payment that is also notified on its own: whichever comes first applies it.
@@ -138,7 +163,12 @@ describe.each(ENGINES)('callback group commit on %s', (engine) => {
       const answers = await Promise.all(responses.map(async (r) => ({ status: r.status, code: ((await r.json()) as { code?: string }).code })));
       expect(answers.slice(0, 30).map((a) => a.status)).toEqual(Array(30).fill(200));
       // Of the two copies, exactly one is refused as a replay; the other is applied or a duplicate (200).
-      expect(answers.slice(30).map((a) => a.status).sort()).toEqual([200, 409]);
+      expect(
+        answers
+          .slice(30)
+          .map((a) => a.status)
+          .sort(),
+      ).toEqual([200, 409]);
       expect(answers.slice(30).find((a) => a.status === 409)?.code).toBe('replayed');
     } finally {
       server.close();

@@ -14,13 +14,20 @@ describe.each(ENGINES)('storage faults during /notify on %s', (engine) => {
   afterAll(() => ctx.close());
 
   const pay = (order_no: string) =>
-    request(ctx.app).post('/notify').type('form').send(signed({ order_no, transaction_id: `T-${order_no}`, amount: '3.00', status: 'success' }, TEST_GATEWAY_SECRET));
+    request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send(signed({ order_no, transaction_id: `T-${order_no}`, amount: '3.00', status: 'success' }, TEST_GATEWAY_SECRET));
 
   async function installFailingTrigger(table: 'notifications' | 'payment_logs') {
     if (engine === 'sqlite') {
-      await sql.raw(`CREATE TRIGGER fail_${table} BEFORE INSERT ON ${table} BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END`).execute(ctx.db.kysely);
+      await sql
+        .raw(`CREATE TRIGGER fail_${table} BEFORE INSERT ON ${table} BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END`)
+        .execute(ctx.db.kysely);
     } else {
-      await sql.raw(`CREATE TRIGGER fail_${table} BEFORE INSERT ON ${table} FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'simulated storage failure'`).execute(ctx.db.kysely);
+      await sql
+        .raw(`CREATE TRIGGER fail_${table} BEFORE INSERT ON ${table} FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'simulated storage failure'`)
+        .execute(ctx.db.kysely);
     }
   }
   const dropTrigger = (table: string) => sql.raw(`DROP TRIGGER fail_${table}`).execute(ctx.db.kysely);
@@ -63,7 +70,10 @@ describe.each(ENGINES)('storage faults during /notify on %s', (engine) => {
     const other = await createTestContext(engine);
     await other.api('post', '/api/orders').send({ order_no: 'SF3', amount: '3.00' });
     await other.db.close();
-    const res = await request(other.app).post('/notify').type('form').send(signed({ order_no: 'SF3', transaction_id: 'T', amount: '3.00', status: 'success' }, TEST_GATEWAY_SECRET));
+    const res = await request(other.app)
+      .post('/notify')
+      .type('form')
+      .send(signed({ order_no: 'SF3', transaction_id: 'T', amount: '3.00', status: 'success' }, TEST_GATEWAY_SECRET));
     expect(res.status).toBe(503);
     expect(res.body).toMatchObject({ success: false, code: 'unavailable' });
     await other.database.drop();

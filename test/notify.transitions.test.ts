@@ -18,12 +18,20 @@ describe.each(ENGINES)('A4 transitions through /notify on %s', (engine) => {
     return order_no;
   }
   const send = (order_no: string, transaction_id: string, status: 'success' | 'failed') =>
-    request(ctx.app).post('/notify').type('form').send(signed({ order_no, transaction_id, amount: '8.00', status }, TEST_GATEWAY_SECRET));
+    request(ctx.app)
+      .post('/notify')
+      .type('form')
+      .send(signed({ order_no, transaction_id, amount: '8.00', status }, TEST_GATEWAY_SECRET));
   const row = (no: string) => ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', no).executeTakeFirstOrThrow();
   const events = async (no: string) =>
-    (await ctx.db.kysely.selectFrom('notifications').select(['type', 'seq', 'payload']).where('order_no', '=', no).orderBy('seq').execute()).map((e) => [e.type, e.seq]);
+    (await ctx.db.kysely.selectFrom('notifications').select(['type', 'seq', 'payload']).where('order_no', '=', no).orderBy('seq').execute()).map((e) => [
+      e.type,
+      e.seq,
+    ]);
   const verdicts = async (no: string) =>
-    (await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged']).where('order_no', '=', no).orderBy('id').execute()).map((l) => `${l.verdict}${l.flagged ? '!' : ''}`);
+    (await ctx.db.kysely.selectFrom('payment_logs').select(['verdict', 'flagged']).where('order_no', '=', no).orderBy('id').execute()).map(
+      (l) => `${l.verdict}${l.flagged ? '!' : ''}`,
+    );
 
   it('pending → failed → paid, with one event per transition and increasing seq', async () => {
     const no = await order();
@@ -34,7 +42,10 @@ describe.each(ENGINES)('A4 transitions through /notify on %s', (engine) => {
     const paid = await send(no, 'T-2', 'success');
     expect(paid.body.data.status).toBe('paid');
     expect(await row(no)).toMatchObject({ status: 'paid', transaction_id: 'T-2', seq: 2, flagged: 0 });
-    expect(await events(no)).toEqual([['order.failed', 1], ['order.paid', 2]]);
+    expect(await events(no)).toEqual([
+      ['order.failed', 1],
+      ['order.paid', 2],
+    ]);
     expect(await verdicts(no)).toEqual(['applied', 'duplicate', 'applied']);
   });
 
@@ -46,7 +57,10 @@ describe.each(ENGINES)('A4 transitions through /notify on %s', (engine) => {
     expect(late.status).toBe(200);
     expect(late.body.data.status).toBe('paid');
     expect(await row(no)).toMatchObject({ status: 'paid', flagged: 1, seq: 2 });
-    expect(await events(no)).toEqual([['order.closed', 1], ['order.paid', 2]]);
+    expect(await events(no)).toEqual([
+      ['order.closed', 1],
+      ['order.paid', 2],
+    ]);
     expect(await verdicts(no)).toEqual(['applied!']);
   });
 
@@ -72,7 +86,10 @@ describe.each(ENGINES)('A4 transitions through /notify on %s', (engine) => {
     const failedNo = await order();
     await send(failedNo, 'F-2', 'failed');
     expect((await ctx.api('post', `/api/orders/${failedNo}/close`)).status).toBe(200);
-    expect(await events(failedNo)).toEqual([['order.failed', 1], ['order.closed', 2]]);
+    expect(await events(failedNo)).toEqual([
+      ['order.failed', 1],
+      ['order.closed', 2],
+    ]);
   });
 
   it('orders without notify_url change state and advance seq but queue no event', async () => {
@@ -108,7 +125,12 @@ describe.each(ENGINES)('A4 transitions through /notify on %s', (engine) => {
   it('20 concurrent notifications with different transaction_ids: one 200, nineteen 409', async () => {
     const no = await order();
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => request(ctx.app).post('/notify').type('form').send(signed({ order_no: no, transaction_id: `RACE-${i}`, amount: '8.00', status: 'success' }, TEST_GATEWAY_SECRET))),
+      Array.from({ length: 20 }, (_, i) =>
+        request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(signed({ order_no: no, transaction_id: `RACE-${i}`, amount: '8.00', status: 'success' }, TEST_GATEWAY_SECRET)),
+      ),
     );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     expect(results.filter((r) => r.status === 409 && r.body.code === 'invalid_state')).toHaveLength(19);
@@ -127,7 +149,11 @@ describe.each(ENGINES)('A4 transitions through /notify on %s', (engine) => {
       expect(final).toBe('paid');
       expect(pay.status).toBe(200);
       const evs = await events(no);
-      if (close.status === 200) expect(evs).toEqual([['order.closed', 1], ['order.paid', 2]]);
+      if (close.status === 200)
+        expect(evs).toEqual([
+          ['order.closed', 1],
+          ['order.paid', 2],
+        ]);
       else expect(evs).toEqual([['order.paid', 1]]);
     }
   });

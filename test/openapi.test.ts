@@ -3,8 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { createOrderSchema, genericNotifySchema, orderNoSchema } from '../src/openapi/request.schemas.ts';
 import {
-  attemptJsonSchema, errorEnvelopeSchema, healthSchema, notificationJsonSchema, orderDetailSchema, orderJsonSchema, orderListSchema, orderStatusSchema,
-  paymentJsonSchema, readySchema, resendResultSchema,
+  attemptJsonSchema,
+  errorEnvelopeSchema,
+  healthSchema,
+  notificationJsonSchema,
+  orderDetailSchema,
+  orderJsonSchema,
+  orderListSchema,
+  orderStatusSchema,
+  paymentJsonSchema,
+  readySchema,
+  resendResultSchema,
 } from '../src/openapi/response.schemas.ts';
 import { ERROR_STATUS } from '../src/shared/errors.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
@@ -90,7 +99,10 @@ describe('GET /openapi.json', () => {
       // Every {template} of the path is a required path parameter.
       const params = (op!.parameters ?? []) as Json[];
       for (const [, name] of path.matchAll(/\{(\w+)\}/g)) {
-        expect(params.find((p) => p.in === 'path' && p.name === name), `${path} {${name}}`).toMatchObject({ required: true });
+        expect(
+          params.find((p) => p.in === 'path' && p.name === name),
+          `${path} {${name}}`,
+        ).toMatchObject({ required: true });
       }
       for (const p of params) expect(['query', 'path', 'header', 'cookie']).toContain(p.in);
     }

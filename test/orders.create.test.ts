@@ -45,7 +45,21 @@ describe.each(ENGINES)('POST /api/orders on %s', (engine) => {
       paid_at: null,
     });
     expect(Object.keys(order).sort()).toEqual(
-      ['amount', 'callback_url', 'created_at', 'currency', 'metadata', 'notify_url', 'order_no', 'paid_at', 'payment_method', 'status', 'subject', 'transaction_id', 'updated_at'].sort(),
+      [
+        'amount',
+        'callback_url',
+        'created_at',
+        'currency',
+        'metadata',
+        'notify_url',
+        'order_no',
+        'paid_at',
+        'payment_method',
+        'status',
+        'subject',
+        'transaction_id',
+        'updated_at',
+      ].sort(),
     );
     expect(order.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const row = await ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', 'ORD-json_1').executeTakeFirstOrThrow();
@@ -107,7 +121,14 @@ describe.each(ENGINES)('POST /api/orders on %s', (engine) => {
     expect(again.body.success).toBe(true);
     expect(again.body.data).toEqual(first.body.data);
 
-    for (const change of [{ amount: '9.91' }, { currency: 'USD' }, { subject: 'other' }, { subject: undefined }, { metadata: { a: 'y', b: 1 } }, { notify_url: 'https://x.example/n' }]) {
+    for (const change of [
+      { amount: '9.91' },
+      { currency: 'USD' },
+      { subject: 'other' },
+      { subject: undefined },
+      { metadata: { a: 'y', b: 1 } },
+      { notify_url: 'https://x.example/n' },
+    ]) {
       const res = await ctx.api('post', '/api/orders').send({ ...body, ...change });
       expect(res.status, JSON.stringify(change)).toBe(409);
       expect(res.body).toMatchObject({ success: false, code: 'order_exists' });

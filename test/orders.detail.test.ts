@@ -21,28 +21,59 @@ describe.each(ENGINES)('order detail and close on %s', (engine) => {
     await ctx.api('post', '/api/orders').send({ order_no: 'D2', amount: '7.00', notify_url: 'https://m.example/n' });
     const t = (s: number) => toDbTime(new Date(Date.UTC(2026, 0, 1, 0, 0, s)));
     const log = { order_no: 'D2', gateway: 'generic', kind: 'notify', callback_data: '{}', remote_ip: '127.0.0.1' };
-    await ctx.db.kysely.insertInto('payment_logs').values([
-      { ...log, verdict: 'bad_signature', created_at: t(1) },
-      { ...log, verdict: 'applied', transaction_id: 'T1', amount_minor: 700, currency: 'CNY', status: 'success', created_at: t(2) },
-    ]).execute();
-    const inserted = await ctx.db.kysely.insertInto('notifications').values({
-      event_id: 'evt_1', order_no: 'D2', type: 'order.paid', seq: 1, payload: '{}', url: 'https://m.example/n', status: 'delivered',
-      attempts: 2, next_attempt_at: t(3), created_at: t(2), updated_at: t(3), delivered_at: t(3),
-    }).executeTakeFirstOrThrow();
+    await ctx.db.kysely
+      .insertInto('payment_logs')
+      .values([
+        { ...log, verdict: 'bad_signature', created_at: t(1) },
+        { ...log, verdict: 'applied', transaction_id: 'T1', amount_minor: 700, currency: 'CNY', status: 'success', created_at: t(2) },
+      ])
+      .execute();
+    const inserted = await ctx.db.kysely
+      .insertInto('notifications')
+      .values({
+        event_id: 'evt_1',
+        order_no: 'D2',
+        type: 'order.paid',
+        seq: 1,
+        payload: '{}',
+        url: 'https://m.example/n',
+        status: 'delivered',
+        attempts: 2,
+        next_attempt_at: t(3),
+        created_at: t(2),
+        updated_at: t(3),
+        delivered_at: t(3),
+      })
+      .executeTakeFirstOrThrow();
     const notificationId = Number(inserted.insertId);
-    await ctx.db.kysely.insertInto('notification_attempts').values([
-      { notification_id: notificationId, attempt_no: 2, started_at: t(3), duration_ms: 12, status_code: 200, response_excerpt: 'success' },
-      { notification_id: notificationId, attempt_no: 1, started_at: t(2), duration_ms: 30, status_code: 500, error: 'HTTP 500' },
-    ]).execute();
+    await ctx.db.kysely
+      .insertInto('notification_attempts')
+      .values([
+        { notification_id: notificationId, attempt_no: 2, started_at: t(3), duration_ms: 12, status_code: 200, response_excerpt: 'success' },
+        { notification_id: notificationId, attempt_no: 1, started_at: t(2), duration_ms: 30, status_code: 500, error: 'HTTP 500' },
+      ])
+      .execute();
 
     const res = await ctx.api('get', '/api/orders/D2');
     expect(res.status).toBe(200);
     const { payments, notifications } = res.body.data;
     expect(payments.map((p: { verdict: string }) => p.verdict)).toEqual(['applied', 'bad_signature']);
-    expect(payments[0]).toMatchObject({ gateway: 'generic', kind: 'notify', transaction_id: 'T1', amount: '7.00', currency: 'CNY', flagged: false, remote_ip: '127.0.0.1', created_at: '2026-01-01T00:00:02.000Z' });
+    expect(payments[0]).toMatchObject({
+      gateway: 'generic',
+      kind: 'notify',
+      transaction_id: 'T1',
+      amount: '7.00',
+      currency: 'CNY',
+      flagged: false,
+      remote_ip: '127.0.0.1',
+      created_at: '2026-01-01T00:00:02.000Z',
+    });
     expect(notifications).toHaveLength(1);
     expect(notifications[0]).toMatchObject({ event_id: 'evt_1', type: 'order.paid', seq: 1, status: 'delivered', attempt_count: 2 });
-    expect(notifications[0].attempts.map((a: { attempt_no: number; status_code: number }) => [a.attempt_no, a.status_code])).toEqual([[1, 500], [2, 200]]);
+    expect(notifications[0].attempts.map((a: { attempt_no: number; status_code: number }) => [a.attempt_no, a.status_code])).toEqual([
+      [1, 500],
+      [2, 200],
+    ]);
   });
 
   it('answers 404 not_found for an unknown order and 400 for a malformed number', async () => {

@@ -9,7 +9,15 @@ describe.each(ENGINES)('order validation on %s', (engine) => {
   });
   afterAll(() => ctx.close());
 
-  const orderCount = async () => Number((await ctx.db.kysely.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const orderCount = async () =>
+    Number(
+      (
+        await ctx.db.kysely
+          .selectFrom('orders')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   const invalid: Array<[string, Record<string, unknown>, string]> = [
     ['missing amount', {}, 'amount'],
@@ -104,7 +112,10 @@ describe.each(ENGINES)('order validation on %s', (engine) => {
   });
 
   it('ignores __proto__ at the top level of a JSON body without polluting objects', async () => {
-    const res = await ctx.api('post', '/api/orders').set('Content-Type', 'application/json').send('{"amount":"2.00","__proto__":{"polluted":true},"constructor":{"x":1}}');
+    const res = await ctx
+      .api('post', '/api/orders')
+      .set('Content-Type', 'application/json')
+      .send('{"amount":"2.00","__proto__":{"polluted":true},"constructor":{"x":1}}');
     expect(res.status).toBe(201);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(res.body.data.amount).toBe('2.00');

@@ -44,10 +44,7 @@ describe.skipIf(!MYSQL_URL)('silent network partition to MariaDB', () => {
     proxy.blackhole();
     const started = Date.now();
     const body = signed({ order_no: 'SILENT1', transaction_id: 'T1', amount: '1.00', status: 'success' }, TEST_GATEWAY_SECRET);
-    const answers = await Promise.all([
-      ...Array.from({ length: 6 }, () => request(app).post('/notify').type('form').send(body)),
-      request(app).get('/readyz'),
-    ]);
+    const answers = await Promise.all([...Array.from({ length: 6 }, () => request(app).post('/notify').type('form').send(body)), request(app).get('/readyz')]);
     const elapsed = Date.now() - started;
     expect(answers.map((a) => a.status)).toEqual(Array(7).fill(503));
     expect(elapsed).toBeLessThan(12_000);

@@ -28,7 +28,8 @@ import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.ts';
 const POLL_MS = 200;
 const QUIET_MS = 3000;
 
-if (!MYSQL_URL) console.warn(`\n${'!'.repeat(78)}\n!! MYSQL_URL is not set: the MariaDB storage-outage tests (TCP proxy cut) were NOT run.\n${'!'.repeat(78)}\n`);
+if (!MYSQL_URL)
+  console.warn(`\n${'!'.repeat(78)}\n!! MYSQL_URL is not set: the MariaDB storage-outage tests (TCP proxy cut) were NOT run.\n${'!'.repeat(78)}\n`);
 
 interface LogLine {
   level: number;
@@ -147,7 +148,23 @@ async function setUp(): Promise<Setup> {
 
   const receiver = await startReceiver();
   cleanups.push(() => receiver.close());
-  return { database, direct, db, proxy, config, dispatcher, receiver, server, base, otherServer, otherBase, dispatcherLog, appLog, loopDbOps: () => ops, queued };
+  return {
+    database,
+    direct,
+    db,
+    proxy,
+    config,
+    dispatcher,
+    receiver,
+    server,
+    base,
+    otherServer,
+    otherBase,
+    dispatcherLog,
+    appLog,
+    loopDbOps: () => ops,
+    queued,
+  };
 }
 
 const setup = () => {
@@ -199,10 +216,16 @@ const CLAIM_FAILED = /claiming due notifications failed/;
 
 /** Per order: status, applied log rows, outbox events — read straight from MariaDB. */
 async function audit(direct: Database, orderNos: string[]) {
-  const orders = await direct.kysely.selectFrom('orders').select(['order_no', 'status', 'seq', 'notify_url', 'transaction_id']).where('order_no', 'in', orderNos).execute();
+  const orders = await direct.kysely
+    .selectFrom('orders')
+    .select(['order_no', 'status', 'seq', 'notify_url', 'transaction_id'])
+    .where('order_no', 'in', orderNos)
+    .execute();
   const logs = await direct.kysely.selectFrom('payment_logs').select(['order_no', 'verdict']).where('order_no', 'in', orderNos).execute();
   const events = await direct.kysely.selectFrom('notifications').select(['order_no', 'seq', 'event_id', 'status']).where('order_no', 'in', orderNos).execute();
-  const byOrder = new Map(orderNos.map((o) => [o, { status: undefined as string | undefined, seq: -1, notifyUrl: null as string | null, applied: 0, events: [] as number[] }]));
+  const byOrder = new Map(
+    orderNos.map((o) => [o, { status: undefined as string | undefined, seq: -1, notifyUrl: null as string | null, applied: 0, events: [] as number[] }]),
+  );
   for (const o of orders) Object.assign(byOrder.get(o.order_no)!, { status: o.status, seq: Number(o.seq), notifyUrl: o.notify_url });
   for (const l of logs) if (l.verdict === 'applied') byOrder.get(l.order_no!)!.applied++;
   for (const e of events) byOrder.get(e.order_no)!.events.push(Number(e.seq));
@@ -270,7 +293,10 @@ describe.skipIf(!MYSQL_URL)('storage outage: the link to MariaDB is cut by a TCP
     for (const a of [paid, created, ready]) expect(a.ms).toBeLessThan(5000);
 
     // Nothing was acknowledged, nothing written.
-    expect(await direct.kysely.selectFrom('orders').select(['status', 'seq']).where('order_no', '=', o1).executeTakeFirstOrThrow()).toEqual({ status: 'pending', seq: 0 });
+    expect(await direct.kysely.selectFrom('orders').select(['status', 'seq']).where('order_no', '=', o1).executeTakeFirstOrThrow()).toEqual({
+      status: 'pending',
+      seq: 0,
+    });
     expect(await direct.kysely.selectFrom('payment_logs').select('verdict').where('order_no', '=', o1).execute()).toEqual([]);
     expect(await direct.kysely.selectFrom('orders').select('id').where('order_no', '=', o3).execute()).toEqual([]);
 
@@ -283,7 +309,9 @@ describe.skipIf(!MYSQL_URL)('storage outage: the link to MariaDB is cut by a TCP
     const after = { warnings: dispatcherLog.filter((l) => CLAIM_FAILED.test(l.msg ?? '')).length, ops: setup().loopDbOps(), refused: proxy.stats().refused };
     const delta = { warnings: after.warnings - before.warnings, ops: after.ops - before.ops, refused: after.refused - before.refused };
     const bound = Math.ceil(QUIET_MS / POLL_MS) + 5; // 20
-    console.log(`outage: during a ${QUIET_MS} ms cut the loop logged ${delta.warnings} claim warnings, started ${delta.ops} database operations, the proxy refused ${delta.refused} connections (bound ${bound})`);
+    console.log(
+      `outage: during a ${QUIET_MS} ms cut the loop logged ${delta.warnings} claim warnings, started ${delta.ops} database operations, the proxy refused ${delta.refused} connections (bound ${bound})`,
+    );
     expect(delta.warnings, 'the loop keeps trying (and says so)').toBeGreaterThanOrEqual(5);
     expect(delta.warnings, 'no spinning').toBeLessThanOrEqual(bound);
     expect(delta.ops).toBeLessThanOrEqual(bound);
@@ -320,7 +348,9 @@ describe.skipIf(!MYSQL_URL)('storage outage: the link to MariaDB is cut by a TCP
     const { problems } = await audit(direct, [o1, o2, o3]);
     expect(problems).toEqual([]);
     expect(unhandled).toEqual([]);
-    console.log(`outage: cut for ${restoredAt - cutAt} ms; /readyz 200 again ${readyAfterMs} ms after restore; both pending events delivered ${Date.now() - restoredAt} ms after restore`);
+    console.log(
+      `outage: cut for ${restoredAt - cutAt} ms; /readyz 200 again ${readyAfterMs} ms after restore; both pending events delivered ${Date.now() - restoredAt} ms after restore`,
+    );
   });
 
   it('a cut in the middle of 50 concurrent callbacks leaves none half written, and every 200 is a paid order', { timeout: 90_000 }, async () => {
@@ -363,7 +393,9 @@ describe.skipIf(!MYSQL_URL)('storage outage: the link to MariaDB is cut by a TCP
     const acked = orderNos.filter((_, i) => answers[i]!.status === 200);
     for (const o of acked) expect(first.byOrder.get(o)!.status, `${o} got 200`).toBe('paid');
     const paidWithout200 = orderNos.filter((o, i) => first.byOrder.get(o)!.status === 'paid' && answers[i]!.status !== 200);
-    console.log(`outage burst: ${acked.length} acknowledged, ${[...first.byOrder.values()].filter((a) => a.status === 'paid').length} paid in the database (${paidWithout200.length} committed but answered 503: the gateway's retry finds them paid)`);
+    console.log(
+      `outage burst: ${acked.length} acknowledged, ${[...first.byOrder.values()].filter((a) => a.status === 'paid').length} paid in the database (${paidWithout200.length} committed but answered 503: the gateway's retry finds them paid)`,
+    );
 
     // The gateway retries what was refused once the link is back: each one ends paid exactly once.
     proxy.restore();
@@ -385,7 +417,15 @@ describe.skipIf(!MYSQL_URL)('storage outage: the link to MariaDB is cut by a TCP
       },
       30_000,
       100,
-      async () => JSON.stringify(await direct.kysely.selectFrom('notifications').select(['order_no', 'status', 'attempts', 'last_error']).where('order_no', 'in', orderNos).where('status', '<>', 'delivered').execute()),
+      async () =>
+        JSON.stringify(
+          await direct.kysely
+            .selectFrom('notifications')
+            .select(['order_no', 'status', 'attempts', 'last_error'])
+            .where('order_no', 'in', orderNos)
+            .where('status', '<>', 'delivered')
+            .execute(),
+        ),
     );
     const got = new Set(receiver.received.map((r) => (JSON.parse(r.body) as { event_id: string }).event_id));
     expect([...eventIds].filter((id) => !got.has(id))).toEqual([]);

@@ -13,7 +13,14 @@ const BROWSER = 'text/html,application/xhtml+xml,*/*;q=0.8';
 /** The text of the element with this id (tags removed), or undefined. */
 function textOf(page: string, id: string): string | undefined {
   const match = new RegExp(`<([a-z0-9]+)[^>]*\\bid="${id}"[^>]*>([\\s\\S]*?)</\\1>`).exec(page);
-  return match ? unescapeHtml(match[2]!.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim()) : undefined;
+  return match
+    ? unescapeHtml(
+        match[2]!
+          .replace(/<[^>]+>/g, '')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      )
+    : undefined;
 }
 
 describe.each(ENGINES)('public pages for a newcomer on %s', (engine) => {
@@ -54,14 +61,18 @@ describe.each(ENGINES)('public pages for a newcomer on %s', (engine) => {
     expect(res.status).toBe(201);
     const page = html(await agent.get(`/sandbox/pay/REAL-${engine}-1`).set('Accept', BROWSER), 404);
     const explanation = textOf(page, 'error-explanation');
-    expect(explanation).toBe(`Order REAL-${engine}-1 cannot be paid in the sandbox: the sandbox pays only orders created for it (payment method "sandbox"), such as those made on the home page.`);
+    expect(explanation).toBe(
+      `Order REAL-${engine}-1 cannot be paid in the sandbox: the sandbox pays only orders created for it (payment method "sandbox"), such as those made on the home page.`,
+    );
     expect(page).not.toMatch(/not found/i);
     // An order number that does not exist gets the very same answer: the page tells nothing about which orders exist.
     const missing = html(await agent.get(`/sandbox/pay/NOPE-${engine}-1`).set('Accept', BROWSER), 404);
     expect(textOf(missing, 'error-explanation')).toBe(explanation!.replace(`REAL-${engine}-1`, `NOPE-${engine}-1`));
     expect(textOf(missing, 'error-detail')).toBe(textOf(page, 'error-detail')!.replace(`REAL-${engine}-1`, `NOPE-${engine}-1`));
     const zh = html(await agent.get(`/sandbox/pay/REAL-${engine}-1?lang=zh-CN`).set('Accept', BROWSER), 404);
-    expect(textOf(zh, 'error-explanation')).toBe(`订单 REAL-${engine}-1 不能在沙箱中支付：沙箱只支付为它创建的订单（支付方式为 "sandbox"），例如在首页创建的订单。`);
+    expect(textOf(zh, 'error-explanation')).toBe(
+      `订单 REAL-${engine}-1 不能在沙箱中支付：沙箱只支付为它创建的订单（支付方式为 "sandbox"），例如在首页创建的订单。`,
+    );
     // Still refused, nothing recorded.
     const token = csrfOf(html(await agent.get('/?lang=en'), 200));
     expect((await agent.post(`/sandbox/pay/REAL-${engine}-1`).type('form').send({ _csrf: token, action: 'pay' })).status).toBe(404);

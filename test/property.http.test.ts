@@ -76,7 +76,29 @@ const SEEDED: Seed[] = [
 /** Orders named `PROP-F-…` are created (pending, 12.34 CNY) just before their request, so state changes stay possible. */
 const FRESH = { amount: '12.34', currency: 'CNY' };
 
-const SPECIAL = ['&', '=', '%', '+', ' ', '%2B', '%zz', '%E0%A4', '😀', '中文', '\u0000', '\n', '"', '<script>', '#', '?', '\\', '&key=', 'sign=', '\uFEFF', '\uFFFD'];
+const SPECIAL = [
+  '&',
+  '=',
+  '%',
+  '+',
+  ' ',
+  '%2B',
+  '%zz',
+  '%E0%A4',
+  '😀',
+  '中文',
+  '\u0000',
+  '\n',
+  '"',
+  '<script>',
+  '#',
+  '?',
+  '\\',
+  '&key=',
+  'sign=',
+  '\uFEFF',
+  '\uFFFD',
+];
 const hostileString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 16 }),
   fc.string({ unit: 'grapheme', maxLength: 8 }),
@@ -84,7 +106,18 @@ const hostileString = fc.oneof(
   fc.constantFrom('', ' ', 'null', 'undefined', 'NaN', '-0', '1e999', '9'.repeat(40), 'x'.repeat(2000)),
 );
 const hostileKey = fc.oneof(
-  fc.constantFrom('__proto__', 'constructor', 'prototype', '__proto__[polluted]', 'constructor[prototype][polluted]', 'a[]', 'a[b]', 'toString', 'hasOwnProperty', 'lang'),
+  fc.constantFrom(
+    '__proto__',
+    'constructor',
+    'prototype',
+    '__proto__[polluted]',
+    'constructor[prototype][polluted]',
+    'a[]',
+    'a[b]',
+    'toString',
+    'hasOwnProperty',
+    'lang',
+  ),
   fc.constantFrom('order_no', 'amount', 'status', 'sign', 'sign_type', 'transaction_id', 'currency', 'timestamp', 'nonce'),
   fc.string({ unit: 'binary', minLength: 1, maxLength: 10 }),
   fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/),
@@ -93,7 +126,10 @@ const alnum = (min: number, max: number) => fc.stringMatching(new RegExp(`^[A-Za
 
 type SignMode = 'valid' | 'none' | 'empty' | 'random' | 'wrong-secret' | 'other-type' | 'tampered';
 
-const safeExtra = fc.tuple(fc.constantFrom('attach', 'memo', 'body', 'extra.info', 'x-y_z'), fc.oneof(fc.constantFrom('a=b&c', '中文 + 空格', '100%', '', ' ', '😀', 'x'.repeat(3000)), fc.string({ maxLength: 20 })));
+const safeExtra = fc.tuple(
+  fc.constantFrom('attach', 'memo', 'body', 'extra.info', 'x-y_z'),
+  fc.oneof(fc.constantFrom('a=b&c', '中文 + 空格', '100%', '', ' ', '😀', 'x'.repeat(3000)), fc.string({ maxLength: 20 })),
+);
 
 /**
  * The logical fields of a generic-gateway callback, as ordered pairs (duplicates possible), with a `sign`.
@@ -101,103 +137,158 @@ const safeExtra = fc.tuple(fc.constantFrom('attach', 'memo', 'body', 'extra.info
  */
 const paymentArbOf = (clean: boolean) =>
   fc
-  .record({
-    order: fc.oneof(
-      { weight: 5, arbitrary: fc.constantFrom(...SEEDED.map((s) => s.order_no)) },
-      { weight: 4, arbitrary: alnum(6, 10).map((s) => `PROP-F-${s}`) },
-      { weight: clean ? 0 : 1, arbitrary: fc.oneof(fc.constant('NO-SUCH-ORDER'), hostileString) },
-    ),
-    txId: clean ? fc.oneof(fc.constantFrom('TX-1', 'TX-2'), alnum(1, 20).map((s) => `TX-${s}`)) : fc.oneof(fc.constantFrom('TX-1', 'TX-2'), hostileString),
-    amount: fc.oneof(
-      { weight: 6, arbitrary: fc.constant<'correct'>('correct') },
-      { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('0.01', '12.340', '012.34', '1e3', '-12.34', '12,34', '99999999999999999999', '0', '') },
-      { weight: clean ? 0 : 1, arbitrary: hostileString },
-    ),
-    currency: fc.oneof(
-      { weight: 4, arbitrary: fc.constant<'absent'>('absent') },
-      { weight: 3, arbitrary: fc.constant<'correct'>('correct') },
-      { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('USD', 'cny', 'XXX', '') },
-    ),
-    status: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('success', 'failed') }, { weight: clean ? 0 : 1, arbitrary: fc.oneof(fc.constantFrom('paid', 'SUCCESS', ''), hostileString) }),
-    timestamp: fc.oneof(
-      { weight: 3, arbitrary: fc.constant<'absent'>('absent') },
-      { weight: 3, arbitrary: fc.constant<'now'>('now') },
-      { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('0', '99999999999', 'yesterday', '', String(Math.floor(Date.now() / 1000) - 301)) },
-    ),
-    nonce: fc.option(alnum(1, 16), { nil: undefined }),
-    signType: fc.oneof({ weight: 4, arbitrary: fc.constantFrom<string | undefined>(undefined, 'MD5', 'HMAC-SHA256') }, { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('md5', 'SHA1', '') }),
-    extras: clean
-      ? fc.array(safeExtra, { maxLength: 2 })
-      : fc.oneof({ weight: 1, arbitrary: fc.constant([]) }, { weight: 2, arbitrary: fc.array(fc.tuple(hostileKey, hostileString), { maxLength: 5 }) }),
-    signMode: fc.oneof(
-      { weight: clean ? 8 : 3, arbitrary: fc.constant<SignMode>('valid') },
-      { weight: clean ? 2 : 6, arbitrary: fc.constantFrom<SignMode>('none', 'empty', 'random', 'wrong-secret', 'other-type', 'tampered') },
-    ),
-    randomSign: fc.string({ unit: fc.constantFrom(...'0123456789ABCDEFabcdef'), minLength: 32, maxLength: 64 }),
-  })
-  .map((g) => {
-    const seed = SEEDED.find((s) => s.order_no === g.order) ?? (g.order.startsWith('PROP-F-') ? { order_no: g.order, ...FRESH } : undefined);
-    const pairs: Array<[string, string]> = [
-      ['order_no', g.order],
-      ['transaction_id', g.txId],
-      ['amount', g.amount === 'correct' ? (seed?.amount ?? '12.34') : g.amount],
-      ['status', g.status],
-    ];
-    if (g.currency !== 'absent') pairs.push(['currency', g.currency === 'correct' ? (seed?.currency ?? 'CNY') : g.currency]);
-    if (g.timestamp !== 'absent') pairs.push(['timestamp', g.timestamp === 'now' ? nowSeconds() : g.timestamp]);
-    if (g.nonce !== undefined) pairs.push(['nonce', `n-${g.nonce}`]);
-    if (g.signType !== undefined) pairs.push(['sign_type', g.signType]);
-    pairs.push(...(g.extras as Array<[string, string]>).filter(([k]) => k !== 'sign'));
-    const map = Object.fromEntries(pairs);
-    const type = map.sign_type === 'HMAC-SHA256' ? 'HMAC-SHA256' : 'MD5';
-    let sign: string | undefined;
-    switch (g.signMode) {
-      case 'valid':
-        sign = gatewaySign(map, TEST_GATEWAY_SECRET, type);
-        break;
-      case 'empty':
-        sign = '';
-        break;
-      case 'random':
-        sign = g.randomSign;
-        break;
-      case 'wrong-secret':
-        sign = gatewaySign(map, `${TEST_GATEWAY_SECRET}x`, type);
-        break;
-      case 'other-type':
-        sign = gatewaySign(map, TEST_GATEWAY_SECRET, type === 'MD5' ? 'HMAC-SHA256' : 'MD5');
-        break;
-      case 'tampered':
-        sign = gatewaySign(map, TEST_GATEWAY_SECRET, type);
-        pairs[2] = ['amount', `${pairs[2]![1]}1`];
-        break;
-      case 'none':
-        break;
-    }
-    if (sign !== undefined) pairs.push(['sign', sign]);
-    return { pairs, fresh: g.order.startsWith('PROP-F-') ? g.order : undefined };
-  });
+    .record({
+      order: fc.oneof(
+        { weight: 5, arbitrary: fc.constantFrom(...SEEDED.map((s) => s.order_no)) },
+        { weight: 4, arbitrary: alnum(6, 10).map((s) => `PROP-F-${s}`) },
+        { weight: clean ? 0 : 1, arbitrary: fc.oneof(fc.constant('NO-SUCH-ORDER'), hostileString) },
+      ),
+      txId: clean
+        ? fc.oneof(
+            fc.constantFrom('TX-1', 'TX-2'),
+            alnum(1, 20).map((s) => `TX-${s}`),
+          )
+        : fc.oneof(fc.constantFrom('TX-1', 'TX-2'), hostileString),
+      amount: fc.oneof(
+        { weight: 6, arbitrary: fc.constant<'correct'>('correct') },
+        { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('0.01', '12.340', '012.34', '1e3', '-12.34', '12,34', '99999999999999999999', '0', '') },
+        { weight: clean ? 0 : 1, arbitrary: hostileString },
+      ),
+      currency: fc.oneof(
+        { weight: 4, arbitrary: fc.constant<'absent'>('absent') },
+        { weight: 3, arbitrary: fc.constant<'correct'>('correct') },
+        { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('USD', 'cny', 'XXX', '') },
+      ),
+      status: fc.oneof(
+        { weight: 6, arbitrary: fc.constantFrom('success', 'failed') },
+        { weight: clean ? 0 : 1, arbitrary: fc.oneof(fc.constantFrom('paid', 'SUCCESS', ''), hostileString) },
+      ),
+      timestamp: fc.oneof(
+        { weight: 3, arbitrary: fc.constant<'absent'>('absent') },
+        { weight: 3, arbitrary: fc.constant<'now'>('now') },
+        { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('0', '99999999999', 'yesterday', '', String(Math.floor(Date.now() / 1000) - 301)) },
+      ),
+      nonce: fc.option(alnum(1, 16), { nil: undefined }),
+      signType: fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom<string | undefined>(undefined, 'MD5', 'HMAC-SHA256') },
+        { weight: clean ? 0 : 1, arbitrary: fc.constantFrom('md5', 'SHA1', '') },
+      ),
+      extras: clean
+        ? fc.array(safeExtra, { maxLength: 2 })
+        : fc.oneof({ weight: 1, arbitrary: fc.constant([]) }, { weight: 2, arbitrary: fc.array(fc.tuple(hostileKey, hostileString), { maxLength: 5 }) }),
+      signMode: fc.oneof(
+        { weight: clean ? 8 : 3, arbitrary: fc.constant<SignMode>('valid') },
+        { weight: clean ? 2 : 6, arbitrary: fc.constantFrom<SignMode>('none', 'empty', 'random', 'wrong-secret', 'other-type', 'tampered') },
+      ),
+      randomSign: fc.string({ unit: fc.constantFrom(...'0123456789ABCDEFabcdef'), minLength: 32, maxLength: 64 }),
+    })
+    .map((g) => {
+      const seed = SEEDED.find((s) => s.order_no === g.order) ?? (g.order.startsWith('PROP-F-') ? { order_no: g.order, ...FRESH } : undefined);
+      const pairs: Array<[string, string]> = [
+        ['order_no', g.order],
+        ['transaction_id', g.txId],
+        ['amount', g.amount === 'correct' ? (seed?.amount ?? '12.34') : g.amount],
+        ['status', g.status],
+      ];
+      if (g.currency !== 'absent') pairs.push(['currency', g.currency === 'correct' ? (seed?.currency ?? 'CNY') : g.currency]);
+      if (g.timestamp !== 'absent') pairs.push(['timestamp', g.timestamp === 'now' ? nowSeconds() : g.timestamp]);
+      if (g.nonce !== undefined) pairs.push(['nonce', `n-${g.nonce}`]);
+      if (g.signType !== undefined) pairs.push(['sign_type', g.signType]);
+      pairs.push(...(g.extras as Array<[string, string]>).filter(([k]) => k !== 'sign'));
+      const map = Object.fromEntries(pairs);
+      const type = map.sign_type === 'HMAC-SHA256' ? 'HMAC-SHA256' : 'MD5';
+      let sign: string | undefined;
+      switch (g.signMode) {
+        case 'valid':
+          sign = gatewaySign(map, TEST_GATEWAY_SECRET, type);
+          break;
+        case 'empty':
+          sign = '';
+          break;
+        case 'random':
+          sign = g.randomSign;
+          break;
+        case 'wrong-secret':
+          sign = gatewaySign(map, `${TEST_GATEWAY_SECRET}x`, type);
+          break;
+        case 'other-type':
+          sign = gatewaySign(map, TEST_GATEWAY_SECRET, type === 'MD5' ? 'HMAC-SHA256' : 'MD5');
+          break;
+        case 'tampered':
+          sign = gatewaySign(map, TEST_GATEWAY_SECRET, type);
+          pairs[2] = ['amount', `${pairs[2]![1]}1`];
+          break;
+        case 'none':
+          break;
+      }
+      if (sign !== undefined) pairs.push(['sign', sign]);
+      return { pairs, fresh: g.order.startsWith('PROP-F-') ? g.order : undefined };
+    });
 
 const enc = encodeURIComponent;
-const formText = (pairs: Array<[string, string]>, plus: boolean) => (plus ? new URLSearchParams(pairs).toString() : pairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&'));
+const formText = (pairs: Array<[string, string]>, plus: boolean) =>
+  plus ? new URLSearchParams(pairs).toString() : pairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
 /** Raw JSON values put in place of one field: nested objects, arrays, prototype keys, huge and odd number literals. */
-const NESTED = ['{"v":"1"}', '["1","2"]', '[]', '{}', 'true', 'false', 'null', '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}', '1e308', '-0', '12.34', '12.340', '123456789012345678901234567890', '1e999', '-1e-999', '1E2', '0.1e1', '9007199254740993'];
+const NESTED = [
+  '{"v":"1"}',
+  '["1","2"]',
+  '[]',
+  '{}',
+  'true',
+  'false',
+  'null',
+  '{"__proto__":{"polluted":1}}',
+  '{"constructor":{"prototype":{"polluted":1}}}',
+  '1e308',
+  '-0',
+  '12.34',
+  '12.340',
+  '123456789012345678901234567890',
+  '1e999',
+  '-1e-999',
+  '1E2',
+  '0.1e1',
+  '9007199254740993',
+];
 /** JSON text written by hand so duplicate keys survive; numeric-looking values sometimes as number literals. */
 function jsonText(pairs: Array<[string, string]>, numbers: boolean, nestAt: number | undefined, nested: string): string {
   const members = pairs.map(([k, v], i) => {
-    const value =
-      i === nestAt ? nested : numbers && /^\d{1,15}(\.\d{1,6})?$/.test(v) && !/^0\d/.test(v) ? v : JSON.stringify(v);
+    const value = i === nestAt ? nested : numbers && /^\d{1,15}(\.\d{1,6})?$/.test(v) && !/^0\d/.test(v) ? v : JSON.stringify(v);
     return `${JSON.stringify(k)}:${value}`;
   });
   return `{${members.join(',')}}`;
 }
 
-const TEXT_GARBAGE = ['%', '%zz', '%E0%A4', '%C0%80', '&&&', '==', '\u0000', '😀', '{', '}', '[', '"', '\\', '\uFFFF', '%00', 'a[]=1&a[]=2', '__proto__[polluted]=1', '{"__proto__":{"polluted":1}}'];
+const TEXT_GARBAGE = [
+  '%',
+  '%zz',
+  '%E0%A4',
+  '%C0%80',
+  '&&&',
+  '==',
+  '\u0000',
+  '😀',
+  '{',
+  '}',
+  '[',
+  '"',
+  '\\',
+  '\uFFFF',
+  '%00',
+  'a[]=1&a[]=2',
+  '__proto__[polluted]=1',
+  '{"__proto__":{"polluted":1}}',
+];
 type Mutation = { kind: 'none' } | { kind: 'truncate'; at: number } | { kind: 'insert'; at: number; text: string } | { kind: 'pad' } | { kind: 'many' };
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 12, arbitrary: fc.constant({ kind: 'none' as const }) },
   { weight: 2, arbitrary: fc.nat().map((at) => ({ kind: 'truncate' as const, at })) },
-  { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.oneof(fc.constantFrom(...TEXT_GARBAGE), fc.string({ unit: 'binary', maxLength: 4 }))).map(([at, text]) => ({ kind: 'insert' as const, at, text })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.nat(), fc.oneof(fc.constantFrom(...TEXT_GARBAGE), fc.string({ unit: 'binary', maxLength: 4 })))
+      .map(([at, text]) => ({ kind: 'insert' as const, at, text })),
+  },
   { weight: 1, arbitrary: fc.constantFrom({ kind: 'pad' as const }, { kind: 'many' as const }) },
 );
 function mutate(text: string, m: Mutation, json: boolean): string {
@@ -221,11 +312,33 @@ function mutate(text: string, m: Mutation, json: boolean): string {
 
 const FORM = 'application/x-www-form-urlencoded';
 const CONTENT_TYPES = [
-  `${FORM}; charset=utf-8`, `${FORM}; charset=iso-8859-1`, `${FORM}; charset=latin1`, `${FORM}; charset=koi8-r`, `${FORM}; charset=nope`,
-  'application/json; charset=utf-8', 'application/json; charset=utf-16', 'application/json; charset=utf-32', 'application/json; charset=ascii',
-  'application/vnd.api+json', 'application/merge-patch+json', 'APPLICATION/JSON', 'text/plain', 'text/html', 'multipart/form-data; boundary=----x',
-  'application/octet-stream', 'application/xml', '*/*', 'garbage', '', ';', 'application/json; charset="', 'application/json;;;', `${FORM}, application/json`,
-  `${FORM}; boundary=x; charset=utf-8; q=1`, 'application/x-www-form-urlencoded ', ' application/json',
+  `${FORM}; charset=utf-8`,
+  `${FORM}; charset=iso-8859-1`,
+  `${FORM}; charset=latin1`,
+  `${FORM}; charset=koi8-r`,
+  `${FORM}; charset=nope`,
+  'application/json; charset=utf-8',
+  'application/json; charset=utf-16',
+  'application/json; charset=utf-32',
+  'application/json; charset=ascii',
+  'application/vnd.api+json',
+  'application/merge-patch+json',
+  'APPLICATION/JSON',
+  'text/plain',
+  'text/html',
+  'multipart/form-data; boundary=----x',
+  'application/octet-stream',
+  'application/xml',
+  '*/*',
+  'garbage',
+  '',
+  ';',
+  'application/json; charset="',
+  'application/json;;;',
+  `${FORM}, application/json`,
+  `${FORM}; boundary=x; charset=utf-8; q=1`,
+  'application/x-www-form-urlencoded ',
+  ' application/json',
 ];
 type BodyEncoding = 'form' | 'form-plus' | 'json' | 'json-numbers' | 'json-nested';
 /** Content-Encoding: valid compressed bodies, a gzip header on a body that is not gzip, unknown codings (415) and lists. */
@@ -251,19 +364,34 @@ function encodeBody(text: string, encoding: ContentEncoding): { body: Buffer; he
   }
 }
 
-const TARGETS = ['POST /notify', 'POST /notify/generic', 'POST /notify.php', 'GET /callback', 'GET /callback/generic', 'GET /callback.php', 'POST /callback', 'POST /callback/generic'] as const;
+const TARGETS = [
+  'POST /notify',
+  'POST /notify/generic',
+  'POST /notify.php',
+  'GET /callback',
+  'GET /callback/generic',
+  'GET /callback.php',
+  'POST /callback',
+  'POST /callback/generic',
+] as const;
 
 const wireKnobsOf = (clean: boolean) =>
   fc.record({
     payment: paymentArbOf(clean),
     target: fc.constantFrom(...TARGETS),
-    bodyEncoding: clean ? fc.constantFrom<BodyEncoding>('form', 'form-plus', 'json', 'json-numbers') : fc.constantFrom<BodyEncoding>('form', 'form-plus', 'json', 'json-numbers', 'json-nested'),
+    bodyEncoding: clean
+      ? fc.constantFrom<BodyEncoding>('form', 'form-plus', 'json', 'json-numbers')
+      : fc.constantFrom<BodyEncoding>('form', 'form-plus', 'json', 'json-numbers', 'json-nested'),
     nestAt: fc.nat(),
     nested: fc.constantFrom(...NESTED),
     mutation: clean ? fc.constant<Mutation>({ kind: 'none' }) : mutationArb,
     contentType: clean
       ? fc.constant<'matching'>('matching')
-      : fc.oneof({ weight: 3, arbitrary: fc.constant<'matching'>('matching') }, { weight: 1, arbitrary: fc.constant<'none'>('none') }, { weight: 4, arbitrary: fc.constantFrom(...CONTENT_TYPES) }),
+      : fc.oneof(
+          { weight: 3, arbitrary: fc.constant<'matching'>('matching') },
+          { weight: 1, arbitrary: fc.constant<'none'>('none') },
+          { weight: 4, arbitrary: fc.constantFrom(...CONTENT_TYPES) },
+        ),
     contentEncoding: fc.oneof(
       { weight: 8, arbitrary: fc.constant(undefined) },
       { weight: 2, arbitrary: clean ? fc.constantFrom('identity', 'gzip', 'deflate', 'br') : fc.constantFrom(...CONTENT_ENCODINGS) },
@@ -273,29 +401,31 @@ const wireKnobsOf = (clean: boolean) =>
   });
 
 /** Half well-formed traffic (correctly signed most of the time), half hostile. */
-const callbackWireArb = fc
-  .oneof(wireKnobsOf(true), wireKnobsOf(false))
-  .map((g): { wire: Wire; fresh?: string } => {
-    const [method, path] = g.target.split(' ') as ['GET' | 'POST', string];
-    const headers: Record<string, string> = {};
-    if (g.accept) headers.Accept = g.accept;
-    const json = method === 'POST' && g.bodyEncoding.startsWith('json');
-    if (method === 'GET') {
-      let query = mutate(formText(g.payment.pairs, g.bodyEncoding === 'form-plus'), g.mutation.kind === 'pad' || g.mutation.kind === 'many' ? { kind: 'none' } : g.mutation, false);
-      if (g.lang !== undefined) query += `&lang=${g.lang}`;
-      // Request targets can only carry bytes 0x21-0x7e (Node refuses the rest client-side): escape the remainder.
-      query = query.replace(/[^\x21-\x7e]/gu, (c) => enc(c));
-      return { wire: { method, path: `${path}?${query.slice(0, 6000)}`, headers }, fresh: g.payment.fresh };
-    }
-    const text = json
-      ? jsonText(g.payment.pairs, g.bodyEncoding === 'json-numbers', g.bodyEncoding === 'json-nested' ? g.nestAt % g.payment.pairs.length : undefined, g.nested)
-      : formText(g.payment.pairs, g.bodyEncoding === 'form-plus');
-    const contentType = g.contentType === 'matching' ? (json ? 'application/json' : FORM) : g.contentType;
-    if (contentType !== 'none') headers['Content-Type'] = contentType;
-    const { body, header } = encodeBody(mutate(text, g.mutation, json), g.contentEncoding);
-    if (header) headers['Content-Encoding'] = header;
-    return { wire: { method, path: g.lang === undefined ? path : `${path}?lang=${enc(g.lang)}`, headers, body }, fresh: g.payment.fresh };
-  });
+const callbackWireArb = fc.oneof(wireKnobsOf(true), wireKnobsOf(false)).map((g): { wire: Wire; fresh?: string } => {
+  const [method, path] = g.target.split(' ') as ['GET' | 'POST', string];
+  const headers: Record<string, string> = {};
+  if (g.accept) headers.Accept = g.accept;
+  const json = method === 'POST' && g.bodyEncoding.startsWith('json');
+  if (method === 'GET') {
+    let query = mutate(
+      formText(g.payment.pairs, g.bodyEncoding === 'form-plus'),
+      g.mutation.kind === 'pad' || g.mutation.kind === 'many' ? { kind: 'none' } : g.mutation,
+      false,
+    );
+    if (g.lang !== undefined) query += `&lang=${g.lang}`;
+    // Request targets can only carry bytes 0x21-0x7e (Node refuses the rest client-side): escape the remainder.
+    query = query.replace(/[^\x21-\x7e]/gu, (c) => enc(c));
+    return { wire: { method, path: `${path}?${query.slice(0, 6000)}`, headers }, fresh: g.payment.fresh };
+  }
+  const text = json
+    ? jsonText(g.payment.pairs, g.bodyEncoding === 'json-numbers', g.bodyEncoding === 'json-nested' ? g.nestAt % g.payment.pairs.length : undefined, g.nested)
+    : formText(g.payment.pairs, g.bodyEncoding === 'form-plus');
+  const contentType = g.contentType === 'matching' ? (json ? 'application/json' : FORM) : g.contentType;
+  if (contentType !== 'none') headers['Content-Type'] = contentType;
+  const { body, header } = encodeBody(mutate(text, g.mutation, json), g.contentEncoding);
+  if (header) headers['Content-Encoding'] = header;
+  return { wire: { method, path: g.lang === undefined ? path : `${path}?lang=${enc(g.lang)}`, headers, body }, fresh: g.payment.fresh };
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // The oracle: did the request carry a valid A5 signature over some decoding of what it actually sent?
@@ -366,7 +496,10 @@ function validlySigned(wire: Wire): { orderNo: string } | undefined {
 const cleanOrderFieldsArb = fc
   .record(
     {
-      order_no: fc.oneof(fc.constantFrom('PROP-API-1', 'PROP-API-2'), alnum(8, 20).map((s) => `PROP-API-${s}`)),
+      order_no: fc.oneof(
+        fc.constantFrom('PROP-API-1', 'PROP-API-2'),
+        alnum(8, 20).map((s) => `PROP-API-${s}`),
+      ),
       money: fc.constantFrom(['12.34', 'CNY'], ['0.5', 'USD'], ['500', 'JPY'], ['1.234', 'KWD'], [5, 'CNY'], [12.5, 'EUR']),
       payment_method: fc.constantFrom('generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'),
       subject: fc.string({ unit: 'grapheme', maxLength: 40 }),
@@ -382,7 +515,31 @@ const orderFieldsArb = fc.record(
   {
     order_no: fc.oneof(fc.constantFrom('PROP-API-1', 'PROP-API-2', '__proto__', 'constructor', '', 'a'.repeat(65), '../x'), alnum(1, 20), hostileString),
     amount: fc.oneof(
-      fc.constantFrom<unknown>('12.34', '0.01', '1', '12.345', '0', '-1', '1e3', '１２', '12.', '.5', '99999999999999999999', 12.34, 5, -0, 0, 1e21, 1e308, 0.1 + 0.2, 2 ** 64, null, true, [], {}),
+      fc.constantFrom<unknown>(
+        '12.34',
+        '0.01',
+        '1',
+        '12.345',
+        '0',
+        '-1',
+        '1e3',
+        '１２',
+        '12.',
+        '.5',
+        '99999999999999999999',
+        12.34,
+        5,
+        -0,
+        0,
+        1e21,
+        1e308,
+        0.1 + 0.2,
+        2 ** 64,
+        null,
+        true,
+        [],
+        {},
+      ),
       fc.stringMatching(/^\d{1,20}(\.\d{1,20})?$/),
       fc.double(),
       hostileString,
@@ -390,7 +547,18 @@ const orderFieldsArb = fc.record(
     currency: fc.oneof(fc.constantFrom<unknown>('CNY', 'USD', 'JPY', 'KWD', 'XXX', 'cny', '', 'CNYY', 1, null), hostileString),
     payment_method: fc.oneof(fc.constantFrom<unknown>('generic', 'sandbox', 'alipay', 'stripe', 'paypal', '', null), hostileString),
     subject: fc.oneof(hostileString, fc.string({ unit: 'grapheme', maxLength: 300 }), fc.constantFrom<unknown>(1, null, ['a'])),
-    callback_url: fc.oneof(fc.constantFrom<unknown>('https://merchant.example/return', 'javascript:alert(1)', 'http://', 'ftp://x', `https://x.example/${'a'.repeat(3000)}`, 'https://例え.jp/パス', 1), hostileString),
+    callback_url: fc.oneof(
+      fc.constantFrom<unknown>(
+        'https://merchant.example/return',
+        'javascript:alert(1)',
+        'http://',
+        'ftp://x',
+        `https://x.example/${'a'.repeat(3000)}`,
+        'https://例え.jp/パス',
+        1,
+      ),
+      hostileString,
+    ),
     notify_url: fc.oneof(fc.webUrl(), fc.constantFrom<unknown>('http://127.0.0.1:1/', 'data:,x', '//x')),
     metadata: fc.oneof(
       fc.dictionary(fc.oneof(hostileKey, alnum(1, 8)), fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean(), fc.constant(null)), { maxKeys: 8 }),
@@ -413,32 +581,37 @@ const orderKnobsOf = (clean: boolean) =>
     mutation: clean ? fc.constant<Mutation>({ kind: 'none' }) : mutationArb,
     contentType: clean
       ? fc.constant<'matching'>('matching')
-      : fc.oneof({ weight: 4, arbitrary: fc.constant<'matching'>('matching') }, { weight: 1, arbitrary: fc.constant<'none'>('none') }, { weight: 3, arbitrary: fc.constantFrom(...CONTENT_TYPES) }),
-    contentEncoding: fc.oneof({ weight: 8, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: clean ? fc.constantFrom('gzip', 'br') : fc.constantFrom(...CONTENT_ENCODINGS) }),
+      : fc.oneof(
+          { weight: 4, arbitrary: fc.constant<'matching'>('matching') },
+          { weight: 1, arbitrary: fc.constant<'none'>('none') },
+          { weight: 3, arbitrary: fc.constantFrom(...CONTENT_TYPES) },
+        ),
+    contentEncoding: fc.oneof(
+      { weight: 8, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: clean ? fc.constantFrom('gzip', 'br') : fc.constantFrom(...CONTENT_ENCODINGS) },
+    ),
   });
 
-const orderWireArb = fc
-  .oneof(orderKnobsOf(true), orderKnobsOf(false))
-  .map((g): Wire => {
-    const fields = { ...g.fields };
-    if (g.form) delete fields.metadata; // metadata is accepted in JSON bodies only (A4)
-    const entries: Array<[string, unknown]> = [...Object.entries(fields), ...(g.extras as Array<[string, unknown]>)];
-    let text: string;
-    if (g.form) {
-      text = entries.map(([k, v]) => `${enc(k)}=${enc(typeof v === 'string' ? v : JSON.stringify(v) ?? '')}`).join('&');
-    } else {
-      const members = entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v) ?? 'null'}`);
-      if (g.protoInjection) members.unshift(g.protoInjection);
-      if (g.rawAmount !== undefined) members.push(`"amount":${g.rawAmount}`);
-      text = `{${members.join(',')}}`;
-    }
-    const headers: Record<string, string> = { 'X-API-Key': TEST_API_KEY };
-    const contentType = g.contentType === 'matching' ? (g.form ? FORM : 'application/json') : g.contentType;
-    if (contentType !== 'none') headers['Content-Type'] = contentType;
-    const { body, header } = encodeBody(mutate(text, g.mutation, !g.form), g.contentEncoding);
-    if (header) headers['Content-Encoding'] = header;
-    return { method: 'POST', path: '/api/orders', headers, body };
-  });
+const orderWireArb = fc.oneof(orderKnobsOf(true), orderKnobsOf(false)).map((g): Wire => {
+  const fields = { ...g.fields };
+  if (g.form) delete fields.metadata; // metadata is accepted in JSON bodies only (A4)
+  const entries: Array<[string, unknown]> = [...Object.entries(fields), ...(g.extras as Array<[string, unknown]>)];
+  let text: string;
+  if (g.form) {
+    text = entries.map(([k, v]) => `${enc(k)}=${enc(typeof v === 'string' ? v : (JSON.stringify(v) ?? ''))}`).join('&');
+  } else {
+    const members = entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v) ?? 'null'}`);
+    if (g.protoInjection) members.unshift(g.protoInjection);
+    if (g.rawAmount !== undefined) members.push(`"amount":${g.rawAmount}`);
+    text = `{${members.join(',')}}`;
+  }
+  const headers: Record<string, string> = { 'X-API-Key': TEST_API_KEY };
+  const contentType = g.contentType === 'matching' ? (g.form ? FORM : 'application/json') : g.contentType;
+  if (contentType !== 'none') headers['Content-Type'] = contentType;
+  const { body, header } = encodeBody(mutate(text, g.mutation, !g.form), g.contentEncoding);
+  if (header) headers['Content-Encoding'] = header;
+  return { method: 'POST', path: '/api/orders', headers, body };
+});
 
 // ---------------------------------------------------------------------------------------------------------
 // API paths and query strings (order numbers in the path, list filters, the seed-compatible query API)
@@ -446,7 +619,23 @@ const orderWireArb = fc
 
 /** Path segments, malformed percent-escapes included (they must be a 400, never a 500). */
 const segmentArb = fc.oneof(
-  fc.constantFrom('%zz', '%E0%A4', '%', ...SEEDED.map((s) => s.order_no), 'NO-SUCH-ORDER', '__proto__', 'constructor', 'prototype', '..', '.', '%2e%2e', '%2F', 'a%2Fb', '%00', 'x'.repeat(300)),
+  fc.constantFrom(
+    '%zz',
+    '%E0%A4',
+    '%',
+    ...SEEDED.map((s) => s.order_no),
+    'NO-SUCH-ORDER',
+    '__proto__',
+    'constructor',
+    'prototype',
+    '..',
+    '.',
+    '%2e%2e',
+    '%2F',
+    'a%2Fb',
+    '%00',
+    'x'.repeat(300),
+  ),
   alnum(1, 20),
   hostileString.filter((v) => v !== '').map(enc),
 );
@@ -456,13 +645,41 @@ const queryKeyArb = fc.oneof(
   hostileKey,
 );
 const queryValueArb = fc.oneof(
-  fc.constantFrom('pending', 'paid', 'closed', '1', '100', '101', '0', '-1', '1.5', '2026-01-01', '2026-02-30T25:00:00Z', '1700000000', '99999999999999', '1e400', 'status', 'detail', 'list', 'eyJ4IjoxfQ', 'WyIyMDI2LTAxLTAxIDAwOjAwOjAwLjAwMCIsMV0'),
+  fc.constantFrom(
+    'pending',
+    'paid',
+    'closed',
+    '1',
+    '100',
+    '101',
+    '0',
+    '-1',
+    '1.5',
+    '2026-01-01',
+    '2026-02-30T25:00:00Z',
+    '1700000000',
+    '99999999999999',
+    '1e400',
+    'status',
+    'detail',
+    'list',
+    'eyJ4IjoxfQ',
+    'WyIyMDI2LTAxLTAxIDAwOjAwOjAwLjAwMCIsMV0',
+  ),
   ...SEEDED.map((s) => fc.constant(s.order_no)),
   hostileString,
 );
 const apiWireArb = fc
   .record({
-    target: fc.constantFrom('GET /api/orders/:no', 'POST /api/orders/:no/close', 'POST /api/orders/:no/notifications/resend', 'GET /api/orders', 'GET /query_order', 'GET /query_order.php', 'GET /sandbox/pay/:no'),
+    target: fc.constantFrom(
+      'GET /api/orders/:no',
+      'POST /api/orders/:no/close',
+      'POST /api/orders/:no/notifications/resend',
+      'GET /api/orders',
+      'GET /query_order',
+      'GET /query_order.php',
+      'GET /sandbox/pay/:no',
+    ),
     segment: segmentArb,
     query: fc.array(fc.tuple(queryKeyArb, queryValueArb), { maxLength: 6 }),
     rawQuery: fc.option(fc.constantFrom('%zz', '%E0%A4', '&&==', 'a[]=1&a[]=2', 'status=%00', '%', '__proto__[polluted]=1'), { nil: undefined, freq: 4 }),
@@ -522,99 +739,138 @@ describe.each(ENGINES)('hostile HTTP input on %s (fast-check, real server)', (en
   type OrderState = { status: string; seq: number; transaction_id: string | null; flagged: number; updated_at: unknown };
   async function snapshot() {
     const rows = await ctx.db.kysely.selectFrom('orders').select(['order_no', 'status', 'seq', 'transaction_id', 'flagged', 'updated_at']).execute();
-    const events = await ctx.db.kysely.selectFrom('notifications').select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow();
-    const orders = new Map<string, OrderState>(rows.map((r) => [r.order_no, { status: r.status, seq: r.seq, transaction_id: r.transaction_id, flagged: Number(r.flagged), updated_at: String(r.updated_at) }]));
+    const events = await ctx.db.kysely
+      .selectFrom('notifications')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .executeTakeFirstOrThrow();
+    const orders = new Map<string, OrderState>(
+      rows.map((r) => [
+        r.order_no,
+        { status: r.status, seq: r.seq, transaction_id: r.transaction_id, flagged: Number(r.flagged), updated_at: String(r.updated_at) },
+      ]),
+    );
     return { orders, events: Number(events.n) };
   }
 
-  it(`callbacks: never a 500, and no order changes without a valid signature (${RUNS} random requests)`, async () => {
-    const stats = { requests: 0, validlySigned: 0, changes: 0, statuses: {} as Record<number, number> };
-    await fc.assert(
-      fc.asyncProperty(callbackWireArb, async ({ wire, fresh }) => {
-        if (fresh) {
-          const created = await send(port, agent, apiCreate({ order_no: fresh, ...FRESH }));
-          expect([200, 201]).toContain(created.status);
-        }
-        const before = await snapshot();
-        const reply = await send(port, agent, wire);
-        const after = await snapshot();
-        const signedFor = validlySigned(wire);
-        stats.requests++;
-        if (signedFor) stats.validlySigned++;
-        stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
+  it(
+    `callbacks: never a 500, and no order changes without a valid signature (${RUNS} random requests)`,
+    async () => {
+      const stats = { requests: 0, validlySigned: 0, changes: 0, statuses: {} as Record<number, number> };
+      await fc.assert(
+        fc.asyncProperty(callbackWireArb, async ({ wire, fresh }) => {
+          if (fresh) {
+            const created = await send(port, agent, apiCreate({ order_no: fresh, ...FRESH }));
+            expect([200, 201]).toContain(created.status);
+          }
+          const before = await snapshot();
+          const reply = await send(port, agent, wire);
+          const after = await snapshot();
+          const signedFor = validlySigned(wire);
+          stats.requests++;
+          if (signedFor) stats.validlySigned++;
+          stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
 
-        const context = `\n${describeWire(wire)}\n→ ${reply.status} ${reply.text.slice(0, 300)}`;
-        expect(CALLBACK_STATUSES.has(reply.status), `status ${reply.status}${context}`).toBe(true);
-        expect(after.orders.size, `orders were created by a callback${context}`).toBe(before.orders.size);
-        const changed = [...after.orders].filter(([no, state]) => JSON.stringify(state) !== JSON.stringify(before.orders.get(no))).map(([no]) => no);
-        if (changed.length > 0 || after.events !== before.events) {
-          stats.changes++;
-          expect(signedFor, `state changed (${changed.join(', ')}) without a valid signature${context}`).toBeDefined();
-          expect(changed, `changed orders${context}`).toEqual([signedFor!.orderNo]);
-          expect(reply.status, `a state change must be acknowledged with 200${context}`).toBe(200);
-          expect(after.events - before.events, `one outbox event per transition${context}`).toBe(1);
-        }
-        expect(prototypeSnapshot()).toEqual(prototypeBefore);
-      }),
-      { numRuns: RUNS, endOnFailure: true },
-    );
-    console.info(`[property.http ${engine}] callbacks:`, JSON.stringify(stats));
-    // Not vacuous: correctly signed requests were sent and some of them changed orders.
-    expect(stats.validlySigned).toBeGreaterThan(RUNS / 10);
-    expect(stats.changes).toBeGreaterThan(0);
-   }, TEST_TIMEOUT_MS);
+          const context = `\n${describeWire(wire)}\n→ ${reply.status} ${reply.text.slice(0, 300)}`;
+          expect(CALLBACK_STATUSES.has(reply.status), `status ${reply.status}${context}`).toBe(true);
+          expect(after.orders.size, `orders were created by a callback${context}`).toBe(before.orders.size);
+          const changed = [...after.orders].filter(([no, state]) => JSON.stringify(state) !== JSON.stringify(before.orders.get(no))).map(([no]) => no);
+          if (changed.length > 0 || after.events !== before.events) {
+            stats.changes++;
+            expect(signedFor, `state changed (${changed.join(', ')}) without a valid signature${context}`).toBeDefined();
+            expect(changed, `changed orders${context}`).toEqual([signedFor!.orderNo]);
+            expect(reply.status, `a state change must be acknowledged with 200${context}`).toBe(200);
+            expect(after.events - before.events, `one outbox event per transition${context}`).toBe(1);
+          }
+          expect(prototypeSnapshot()).toEqual(prototypeBefore);
+        }),
+        { numRuns: RUNS, endOnFailure: true },
+      );
+      console.info(`[property.http ${engine}] callbacks:`, JSON.stringify(stats));
+      // Not vacuous: correctly signed requests were sent and some of them changed orders.
+      expect(stats.validlySigned).toBeGreaterThan(RUNS / 10);
+      expect(stats.changes).toBeGreaterThan(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it(`POST /api/orders: never a 500, and a row is created only with 201 (${RUNS} random bodies)`, async () => {
-    const count = async () => Number((await ctx.db.kysely.selectFrom('orders').select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()).n);
-    const stats = { requests: 0, statuses: {} as Record<number, number> };
-    await fc.assert(
-      fc.asyncProperty(orderWireArb, async (wire) => {
-        const before = await count();
-        const reply = await send(port, agent, wire);
-        const after = await count();
-        stats.requests++;
-        stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
-        const context = `\n${describeWire(wire)}\n→ ${reply.status} ${reply.text.slice(0, 300)}`;
-        expect(ORDER_STATUSES.has(reply.status), `status ${reply.status}${context}`).toBe(true);
-        expect(after - before, `rows created vs status ${reply.status}${context}`).toBe(reply.status === 201 ? 1 : 0);
-        if (reply.status === 201) {
-          const orderNo = (JSON.parse(reply.text) as { data: { order_no: string } }).data.order_no;
-          const row = await ctx.db.kysely.selectFrom('orders').select(['status', 'seq']).where('order_no', '=', orderNo).executeTakeFirst();
-          expect(row, context).toEqual({ status: 'pending', seq: 0 });
-        }
-        expect(prototypeSnapshot()).toEqual(prototypeBefore);
-        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-      }),
-      { numRuns: RUNS, endOnFailure: true },
-    );
-    console.info(`[property.http ${engine}] orders:`, JSON.stringify(stats));
-    expect(stats.statuses[201] ?? 0).toBeGreaterThan(0);
-   }, TEST_TIMEOUT_MS);
+  it(
+    `POST /api/orders: never a 500, and a row is created only with 201 (${RUNS} random bodies)`,
+    async () => {
+      const count = async () =>
+        Number(
+          (
+            await ctx.db.kysely
+              .selectFrom('orders')
+              .select((eb) => eb.fn.countAll<number | string>().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      const stats = { requests: 0, statuses: {} as Record<number, number> };
+      await fc.assert(
+        fc.asyncProperty(orderWireArb, async (wire) => {
+          const before = await count();
+          const reply = await send(port, agent, wire);
+          const after = await count();
+          stats.requests++;
+          stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
+          const context = `\n${describeWire(wire)}\n→ ${reply.status} ${reply.text.slice(0, 300)}`;
+          expect(ORDER_STATUSES.has(reply.status), `status ${reply.status}${context}`).toBe(true);
+          expect(after - before, `rows created vs status ${reply.status}${context}`).toBe(reply.status === 201 ? 1 : 0);
+          if (reply.status === 201) {
+            const orderNo = (JSON.parse(reply.text) as { data: { order_no: string } }).data.order_no;
+            const row = await ctx.db.kysely.selectFrom('orders').select(['status', 'seq']).where('order_no', '=', orderNo).executeTakeFirst();
+            expect(row, context).toEqual({ status: 'pending', seq: 0 });
+          }
+          expect(prototypeSnapshot()).toEqual(prototypeBefore);
+          expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+        }),
+        { numRuns: RUNS, endOnFailure: true },
+      );
+      console.info(`[property.http ${engine}] orders:`, JSON.stringify(stats));
+      expect(stats.statuses[201] ?? 0).toBeGreaterThan(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it(`API paths and queries: never a 500 (${RUNS} random requests)`, async () => {
-    const stats = { requests: 0, statuses: {} as Record<number, number> };
-    await fc.assert(
-      fc.asyncProperty(apiWireArb, async (wire) => {
-        const reply = await send(port, agent, wire);
-        stats.requests++;
-        stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
-        const context = `\n${describeWire(wire)}\n→ ${reply.status} ${reply.text.slice(0, 300)}`;
-        expect([200, 202, 400, 404, 409].includes(reply.status), `status ${reply.status}${context}`).toBe(true);
-        if (wire.path.startsWith('/api/orders') && reply.status === 200 && wire.method === 'GET' && !wire.path.startsWith('/api/orders?') && wire.path !== '/api/orders') {
-          expect(JSON.parse(reply.text), context).toMatchObject({ success: true, data: { order_no: expect.any(String) } });
-        }
-        expect(prototypeSnapshot()).toEqual(prototypeBefore);
-        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-      }),
-      { numRuns: RUNS, endOnFailure: true },
-    );
-    console.info(`[property.http ${engine}] api paths:`, JSON.stringify(stats));
-    expect(stats.statuses[200] ?? 0).toBeGreaterThan(0);
-  }, TEST_TIMEOUT_MS);
+  it(
+    `API paths and queries: never a 500 (${RUNS} random requests)`,
+    async () => {
+      const stats = { requests: 0, statuses: {} as Record<number, number> };
+      await fc.assert(
+        fc.asyncProperty(apiWireArb, async (wire) => {
+          const reply = await send(port, agent, wire);
+          stats.requests++;
+          stats.statuses[reply.status] = (stats.statuses[reply.status] ?? 0) + 1;
+          const context = `\n${describeWire(wire)}\n→ ${reply.status} ${reply.text.slice(0, 300)}`;
+          expect([200, 202, 400, 404, 409].includes(reply.status), `status ${reply.status}${context}`).toBe(true);
+          if (
+            wire.path.startsWith('/api/orders') &&
+            reply.status === 200 &&
+            wire.method === 'GET' &&
+            !wire.path.startsWith('/api/orders?') &&
+            wire.path !== '/api/orders'
+          ) {
+            expect(JSON.parse(reply.text), context).toMatchObject({ success: true, data: { order_no: expect.any(String) } });
+          }
+          expect(prototypeSnapshot()).toEqual(prototypeBefore);
+          expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+        }),
+        { numRuns: RUNS, endOnFailure: true },
+      );
+      console.info(`[property.http ${engine}] api paths:`, JSON.stringify(stats));
+      expect(stats.statuses[200] ?? 0).toBeGreaterThan(0);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
   // Regression: the router's decodeParam throws a URIError with status 400 but no `expose`; it was a 500.
   it('a route parameter with a malformed percent-escape is a 400, not a 500', async () => {
-    for (const [method, path] of [['GET', '/api/orders/%zz'], ['POST', '/api/orders/%E0%A4/close'], ['POST', '/api/orders/%zz/notifications/resend'], ['GET', '/sandbox/pay/%zz']] as const) {
+    for (const [method, path] of [
+      ['GET', '/api/orders/%zz'],
+      ['POST', '/api/orders/%E0%A4/close'],
+      ['POST', '/api/orders/%zz/notifications/resend'],
+      ['GET', '/sandbox/pay/%zz'],
+    ] as const) {
       const reply = await send(port, agent, { method, path, headers: { 'X-API-Key': TEST_API_KEY } });
       expect(reply.status, `${method} ${path}`).toBe(400);
     }

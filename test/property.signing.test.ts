@@ -25,12 +25,40 @@ const TIMEOUT = { timeout: 30_000 + RUNS * 10 };
 
 const isSurrogate = (c: number) => c >= 0xd800 && c <= 0xdfff;
 /** Basic-multilingual-plane characters (no surrogates): UTF-16 order, code point order and UTF-8 byte order agree. */
-const bmpChar = fc.integer({ min: 0, max: 0xffff }).filter((c) => !isSurrogate(c)).map((c) => String.fromCharCode(c));
-const SPECIAL = ['&', '=', '%', '+', ' ', '%2B', '%zz', '%E0%A4', '😀', '中文', '\u0000', '\n', '\r\n', '"', "'", '<', '#', '?', '/', '\\', '&key=', 'key=', 'sign=', '\u{10FFFF}', '\uFEFF', '\uE000'];
+const bmpChar = fc
+  .integer({ min: 0, max: 0xffff })
+  .filter((c) => !isSurrogate(c))
+  .map((c) => String.fromCharCode(c));
+const SPECIAL = [
+  '&',
+  '=',
+  '%',
+  '+',
+  ' ',
+  '%2B',
+  '%zz',
+  '%E0%A4',
+  '😀',
+  '中文',
+  '\u0000',
+  '\n',
+  '\r\n',
+  '"',
+  "'",
+  '<',
+  '#',
+  '?',
+  '/',
+  '\\',
+  '&key=',
+  'key=',
+  'sign=',
+  '\u{10FFFF}',
+  '\uFEFF',
+  '\uE000',
+];
 const specialSoup = fc.array(fc.oneof(fc.constantFrom(...SPECIAL), fc.string({ maxLength: 3 })), { maxLength: 12 }).map((parts) => parts.join(''));
-const longString = fc
-  .tuple(fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }), fc.integer({ min: 500, max: 12_000 }))
-  .map(([s, n]) => s.repeat(n));
+const longString = fc.tuple(fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }), fc.integer({ min: 500, max: 12_000 })).map(([s, n]) => s.repeat(n));
 
 /** Values: empty, & = % + and spaces, emoji and any code point, very long strings. */
 const valueArb = fc.oneof(
@@ -57,7 +85,13 @@ const anyKeyArb = fc.oneof(bmpKeyArb, fc.string({ unit: 'binary', minLength: 1, 
 /** A flat parameter map (never containing `sign`), built with own properties only, so `__proto__` is a real key. */
 const paramsArb = (keyArb: fc.Arbitrary<string>, minLength = 0) =>
   fc
-    .uniqueArray(fc.tuple(keyArb.filter((k) => k !== 'sign'), valueArb), { selector: ([k]) => k, minLength, maxLength: 24 })
+    .uniqueArray(
+      fc.tuple(
+        keyArb.filter((k) => k !== 'sign'),
+        valueArb,
+      ),
+      { selector: ([k]) => k, minLength, maxLength: 24 },
+    )
     .map((entries) => Object.fromEntries(entries) as Record<string, string>);
 
 const signTypeArb = fc.constantFrom<SignType>(...SIGN_TYPES);
@@ -133,16 +167,32 @@ describe('A5 signature: computeSign / verifySign properties', TIMEOUT, () => {
   });
 
   it('rejects any single-character change, insertion or deletion in the signature', () => {
-    const replacement = fc.oneof(fc.constantFrom(...'0123456789abcdefABCDEF'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), fc.constantFrom('\uFB00', 'ß', 'İ', ' ', '\u0000'));
+    const replacement = fc.oneof(
+      fc.constantFrom(...'0123456789abcdefABCDEF'),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+      fc.constantFrom('\uFB00', 'ß', 'İ', ' ', '\u0000'),
+    );
     fc.assert(
-      fc.property(paramsArb(anyKeyArb), secretArb, signTypeArb, fc.nat(), replacement, fc.constantFrom('replace', 'insert', 'delete'), (params, secret, type, at, char, op) => {
-        const sign = computeSign(params, secret, type);
-        const i = at % sign.length;
-        if (op === 'replace') fc.pre(char.toUpperCase() !== sign[i]);
-        const presented =
-          op === 'replace' ? sign.slice(0, i) + char + sign.slice(i + 1) : op === 'insert' ? sign.slice(0, i) + char + sign.slice(i) : sign.slice(0, i) + sign.slice(i + 1);
-        expect(verifySign(params, secret, type, presented)).toBe(false);
-      }),
+      fc.property(
+        paramsArb(anyKeyArb),
+        secretArb,
+        signTypeArb,
+        fc.nat(),
+        replacement,
+        fc.constantFrom('replace', 'insert', 'delete'),
+        (params, secret, type, at, char, op) => {
+          const sign = computeSign(params, secret, type);
+          const i = at % sign.length;
+          if (op === 'replace') fc.pre(char.toUpperCase() !== sign[i]);
+          const presented =
+            op === 'replace'
+              ? sign.slice(0, i) + char + sign.slice(i + 1)
+              : op === 'insert'
+                ? sign.slice(0, i) + char + sign.slice(i)
+                : sign.slice(0, i) + sign.slice(i + 1);
+          expect(verifySign(params, secret, type, presented)).toBe(false);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -200,12 +250,18 @@ describe('A5 signature: computeSign / verifySign properties', TIMEOUT, () => {
       .uniqueArray(fc.tuple(anyKeyArb, signable), { selector: ([k]) => k, maxLength: 20 })
       .map((entries) => Object.fromEntries(entries) as Record<string, SignableValue>);
     fc.assert(
-      fc.property(mapArb, secretArb, signTypeArb, fc.oneof(valueArb, fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF'), maxLength: 80 })), (params, secret, type, presented) => {
-        const sign = computeSign(params, secret, type);
-        expect(typeof sign).toBe('string');
-        expect(typeof verifySign(params, secret, type, presented)).toBe('boolean');
-        expect(verifySign(params, secret, type, sign.toLowerCase())).toBe(true);
-      }),
+      fc.property(
+        mapArb,
+        secretArb,
+        signTypeArb,
+        fc.oneof(valueArb, fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF'), maxLength: 80 })),
+        (params, secret, type, presented) => {
+          const sign = computeSign(params, secret, type);
+          expect(typeof sign).toBe('string');
+          expect(typeof verifySign(params, secret, type, presented)).toBe('boolean');
+          expect(verifySign(params, secret, type, sign.toLowerCase())).toBe(true);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -255,11 +311,25 @@ const hostileKeyArb = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 10 }) },
 );
 
-const hugeNumbers = fc.constantFrom(1e308, -1e308, Number.MAX_SAFE_INTEGER + 2, 2 ** 64, 1e21, 1e-7, 5e-324, -0, 0.1 + 0.2, Number('123456789012345678901234567890'));
+const hugeNumbers = fc.constantFrom(
+  1e308,
+  -1e308,
+  Number.MAX_SAFE_INTEGER + 2,
+  2 ** 64,
+  1e21,
+  1e-7,
+  5e-324,
+  -0,
+  0.1 + 0.2,
+  Number('123456789012345678901234567890'),
+);
 const hostileValueArb: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 4, arbitrary: valueArb },
   { weight: 2, arbitrary: fc.oneof(fc.double(), fc.integer(), hugeNumbers) },
-  { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity, -Infinity, true, false, null, undefined, 'NaN', 'Infinity', '-0', '1e999', [], {}, ['1'], { v: '1' }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(NaN, Infinity, -Infinity, true, false, null, undefined, 'NaN', 'Infinity', '-0', '1e999', [], {}, ['1'], { v: '1' }),
+  },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
   { weight: 1, arbitrary: fc.bigInt() },
 );
@@ -280,7 +350,12 @@ const nearFlatArb: fc.Arbitrary<unknown> = fc.oneof(
         return target;
       }),
   },
-  { weight: 2, arbitrary: fc.uniqueArray(fc.tuple(safeKeyArb, fc.string({ maxLength: 3 })), { selector: ([k]) => k, minLength: 95, maxLength: 110 }).map((e) => Object.fromEntries(e)) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .uniqueArray(fc.tuple(safeKeyArb, fc.string({ maxLength: 3 })), { selector: ([k]) => k, minLength: 95, maxLength: 110 })
+      .map((e) => Object.fromEntries(e)),
+  },
   { weight: 1, arbitrary: fc.array(hostileValueArb, { maxLength: 5 }) },
   { weight: 1, arbitrary: hostileValueArb },
 );
@@ -392,14 +467,29 @@ const pairArb = fc.tuple(fc.oneof(hostileKeyArb, fc.constantFrom('order_no', 'am
 const paymentFormArb = fc
   .tuple(fc.array(pairArb, { maxLength: 4 }), fc.constantFrom('success', 'failed'), fc.constantFrom('', 'MD5', 'HMAC-SHA256'))
   .map(([extras, status, signType]) => {
-    const pairs: Array<[string, string]> = [['order_no', 'P1'], ['transaction_id', 'TX-1'], ['amount', '12.34'], ['status', status], ['sign_type', signType], ...extras];
+    const pairs: Array<[string, string]> = [
+      ['order_no', 'P1'],
+      ['transaction_id', 'TX-1'],
+      ['amount', '12.34'],
+      ['status', status],
+      ['sign_type', signType],
+      ...extras,
+    ];
     return new URLSearchParams(pairs.filter(([k]) => k !== 'sign')).toString();
   });
 const formTextArb = fc.oneof(
   paymentFormArb,
   fc.array(pairArb, { maxLength: 12 }).map((pairs) => pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')),
   fc.array(pairArb, { maxLength: 12 }).map((pairs) => new URLSearchParams(pairs).toString()),
-  fc.array(fc.oneof(fc.constantFrom('&', '=', '%', '%zz', '%E0%A4', '%C0%AF', '+', 'a[]=1', 'a[]=2', '__proto__[x]=1', '__proto__=1', 'constructor=1', 'sign=x'), fc.string({ unit: 'binary', maxLength: 6 })), { maxLength: 15 }).map((p) => p.join('')),
+  fc
+    .array(
+      fc.oneof(
+        fc.constantFrom('&', '=', '%', '%zz', '%E0%A4', '%C0%AF', '+', 'a[]=1', 'a[]=2', '__proto__[x]=1', '__proto__=1', 'constructor=1', 'sign=x'),
+        fc.string({ unit: 'binary', maxLength: 6 }),
+      ),
+      { maxLength: 15 },
+    )
+    .map((p) => p.join('')),
 );
 
 describe('form decoding → generic gateway verification (no HTTP)', TIMEOUT, () => {

@@ -92,7 +92,9 @@ describe.skipIf(skipRedis)('rate limits shared through Redis', () => {
     admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     // Two instances behind a load balancer: separate apps, separate clients, the same Redis prefix.
     stores = [0, 1].map(() => createRedisRateLimitStore({ url: REDIS_URL, prefix }, logger));
-    apps = await Promise.all(stores.map((s) => createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: s.store, loginRateLimitStore: s.loginStore } })));
+    apps = await Promise.all(
+      stores.map((s) => createTestContext('sqlite', { env: LIMIT, deps: { rateLimitStore: s.store, loginRateLimitStore: s.loginStore } })),
+    );
   });
 
   afterAll(async () => {
@@ -124,11 +126,14 @@ describe.skipIf(skipRedis)('rate limits shared through Redis', () => {
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
-  it('shares the console\'s failed-login limit across both apps, under its own prefix', async () => {
+  it("shares the console's failed-login limit across both apps, under its own prefix", async () => {
     const attempt = async (ctx: TestContext, password: string) => {
       const agent = request.agent(ctx.app);
       const page = await agent.get('/admin/login');
-      return agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password });
+      return agent
+        .post('/admin/login')
+        .type('form')
+        .send({ _csrf: csrfOf(page.text), password });
     };
     const [a, b] = apps as [TestContext, TestContext];
     // Ten failures in all, split between the instances, use up the one budget of this address.
@@ -170,11 +175,14 @@ describe('rate limits fail open when Redis is out of reach', () => {
       for (let i = 0; i < 4; i++) expect((await ctx.api('get', '/api/orders')).status).toBe(200);
       const agent = request.agent(ctx.app);
       const page = await agent.get('/admin/login');
-      const login = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), password: 'wrong' });
+      const login = await agent
+        .post('/admin/login')
+        .type('form')
+        .send({ _csrf: csrfOf(page.text), password: 'wrong' });
       expect(login.status).toBe(401);
       expect(login.text).toContain('name="password"');
       expect(stderr).not.toHaveBeenCalled();
-      const limiters = warnings.map((w) => ((w as [{ limiter?: string }])[0]).limiter).filter(Boolean);
+      const limiters = warnings.map((w) => (w as [{ limiter?: string }])[0].limiter).filter(Boolean);
       expect(limiters.sort()).toEqual(['api', 'console-login']);
     } finally {
       stderr.mockRestore();

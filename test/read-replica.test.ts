@@ -17,7 +17,10 @@ describe.each(ENGINES)('read replica on %s', (engine) => {
     await migrateToLatest(replica);
     ctx = await createTestContext(engine, { env: { DATABASE_READ_URL: replicaDb.url }, deps: { readDb: replica } });
     const now = toDbTime(new Date());
-    await replica.kysely.insertInto('orders').values({ order_no: 'ONLY_ON_REPLICA', amount_minor: 100, currency: 'CNY', status: 'paid', created_at: now, updated_at: now }).execute();
+    await replica.kysely
+      .insertInto('orders')
+      .values({ order_no: 'ONLY_ON_REPLICA', amount_minor: 100, currency: 'CNY', status: 'paid', created_at: now, updated_at: now })
+      .execute();
   });
   afterAll(async () => {
     await ctx.close();

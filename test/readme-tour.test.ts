@@ -41,7 +41,11 @@ function runTour(blocks: string[], env: Record<string, string>): Promise<Run> {
   });
 }
 
-const jsonLines = (text: string) => text.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { success: boolean; data: Record<string, unknown> });
+const jsonLines = (text: string) =>
+  text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { success: boolean; data: Record<string, unknown> });
 
 describe('README tour', () => {
   let dir: string;
@@ -56,7 +60,13 @@ describe('README tour', () => {
     // No NODE_ENV and no secrets: a development start that generates and prints the API key, as `npm start` does.
     service = await startService('readme-tour', { DATABASE_URL: databaseUrl });
     // The generated secrets are printed just after the "listening" line, possibly in a later chunk.
-    const printed = await waitUntil('the generated secrets to be printed', () => /API key:\s+(pcs_\S+)[\s\S]*Admin password:\s+(\S+)/.exec(service.output()), 10_000, 50, () => service.output());
+    const printed = await waitUntil(
+      'the generated secrets to be printed',
+      () => /API key:\s+(pcs_\S+)[\s\S]*Admin password:\s+(\S+)/.exec(service.output()),
+      10_000,
+      50,
+      () => service.output(),
+    );
     apiKey = printed[1]!;
     adminPassword = printed[2]!;
 
@@ -68,7 +78,13 @@ describe('README tour', () => {
     );
     // The environment a reader's shell has, plus what points npm run trigger / secrets at this instance
     // (their defaults, PORT=3000 and ./data/payments.db, are what a fresh npm start uses).
-    run = await runTour(substituted, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? dir, TZ: 'UTC', DATABASE_URL: databaseUrl, PORT: String(service.port) });
+    run = await runTour(substituted, {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? dir,
+      TZ: 'UTC',
+      DATABASE_URL: databaseUrl,
+      PORT: String(service.port),
+    });
     expect(run.steps, run.output).toHaveLength(6);
   }, 90_000);
 

@@ -11,24 +11,40 @@ describe.each(ENGINES)('retention and nonce purge on %s', (engine) => {
   beforeAll(async () => {
     ctx = await createTestContext(engine);
     const log = { gateway: 'generic', kind: 'notify', verdict: 'applied', callback_data: 'x', remote_ip: '127.0.0.1' };
-    await ctx.db.kysely.insertInto('payment_logs').values([
-      ...Array.from({ length: 2500 }, () => ({ ...log, created_at: daysAgo(40) })),
-      { ...log, created_at: daysAgo(29) },
-      { ...log, created_at: daysAgo(1) },
-    ]).execute();
-    await ctx.db.kysely.insertInto('notification_attempts').values([
-      { notification_id: 1, attempt_no: 1, started_at: daysAgo(31), duration_ms: 5 },
-      { notification_id: 1, attempt_no: 2, started_at: daysAgo(2), duration_ms: 5 },
-    ]).execute();
-    await ctx.db.kysely.insertInto('replay_nonces').values([
-      { scope: 'generic', nonce: 'expired', expires_at: daysAgo(1) },
-      { scope: 'generic', nonce: 'live', expires_at: toDbTime(new Date(now.getTime() + 60_000)) },
-    ]).execute();
+    await ctx.db.kysely
+      .insertInto('payment_logs')
+      .values([
+        ...Array.from({ length: 2500 }, () => ({ ...log, created_at: daysAgo(40) })),
+        { ...log, created_at: daysAgo(29) },
+        { ...log, created_at: daysAgo(1) },
+      ])
+      .execute();
+    await ctx.db.kysely
+      .insertInto('notification_attempts')
+      .values([
+        { notification_id: 1, attempt_no: 1, started_at: daysAgo(31), duration_ms: 5 },
+        { notification_id: 1, attempt_no: 2, started_at: daysAgo(2), duration_ms: 5 },
+      ])
+      .execute();
+    await ctx.db.kysely
+      .insertInto('replay_nonces')
+      .values([
+        { scope: 'generic', nonce: 'expired', expires_at: daysAgo(1) },
+        { scope: 'generic', nonce: 'live', expires_at: toDbTime(new Date(now.getTime() + 60_000)) },
+      ])
+      .execute();
   });
   afterAll(() => ctx.close());
 
   const count = async (table: 'payment_logs' | 'notification_attempts' | 'replay_nonces') =>
-    Number((await ctx.db.kysely.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await ctx.db.kysely
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   it('keeps logs and attempts when RETENTION_DAYS is unset, but always purges expired nonces', async () => {
     expect(await runMaintenance(ctx.db, now, null)).toEqual({ nonces: 1, paymentLogs: 0, attempts: 0 });

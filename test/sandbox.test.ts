@@ -9,7 +9,15 @@ import { attrOf, field, html, orderRow, paymentLogs, resultKind } from './helper
 type Agent = ReturnType<typeof request.agent>;
 
 const csrfTokens = (page: string) => [...page.matchAll(/name="_csrf" value="([^"]+)"/g)].map((m) => m[1]!);
-const countOrders = async (ctx: TestContext) => Number((await ctx.db.kysely.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+const countOrders = async (ctx: TestContext) =>
+  Number(
+    (
+      await ctx.db.kysely
+        .selectFrom('orders')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 /** Opens `/` with the agent; returns the form's CSRF token. */
 async function openHome(agent: Agent): Promise<string> {
@@ -20,7 +28,10 @@ async function openHome(agent: Agent): Promise<string> {
 }
 
 async function createDemoOrder(agent: Agent, token: string, fields: Record<string, string> = {}): Promise<string> {
-  const res = await agent.post('/sandbox/orders').type('form').send({ _csrf: token, subject: 'Demo order', amount: '9.99', currency: 'CNY', ...fields });
+  const res = await agent
+    .post('/sandbox/orders')
+    .type('form')
+    .send({ _csrf: token, subject: 'Demo order', amount: '9.99', currency: 'CNY', ...fields });
   expect(res.status, res.text.slice(0, 300)).toBe(303);
   const match = /^\/sandbox\/pay\/([A-Za-z0-9_-]+)$/.exec(res.headers.location as string);
   expect(match).not.toBeNull();
@@ -64,19 +75,54 @@ describe.each(ENGINES)('sandbox on %s', (engine) => {
     const before = await countOrders(ctx);
     const fields = { subject: 'x', amount: '1.00', currency: 'CNY' };
     expect((await agent.post('/sandbox/orders').type('form').send(fields)).status).toBe(403);
-    expect((await agent.post('/sandbox/orders').type('form').send({ ...fields, _csrf: `${token.slice(0, -2)}xx` })).status).toBe(403);
-    expect((await agent.post('/sandbox/orders').type('form').send({ ...fields, _csrf: '' })).status).toBe(403);
-    expect((await request(ctx.app).post('/sandbox/orders').type('form').send({ ...fields, _csrf: token })).status).toBe(403);
+    expect(
+      (
+        await agent
+          .post('/sandbox/orders')
+          .type('form')
+          .send({ ...fields, _csrf: `${token.slice(0, -2)}xx` })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await agent
+          .post('/sandbox/orders')
+          .type('form')
+          .send({ ...fields, _csrf: '' })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/sandbox/orders')
+          .type('form')
+          .send({ ...fields, _csrf: token })
+      ).status,
+    ).toBe(403);
     const other = request.agent(ctx.app);
     await openHome(other);
-    expect((await other.post('/sandbox/orders').type('form').send({ ...fields, _csrf: token })).status).toBe(403);
+    expect(
+      (
+        await other
+          .post('/sandbox/orders')
+          .type('form')
+          .send({ ...fields, _csrf: token })
+      ).status,
+    ).toBe(403);
     expect(await countOrders(ctx)).toBe(before);
   });
 
   it('creates a sandbox order and shows the checkout with pay and fail buttons carrying CSRF tokens', async () => {
     const orderNo = await createDemoOrder(agent, token, { subject: 'Sandbox <tea>', amount: '12.50', currency: 'USD' });
     const order = await orderRow(ctx, orderNo);
-    expect(order).toMatchObject({ payment_method: 'sandbox', status: 'pending', currency: 'USD', subject: 'Sandbox <tea>', callback_url: null, notify_url: null });
+    expect(order).toMatchObject({
+      payment_method: 'sandbox',
+      status: 'pending',
+      currency: 'USD',
+      subject: 'Sandbox <tea>',
+      callback_url: null,
+      notify_url: null,
+    });
     expect(Number(order.amount_minor)).toBe(1250);
     const page = html(await agent.get(`/sandbox/pay/${orderNo}`), 200);
     expect(field(page, 'order_no')).toBe(orderNo);
@@ -100,7 +146,10 @@ describe.each(ENGINES)('sandbox on %s', (engine) => {
     expect(order.status).toBe('paid');
     expect(order.transaction_id).toMatch(/^SBX/);
     const logs = await paymentLogs(ctx, orderNo);
-    expect(logs.map((l) => [l.gateway, l.kind, l.verdict])).toEqual([['sandbox', 'notify', 'applied'], ['sandbox', 'return', 'duplicate']]);
+    expect(logs.map((l) => [l.gateway, l.kind, l.verdict])).toEqual([
+      ['sandbox', 'notify', 'applied'],
+      ['sandbox', 'return', 'duplicate'],
+    ]);
     expect(logs.every((l) => l.transaction_id === order.transaction_id)).toBe(true);
     const checkout = html(await agent.get(`/sandbox/pay/${orderNo}`), 200);
     expect(checkout).not.toContain('id="pay-button"');

@@ -24,7 +24,9 @@ describe.each(ENGINES)('npm run secrets on %s', (engine) => {
 
   const secrets = (args: string[], extra: Record<string, string> = {}) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(TSX, ['src/cli/secrets.ts', ...args], { cwd: ROOT, env: { ...env, ...extra } }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }));
+      execFile(TSX, ['src/cli/secrets.ts', ...args], { cwd: ROOT, env: { ...env, ...extra } }, (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
+      );
     });
 
   it('shows what is not generated yet, then the generated values, and forgets one on reset', async () => {

@@ -62,7 +62,10 @@ describe.each(ENGINES)('console allowlist overrides never widen CALLBACK_IP_ALLO
   });
 
   it('a wider override is refused with a message naming the environment list; nothing is stored and outsiders stay out', async () => {
-    await agent.post('/admin/settings/reset').type('form').send({ _csrf: (await consolePage(agent, '/admin/settings')).csrf, key: GENERIC });
+    await agent
+      .post('/admin/settings/reset')
+      .type('form')
+      .send({ _csrf: (await consolePage(agent, '/admin/settings')).csrf, key: GENERIC });
     for (const wider of ['0.0.0.0/0', `${OUTSIDE}, ${ENV_LIST}`, '203.0.0.0/16']) {
       const res = await save(wider);
       expect(res.status, wider).toBe(400);
@@ -75,7 +78,10 @@ describe.each(ENGINES)('console allowlist overrides never widen CALLBACK_IP_ALLO
   it('a wider override already stored (written before this rule, or the environment narrowed since) applies only where both allow', async () => {
     const at = toDbTime(new Date());
     await ctx.db.kysely.deleteFrom('system_config').where('config_key', '=', GENERIC).execute();
-    await ctx.db.kysely.insertInto('system_config').values({ config_key: GENERIC, config_value: `${OUTSIDE}, 203.0.113.0/25`, description: null, created_at: at, updated_at: at }).execute();
+    await ctx.db.kysely
+      .insertInto('system_config')
+      .values({ config_key: GENERIC, config_value: `${OUTSIDE}, 203.0.113.0/25`, description: null, created_at: at, updated_at: at })
+      .execute();
     const page = (await consolePage(agent, '/admin/settings')).html; // the page re-reads system_config
     expect(cardField(page, 'effective')).toBe('203.0.113.0/25');
     expect(cardField(page, 'outside-env')).toContain(OUTSIDE);

@@ -18,13 +18,23 @@ describe.each(ENGINES)('callback and API input encodings on %s', (engine) => {
     expect((await ctx.api('post', '/api/orders').send({ order_no, amount: '12.34' })).status).toBe(201);
     return order_no;
   }
-  const payment = (no: string, extra: Record<string, string> = {}) => signed({ order_no: no, transaction_id: `TX-${no}`, amount: '12.34', status: 'success', ...extra }, TEST_GATEWAY_SECRET);
+  const payment = (no: string, extra: Record<string, string> = {}) =>
+    signed({ order_no: no, transaction_id: `TX-${no}`, amount: '12.34', status: 'success', ...extra }, TEST_GATEWAY_SECRET);
   const orderRow = (no: string) => ctx.db.kysely.selectFrom('orders').selectAll().where('order_no', '=', no).executeTakeFirst();
-  const logs = (no: string | null) => ctx.db.kysely.selectFrom('payment_logs').selectAll().where('order_no', no === null ? 'is' : '=', no).orderBy('id').execute();
+  const logs = (no: string | null) =>
+    ctx.db.kysely
+      .selectFrom('payment_logs')
+      .selectAll()
+      .where('order_no', no === null ? 'is' : '=', no)
+      .orderBy('id')
+      .execute();
   const utf16 = (text: string) => Buffer.from(text, 'utf16le');
   /** supertest would JSON-encode a Buffer under a JSON media type; these bytes must go out exactly as they are. */
   const rawPost = (path: string, contentType: string, body: Buffer, apiKey = true) => {
-    const req = request(ctx.app).post(path).set('Content-Type', contentType).serialize((b: unknown) => b as string);
+    const req = request(ctx.app)
+      .post(path)
+      .set('Content-Type', contentType)
+      .serialize((b: unknown) => b as string);
     return (apiKey ? req.set('X-API-Key', TEST_API_KEY) : req).send(body as unknown as string);
   };
 
@@ -85,7 +95,10 @@ describe.each(ENGINES)('callback and API input encodings on %s', (engine) => {
   it('an empty currency (or any empty field of ours) on a signed callback is refused, not skipped', async () => {
     for (const field of ['currency', 'timestamp', 'nonce']) {
       const no = await order();
-      const res = await request(ctx.app).post('/notify').type('form').send(payment(no, { [field]: '' }));
+      const res = await request(ctx.app)
+        .post('/notify')
+        .type('form')
+        .send(payment(no, { [field]: '' }));
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ code: 'validation_failed' });
       expect(res.body.message).toContain(`${field} must not be empty`);
@@ -94,6 +107,13 @@ describe.each(ENGINES)('callback and API input encodings on %s', (engine) => {
     }
     // An empty extra parameter is still skipped as A5 says.
     const no = await order();
-    expect((await request(ctx.app).post('/notify').type('form').send(payment(no, { memo: '' }))).status).toBe(200);
+    expect(
+      (
+        await request(ctx.app)
+          .post('/notify')
+          .type('form')
+          .send(payment(no, { memo: '' }))
+      ).status,
+    ).toBe(200);
   });
 });

@@ -19,7 +19,11 @@ async function anonymousPair(ctx: TestContext, path: string) {
 /** Signs in by hand: the session cookie, the CSRF seed cookie of the login page, and a console page's token. */
 async function signIn(ctx: TestContext, operator: string) {
   const login = await anonymousPair(ctx, '/admin/login');
-  const res = await request(ctx.app).post('/admin/login').set('Cookie', `${CSRF_COOKIE}=${login.cookie}`).type('form').send({ _csrf: login.token, operator, password: ADMIN_PASSWORD });
+  const res = await request(ctx.app)
+    .post('/admin/login')
+    .set('Cookie', `${CSRF_COOKIE}=${login.cookie}`)
+    .type('form')
+    .send({ _csrf: login.token, operator, password: ADMIN_PASSWORD });
   expect(res.status).toBe(303);
   const session = valueOf(setCookie(res, SESSION_COOKIE))!;
   const cookies = `${SESSION_COOKIE}=${session}; ${CSRF_COOKIE}=${login.cookie}`;
@@ -83,7 +87,11 @@ describe.each(ENGINES)('console CSRF tokens bound to the session on %s', (engine
   it('a signed-in operator cannot be made to post the login form with a planted pair', async () => {
     const victim = await signIn(ctx, 'Alice');
     const planted = await anonymousPair(ctx, '/admin/login');
-    const res = await request(ctx.app).post('/admin/login').set('Cookie', `${SESSION_COOKIE}=${victim.session}; ${CSRF_COOKIE}=${planted.cookie}`).type('form').send({ _csrf: planted.token, operator: 'Mallory', password: ADMIN_PASSWORD });
+    const res = await request(ctx.app)
+      .post('/admin/login')
+      .set('Cookie', `${SESSION_COOKIE}=${victim.session}; ${CSRF_COOKIE}=${planted.cookie}`)
+      .type('form')
+      .send({ _csrf: planted.token, operator: 'Mallory', password: ADMIN_PASSWORD });
     expect(res.status).toBe(403);
     expect(setCookie(res, SESSION_COOKIE)).toBeUndefined();
   });
@@ -91,7 +99,11 @@ describe.each(ENGINES)('console CSRF tokens bound to the session on %s', (engine
   it('logout needs the session token too', async () => {
     const victim = await signIn(ctx, 'Alice');
     const planted = await anonymousPair(ctx, '/admin/login');
-    const forged = await request(ctx.app).post('/admin/logout').set('Cookie', `${SESSION_COOKIE}=${victim.session}; ${CSRF_COOKIE}=${planted.cookie}`).type('form').send({ _csrf: planted.token });
+    const forged = await request(ctx.app)
+      .post('/admin/logout')
+      .set('Cookie', `${SESSION_COOKIE}=${victim.session}; ${CSRF_COOKIE}=${planted.cookie}`)
+      .type('form')
+      .send({ _csrf: planted.token });
     expect(forged.status).toBe(403);
     const own = await request(ctx.app).post('/admin/logout').set('Cookie', victim.cookies).type('form').send({ _csrf: victim.token });
     expect(own.status).toBe(303);

@@ -36,7 +36,14 @@ describe.each(ENGINES)('evidence of a flooded order on %s', (engine) => {
     const applied = await request(ctx.app).post('/notify').type('form').send(signed(payment, TEST_GATEWAY_SECRET));
     expect(applied.status).toBe(200);
     for (let i = 0; i < FLOOD; i += 10) {
-      const batch = await Promise.all(Array.from({ length: 10 }, (_, j) => request(ctx.app).post('/notify').type('form').send(forged(i + j))));
+      const batch = await Promise.all(
+        Array.from({ length: 10 }, (_, j) =>
+          request(ctx.app)
+            .post('/notify')
+            .type('form')
+            .send(forged(i + j)),
+        ),
+      );
       for (const res of batch) expect(res.status).toBe(401);
     }
     // A verified repeat after the flood: the newest verified entry.
@@ -132,20 +139,30 @@ describe.each(ENGINES)('migration 0003 on %s', (engine) => {
       expect(result.error).toBeUndefined();
       const row = { order_no: 'L1', gateway: 'generic', kind: 'notify', callback_data: 'x', remote_ip: '127.0.0.1', created_at: '2026-01-01 00:00:00.000' };
       const verified = '{"orderNo":"L1"}';
-      await db.kysely.insertInto('payment_logs').values([
-        { ...row, verdict: 'applied', payment_data: verified },
-        { ...row, verdict: 'bad_signature' },
-        { ...row, verdict: 'malformed' },
-        { ...row, verdict: 'forbidden' },
-        { ...row, verdict: 'replayed' }, // a stale timestamp, refused by the adapter
-        { ...row, verdict: 'replayed', payment_data: verified }, // a nonce seen before, after verification
-        { ...row, verdict: 'unknown_order', payment_data: verified },
-        { ...row, verdict: 'ignored' }, // verified, about nothing we track
-      ] as never).execute();
+      await db.kysely
+        .insertInto('payment_logs')
+        .values([
+          { ...row, verdict: 'applied', payment_data: verified },
+          { ...row, verdict: 'bad_signature' },
+          { ...row, verdict: 'malformed' },
+          { ...row, verdict: 'forbidden' },
+          { ...row, verdict: 'replayed' }, // a stale timestamp, refused by the adapter
+          { ...row, verdict: 'replayed', payment_data: verified }, // a nonce seen before, after verification
+          { ...row, verdict: 'unknown_order', payment_data: verified },
+          { ...row, verdict: 'ignored' }, // verified, about nothing we track
+        ] as never)
+        .execute();
       await migrateToLatest(db);
       const rows = await db.kysely.selectFrom('payment_logs').select(['verdict', 'payment_data', 'unverified']).orderBy('id').execute();
       expect(rows.map((r) => [r.verdict, Number(r.unverified)])).toEqual([
-        ['applied', 0], ['bad_signature', 1], ['malformed', 1], ['forbidden', 1], ['replayed', 1], ['replayed', 0], ['unknown_order', 0], ['ignored', 0],
+        ['applied', 0],
+        ['bad_signature', 1],
+        ['malformed', 1],
+        ['forbidden', 1],
+        ['replayed', 1],
+        ['replayed', 0],
+        ['unknown_order', 0],
+        ['ignored', 0],
       ]);
     } finally {
       await db.close();

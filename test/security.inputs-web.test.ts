@@ -107,7 +107,20 @@ function languageSwitch(html: string, pageUrl: string): URL {
   return new URL(unescapeHtml(href!), pageUrl);
 }
 
-const HOSTILE_PATHS = ['/.//evil.com', '//evil.com', '/\\evil.com', '/%2F%2Fevil.com', '/.//evil.com?lang=en', '/%5Cevil.com', '/./\\evil.com', '///evil.com/', '/admin/.//evil.com', '/sandbox/pay/.//evil.com', '/docs/.//evil.com', '/callback/.//evil.com'];
+const HOSTILE_PATHS = [
+  '/.//evil.com',
+  '//evil.com',
+  '/\\evil.com',
+  '/%2F%2Fevil.com',
+  '/.//evil.com?lang=en',
+  '/%5Cevil.com',
+  '/./\\evil.com',
+  '///evil.com/',
+  '/admin/.//evil.com',
+  '/sandbox/pay/.//evil.com',
+  '/docs/.//evil.com',
+  '/callback/.//evil.com',
+];
 
 describe('language switch links', () => {
   let ctx: TestContext;
@@ -119,7 +132,10 @@ describe('language switch links', () => {
     await new Promise((resolve) => server.once('listening', resolve));
     const agent = request.agent(ctx.app);
     const home = await agent.get('/');
-    const created = await agent.post('/sandbox/orders').type('form').send({ _csrf: csrfOf(home.text), amount: '1.00', currency: 'CNY' });
+    const created = await agent
+      .post('/sandbox/orders')
+      .type('form')
+      .send({ _csrf: csrfOf(home.text), amount: '1.00', currency: 'CNY' });
     sandboxOrder = /\/sandbox\/pay\/(.+)$/.exec(created.headers.location as string)![1]!;
   });
   afterAll(async () => {
@@ -196,7 +212,10 @@ describe.each(ENGINES)('sandbox checkout of an order that is not pending on %s',
 
   async function demoOrder(): Promise<string> {
     const home = await agent.get('/');
-    const res = await agent.post('/sandbox/orders').type('form').send({ _csrf: csrfOf(home.text), amount: '5.00', currency: 'CNY' });
+    const res = await agent
+      .post('/sandbox/orders')
+      .type('form')
+      .send({ _csrf: csrfOf(home.text), amount: '5.00', currency: 'CNY' });
     expect(res.status).toBe(303);
     return /\/sandbox\/pay\/(.+)$/.exec(res.headers.location as string)![1]!;
   }
@@ -209,14 +228,20 @@ describe.each(ENGINES)('sandbox checkout of an order that is not pending on %s',
 
   it.each([
     ['closed', async (orderNo: string) => expect((await ctx.api('post', `/api/orders/${orderNo}/close`)).status).toBe(200)],
-    ['paid', async (orderNo: string) => {
-      const { token } = await checkout(orderNo);
-      expect((await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ _csrf: token, action: 'pay' })).status).toBe(303);
-    }],
-    ['failed', async (orderNo: string) => {
-      const { token } = await checkout(orderNo);
-      expect((await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ _csrf: token, action: 'fail' })).status).toBe(303);
-    }],
+    [
+      'paid',
+      async (orderNo: string) => {
+        const { token } = await checkout(orderNo);
+        expect((await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ _csrf: token, action: 'pay' })).status).toBe(303);
+      },
+    ],
+    [
+      'failed',
+      async (orderNo: string) => {
+        const { token } = await checkout(orderNo);
+        expect((await agent.post(`/sandbox/pay/${orderNo}`).type('form').send({ _csrf: token, action: 'fail' })).status).toBe(303);
+      },
+    ],
   ])('a %s order: the page shows its status without buttons; pay and fail answer 409 invalid_state and change nothing', async (status, makeIt) => {
     const orderNo = await demoOrder();
     await makeIt(orderNo);
@@ -239,7 +264,11 @@ describe.each(ENGINES)('sandbox checkout of an order that is not pending on %s',
       expect(page.text).toContain('invalid_state');
     }
     const after = await orderRow(ctx, orderNo);
-    expect({ status: after.status, flagged: Number(after.flagged), transaction_id: after.transaction_id }).toEqual({ status, flagged: Number(before.flagged), transaction_id: before.transaction_id });
+    expect({ status: after.status, flagged: Number(after.flagged), transaction_id: after.transaction_id }).toEqual({
+      status,
+      flagged: Number(before.flagged),
+      transaction_id: before.transaction_id,
+    });
     expect(await paymentLogs(ctx, orderNo)).toHaveLength(logsBefore.length);
   });
 

@@ -30,7 +30,10 @@ describe('METRICS_TOKEN in production', () => {
       expect.stringMatching(/^PORT: /),
       'METRICS_TOKEN: required in production, so that /metrics is not public (or set METRICS_PUBLIC=true to serve it without a token)',
     ]);
-    expect(problemsOf({ ...PRODUCTION, METRICS_PUBLIC: 'maybe' })).toEqual([expect.stringMatching(/^METRICS_PUBLIC: /), expect.stringMatching(/^METRICS_TOKEN: required in production/)]);
+    expect(problemsOf({ ...PRODUCTION, METRICS_PUBLIC: 'maybe' })).toEqual([
+      expect.stringMatching(/^METRICS_PUBLIC: /),
+      expect.stringMatching(/^METRICS_TOKEN: required in production/),
+    ]);
   });
 
   it('with METRICS_TOKEN, /metrics needs the bearer token', async () => {

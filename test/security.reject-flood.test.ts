@@ -93,7 +93,13 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
     expect(res.status).toBe(403);
     const [row] = await rowsFrom('203.0.113.7');
     // Filed under the order it names, as an unverified entry the order's rejected requests list.
-    expect(row).toMatchObject({ verdict: 'forbidden', order_no: orderNo, unverified: 1, callback_bytes: Buffer.byteLength(body), callback_sha256: sha256(body) });
+    expect(row).toMatchObject({
+      verdict: 'forbidden',
+      order_no: orderNo,
+      unverified: 1,
+      callback_bytes: Buffer.byteLength(body),
+      callback_sha256: sha256(body),
+    });
     expect(Buffer.byteLength(row!.callback_data)).toBeLessThanOrEqual(EXCERPT_BYTES);
     expect(body.startsWith(row!.callback_data)).toBe(true);
     const detail = await ctx.api('get', `/api/orders/${orderNo}/rejected-callbacks`);
@@ -102,7 +108,10 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
 
   it('keeps the whole body of a verified callback, without a size or hash', async () => {
     const orderNo = await order();
-    const params = signed({ order_no: orderNo, transaction_id: `TX-${orderNo}`, amount: '12.34', status: 'success', memo: '中'.repeat(3000) }, TEST_GATEWAY_SECRET);
+    const params = signed(
+      { order_no: orderNo, transaction_id: `TX-${orderNo}`, amount: '12.34', status: 'success', memo: '中'.repeat(3000) },
+      TEST_GATEWAY_SECRET,
+    );
     const res = await from('10.1.0.2').post('/notify').type('form').send(params);
     expect(res.status).toBe(200);
     const [row] = await rowsFrom('10.1.0.2');
@@ -129,7 +138,10 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
     expect(await metric('payment_callbacks_dropped_total', 'gateway="generic"')).toBe(droppedBefore + 4);
     expect(await metric('payment_callbacks_total', 'gateway="generic",verdict="rate_limited"')).toBeGreaterThanOrEqual(4);
 
-    const genuine = await from(ip).post('/notify').type('form').send(signed({ order_no: orderNo, transaction_id: `TX-${orderNo}`, amount: '12.34', status: 'success' }, TEST_GATEWAY_SECRET));
+    const genuine = await from(ip)
+      .post('/notify')
+      .type('form')
+      .send(signed({ order_no: orderNo, transaction_id: `TX-${orderNo}`, amount: '12.34', status: 'success' }, TEST_GATEWAY_SECRET));
     expect(genuine.status).toBe(200);
     expect(genuine.body.data).toEqual({ order_no: orderNo, status: 'paid' });
     const rows = await rowsFrom(ip);
@@ -174,7 +186,9 @@ describe.each(ENGINES)('rejected callbacks cannot flood storage on %s', (engine)
     // A correctly signed Stripe event from the limited address is still applied.
     const orderNo = await order('USD');
     const event = JSON.stringify({
-      id: `evt_${orderNo}`, object: 'event', type: 'payment_intent.succeeded',
+      id: `evt_${orderNo}`,
+      object: 'event',
+      type: 'payment_intent.succeeded',
       data: { object: { id: `pi_${orderNo}`, object: 'payment_intent', amount_received: 1234, currency: 'usd', metadata: { order_no: orderNo } } },
     });
     const t = Math.floor(Date.now() / 1000);
@@ -270,7 +284,10 @@ describe.skipIf(!redisUp && process.env.CI !== 'true')('the rejected-callback li
 describe('the rejected-callback limit with Redis out of reach', () => {
   it('counts in this process instead', async () => {
     const store = createRedisRateLimitStore({ url: 'redis://127.0.0.1:1', prefix: 'pcs-down:' }, createLogger('silent'));
-    const ctx = await createTestContext('sqlite', { env: { CALLBACK_REJECT_RATE_PER_MINUTE: String(LIMIT) }, deps: { rejectRateLimitStore: store.rejectStore } });
+    const ctx = await createTestContext('sqlite', {
+      env: { CALLBACK_REJECT_RATE_PER_MINUTE: String(LIMIT) },
+      deps: { rejectRateLimitStore: store.rejectStore },
+    });
     try {
       const send = () => request(ctx.app).post('/notify').type('form').send('order_no=X&sign=FORGED');
       for (let i = 0; i < LIMIT; i++) expect((await send()).status).toBe(401);

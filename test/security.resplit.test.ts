@@ -76,7 +76,16 @@ describe.each(ENGINES)('re-split signed parameter sets on %s', (engine) => {
 
   it('values with & or = that cannot swallow a pair stay valid (real product names)', async () => {
     const no = await order();
-    const params = { order_no: no, transaction_id: `TX-${no}`, amount: '10.00', status: 'success', timestamp: nowSeconds(), body: 'Tom & Jerry', attach: 'a=b', memo: 'x&&=y & =z &中=1' };
+    const params = {
+      order_no: no,
+      transaction_id: `TX-${no}`,
+      amount: '10.00',
+      status: 'success',
+      timestamp: nowSeconds(),
+      body: 'Tom & Jerry',
+      attach: 'a=b',
+      memo: 'x&&=y & =z &中=1',
+    };
     const res = await notify({ ...params, sign: gatewaySign(params, TEST_GATEWAY_SECRET) });
     expect(res.status).toBe(200);
     expect((await orderRow(no)).status).toBe('paid');

@@ -59,7 +59,8 @@ describe('production refuses weak secrets', () => {
     expect(named(problems, 'NOTIFY_SECRET')).toEqual([expect.stringMatching(/at least 24 bytes/)]);
     expect(named(problems, 'SESSION_SECRET')).toEqual([expect.stringMatching(/at least 32 characters/)]);
     expect(problems).toHaveLength(6);
-    for (const value of [WEAK.GATEWAY_SECRET, WEAK.ADMIN_PASSWORD, WEAK.STRIPE_WEBHOOK_SECRET, env.SESSION_SECRET]) expect(problems.join('\n')).not.toContain(value);
+    for (const value of [WEAK.GATEWAY_SECRET, WEAK.ADMIN_PASSWORD, WEAK.STRIPE_WEBHOOK_SECRET, env.SESSION_SECRET])
+      expect(problems.join('\n')).not.toContain(value);
   });
 
   it.each([
@@ -81,13 +82,18 @@ describe('production refuses weak secrets', () => {
     expect(problems).toEqual([expect.stringMatching(reason)]);
   });
 
-  it.each(['plum-orbit-cascade-wharf-19', 'Tq8!vR2#mZ5@', randomBytes(18).toString('base64'), 'correct horse battery staple mango'])('accepts the admin password %s', (password) => {
-    expect(weakPasswordReason(password)).toBeNull();
-    expect(loadConfig({ ...STRONG, ADMIN_PASSWORD: password }).secrets.ADMIN_PASSWORD).toBe(password);
-  });
+  it.each(['plum-orbit-cascade-wharf-19', 'Tq8!vR2#mZ5@', randomBytes(18).toString('base64'), 'correct horse battery staple mango'])(
+    'accepts the admin password %s',
+    (password) => {
+      expect(weakPasswordReason(password)).toBeNull();
+      expect(loadConfig({ ...STRONG, ADMIN_PASSWORD: password }).secrets.ADMIN_PASSWORD).toBe(password);
+    },
+  );
 
   it('wants 24-character API keys and 32-character gateway and session secrets', () => {
-    expect(named(problemsOf({ ...STRONG, API_KEYS: 'x' }), 'API_KEYS')).toEqual(['API_KEYS: each key must be at least 24 characters in production (key 1 of 1 is shorter)']);
+    expect(named(problemsOf({ ...STRONG, API_KEYS: 'x' }), 'API_KEYS')).toEqual([
+      'API_KEYS: each key must be at least 24 characters in production (key 1 of 1 is shorter)',
+    ]);
     expect(loadConfig({ ...STRONG, API_KEYS: 'k'.repeat(4) + hex(10) }).apiKeys).toHaveLength(1);
     expect(named(problemsOf({ ...STRONG, API_KEYS: hex(11) + 'k' }), 'API_KEYS')).toHaveLength(1);
     expect(named(problemsOf({ ...STRONG, GATEWAY_SECRET: hex(15) + 'g' }), 'GATEWAY_SECRET')).toHaveLength(1);
@@ -97,7 +103,8 @@ describe('production refuses weak secrets', () => {
   it('accepts a real Stripe signing secret and refuses anything else in production', () => {
     expect(loadConfig({ ...STRONG, STRIPE_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64url')}` }).stripe).not.toBeNull();
     expect(loadConfig({ ...STRONG, STRIPE_WEBHOOK_SECRET: `whsec_${hex(32)}` }).stripe).not.toBeNull();
-    for (const bad of ['whsec_short', `sk_live_${hex(16)}`]) expect(named(problemsOf({ ...STRONG, STRIPE_WEBHOOK_SECRET: bad }), 'STRIPE_WEBHOOK_SECRET')).toHaveLength(1);
+    for (const bad of ['whsec_short', `sk_live_${hex(16)}`])
+      expect(named(problemsOf({ ...STRONG, STRIPE_WEBHOOK_SECRET: bad }), 'STRIPE_WEBHOOK_SECRET')).toHaveLength(1);
   });
 });
 
@@ -126,11 +133,16 @@ describe('development starts with weak secrets, and says so', () => {
     });
 
     it('listens and logs one warning per weak secret, without the values', async () => {
-      const env = Object.fromEntries(Object.entries({ ...dev, DATABASE_URL: `sqlite:${join(dir, 'dev.db')}`, LOG_LEVEL: 'warn' }).filter((e): e is [string, string] => e[1] !== undefined));
+      const env = Object.fromEntries(
+        Object.entries({ ...dev, DATABASE_URL: `sqlite:${join(dir, 'dev.db')}`, LOG_LEVEL: 'warn' }).filter((e): e is [string, string] => e[1] !== undefined),
+      );
       const service = await startService('weak-dev', env);
       service.signal('SIGTERM');
       expect((await service.exit()).code).toBe(0);
-      const warnings = service.output().split('\n').filter((line) => line.includes('weak secret'));
+      const warnings = service
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('weak secret'));
       expect(warnings.map((line) => /"setting":"(\w+)"/.exec(line)?.[1])).toEqual(['API_KEYS', 'GATEWAY_SECRET', 'ADMIN_PASSWORD', 'STRIPE_WEBHOOK_SECRET']);
       for (const value of [WEAK.GATEWAY_SECRET, WEAK.ADMIN_PASSWORD, WEAK.STRIPE_WEBHOOK_SECRET]) expect(service.output()).not.toContain(value);
     });
@@ -147,7 +159,10 @@ describe('npm run doctor on weak secrets', () => {
   /** Runs the doctor with exactly `env`; the check lines (✓ passed, ⚠ passed with a warning, ✗ failed). */
   const doctor = (env: Record<string, string | undefined>) =>
     new Promise<{ code: number | null; lines: string[]; out: string }>((resolve, reject) => {
-      const child = spawn(join(PROJECT_ROOT, 'node_modules/.bin/tsx'), ['src/cli/doctor.ts'], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH, TZ: 'UTC', ...env } as NodeJS.ProcessEnv });
+      const child = spawn(join(PROJECT_ROOT, 'node_modules/.bin/tsx'), ['src/cli/doctor.ts'], {
+        cwd: PROJECT_ROOT,
+        env: { PATH: process.env.PATH, TZ: 'UTC', ...env } as NodeJS.ProcessEnv,
+      });
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -157,10 +172,18 @@ describe('npm run doctor on weak secrets', () => {
   const line = (lines: string[], name: string) => lines.find((l) => l.slice(2).startsWith(`${name}:`));
 
   it('warns in development (exit 0) and fails in production (exit 1) on the same weak values', async () => {
-    const weak = { ...TEST_ENV, DATABASE_URL: ctx.database.url, GATEWAY_SECRET: 'gateway-secret-20chr', ADMIN_PASSWORD: 'Password2024', API_KEYS: 'api-key-of-20-chars!' };
+    const weak = {
+      ...TEST_ENV,
+      DATABASE_URL: ctx.database.url,
+      GATEWAY_SECRET: 'gateway-secret-20chr',
+      ADMIN_PASSWORD: 'Password2024',
+      API_KEYS: 'api-key-of-20-chars!',
+    };
     const dev = await doctor({ ...weak, NODE_ENV: 'development' });
     expect(dev.code, dev.out).toBe(0);
-    expect(line(dev.lines, 'secret GATEWAY_SECRET')).toMatch(/^⚠ secret GATEWAY_SECRET: set, 20 characters; production refuses it: must be at least 32 characters$/);
+    expect(line(dev.lines, 'secret GATEWAY_SECRET')).toMatch(
+      /^⚠ secret GATEWAY_SECRET: set, 20 characters; production refuses it: must be at least 32 characters$/,
+    );
     expect(line(dev.lines, 'secret ADMIN_PASSWORD')).toMatch(/^⚠ .*production refuses it: must not be a commonly used password/);
     expect(line(dev.lines, 'API keys')).toMatch(/^⚠ API keys: .*production refuses it: each key must be at least 24 characters \(key 1 of 1 is shorter\)$/);
     expect(line(dev.lines, 'secret SESSION_SECRET')).toMatch(/^✓ /);

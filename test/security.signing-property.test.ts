@@ -16,7 +16,11 @@ const nameArb = fc.string({ unit: fc.constantFrom(...'abcdekmnstyAZ019_.-'), min
 const valueArb = fc
   .array(fc.oneof(fc.constantFrom('&', '=', '&&', '==', '&=', ' & ', 'a', 'key', 'Tom', '中'), nameArb), { maxLength: 8 })
   .map((parts) => parts.join(''));
-const setArb = fc.dictionary(nameArb.filter((k) => k !== 'sign' && k !== '__proto__'), valueArb, { maxKeys: 8 });
+const setArb = fc.dictionary(
+  nameArb.filter((k) => k !== 'sign' && k !== '__proto__'),
+  valueArb,
+  { maxKeys: 8 },
+);
 
 const nonEmpty = (params: Record<string, string>) => Object.fromEntries(Object.entries(params).filter(([, v]) => v !== ''));
 const accepted = (params: Record<string, string>) => Object.keys(params).length > 0 && flattenParams(params).ok;
@@ -77,7 +81,17 @@ describe('A5 signing string is injective on accepted parameter sets', () => {
 
 describe('the outbound notification signer cannot produce an ambiguous string', () => {
   const settings = { secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}`, signType: 'MD5' as const };
-  const event = { event_id: 'evt_1', type: 'order.paid', order_no: 'O1', transaction_id: 'T1', amount: '1.00', currency: 'CNY', status: 'paid', paid_at: null, seq: 1 };
+  const event = {
+    event_id: 'evt_1',
+    type: 'order.paid',
+    order_no: 'O1',
+    transaction_id: 'T1',
+    amount: '1.00',
+    currency: 'CNY',
+    status: 'paid',
+    paid_at: null,
+    seq: 1,
+  };
 
   it('signs a normal event and refuses one whose field could swallow a pair', () => {
     expect(JSON.parse(signedDelivery(JSON.stringify(event), settings, new Date()).body)).toMatchObject({ order_no: 'O1', sign_type: 'MD5' });

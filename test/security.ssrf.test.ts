@@ -122,9 +122,21 @@ describe('notification address guard', () => {
   });
 
   it.each([
-    '8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '100.63.255.255', '192.0.1.1', '198.20.0.1', '223.255.255.254',
-    '2606:4700:4700::1111', '2001:4860:4860::8888', '2001:200::1', '2a00:1450:4001:81b::200e',
-    '::ffff:8.8.8.8', '64:ff9b::8.8.8.8', '64:ff9b::808:808',
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '100.128.0.1',
+    '100.63.255.255',
+    '192.0.1.1',
+    '198.20.0.1',
+    '223.255.255.254',
+    '2606:4700:4700::1111',
+    '2001:4860:4860::8888',
+    '2001:200::1',
+    '2a00:1450:4001:81b::200e',
+    '::ffff:8.8.8.8',
+    '64:ff9b::8.8.8.8',
+    '64:ff9b::808:808',
   ])('allows the public unicast address %s', (ip) => {
     expect(isDisallowedAddress(ip)).toBe(false);
   });
@@ -133,7 +145,10 @@ describe('notification address guard', () => {
     for (const host of ['[::127.0.0.1]', '[::a9fe:a9fe]', '[::ffff:0:7f00:1]', '[2002:c0a8:101::]']) {
       await expect(resolveAllowed(host)).rejects.toThrow('destination_not_allowed');
     }
-    const answers = async () => [{ address: '93.184.215.14', family: 4 }, { address: '::7f00:1', family: 6 }];
+    const answers = async () => [
+      { address: '93.184.215.14', family: 4 },
+      { address: '::7f00:1', family: 6 },
+    ];
     await expect(resolveAllowed('mixed.example', answers)).rejects.toThrow('resolves to ::7f00:1');
     const onlyPublic = async () => [{ address: '2606:4700:4700::1111', family: 6 }];
     await expect(resolveAllowed('public.example', onlyPublic)).resolves.toEqual({ address: '2606:4700:4700::1111', family: 6 });
@@ -142,7 +157,9 @@ describe('notification address guard', () => {
   it('the delivery connector applies the same rule to the answers it connects to (no rebinding to an embedded-IPv4 form)', async () => {
     const rebound = async () => [{ address: '::ffff:0:7f00:1', family: 6 }];
     const { connect } = createTargetConnector(1000, false, rebound);
-    const err = await new Promise<Error | null>((resolve) => connect({ hostname: 'rebind.example', host: 'rebind.example', protocol: 'http:', port: '' }, (...args) => resolve(args[0])));
+    const err = await new Promise<Error | null>((resolve) =>
+      connect({ hostname: 'rebind.example', host: 'rebind.example', protocol: 'http:', port: '' }, (...args) => resolve(args[0])),
+    );
     expect(err).toMatchObject({ code: 'destination_not_allowed' });
     expect(err!.message).toContain('::ffff:0:7f00:1');
   });
@@ -200,9 +217,17 @@ describe.each(ENGINES)('attempts to a private address with private networks allo
   it('are recorded, listed in the API and badged in the console as private_target', async () => {
     const orderNo = await ctx.paidOrder(receiver.url);
     await ctx.waitForStatus(orderNo, 'delivered');
-    const stored = await ctx.db.kysely.selectFrom('notification_attempts').innerJoin('notifications', 'notifications.id', 'notification_attempts.notification_id')
-      .select(['attempt_no', 'private_target', 'response_excerpt']).where('notifications.order_no', '=', orderNo).orderBy('attempt_no').execute();
-    expect(stored.map((a) => [a.attempt_no, Number(a.private_target)])).toEqual([[1, 1], [2, 1]]);
+    const stored = await ctx.db.kysely
+      .selectFrom('notification_attempts')
+      .innerJoin('notifications', 'notifications.id', 'notification_attempts.notification_id')
+      .select(['attempt_no', 'private_target', 'response_excerpt'])
+      .where('notifications.order_no', '=', orderNo)
+      .orderBy('attempt_no')
+      .execute();
+    expect(stored.map((a) => [a.attempt_no, Number(a.private_target)])).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
     expect(stored[0]!.response_excerpt).toContain('internal');
 
     const detail = await ctx.api('get', `/api/orders/${orderNo}`);

@@ -109,8 +109,14 @@ describe('the service process (tsx src/main.ts)', () => {
     const body = JSON.stringify({ amount: '12.34', order_no: 'SIGTERM-1' });
     const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest(
-        { host: '127.0.0.1', port: svc.port, method: 'POST', path: '/api/orders', agent: false,
-          headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-API-Key': 'sigterm-test-key' } },
+        {
+          host: '127.0.0.1',
+          port: svc.port,
+          method: 'POST',
+          path: '/api/orders',
+          agent: false,
+          headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-API-Key': 'sigterm-test-key' },
+        },
         (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c.toString()));
@@ -160,10 +166,21 @@ describe('requests and responses born with the app prototypes', () => {
   /** Serves one POST through `server` and reports, before Express saw them, whether req/res already had the app's prototypes. */
   async function probe(server: Server, app: { request: object; response: object }) {
     const seen: boolean[][] = [];
-    server.prependListener('request', (req, res) => seen.push([Object.getPrototypeOf(req) === app.request, Object.getPrototypeOf(res) === app.response, req instanceof IncomingMessage, res instanceof ServerResponse]));
+    server.prependListener('request', (req, res) =>
+      seen.push([
+        Object.getPrototypeOf(req) === app.request,
+        Object.getPrototypeOf(res) === app.response,
+        req instanceof IncomingMessage,
+        res instanceof ServerResponse,
+      ]),
+    );
     try {
       const { port } = await listen(server, 0, '127.0.0.1');
-      const res = await fetch(`http://127.0.0.1:${port}/notify`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'order_no=X1&sign=bad' });
+      const res = await fetch(`http://127.0.0.1:${port}/notify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'order_no=X1&sign=bad',
+      });
       return { seen, status: res.status, body: (await res.json()) as { code?: string } };
     } finally {
       await closeServer(server, 1000);
@@ -189,7 +206,11 @@ describe('native HTTPS (TLS_CERT_FILE / TLS_KEY_FILE)', () => {
   it('serves HTTPS with HSTS', async () => {
     const keyFile = join(dir, 'key.pem');
     const certFile = join(dir, 'cert.pem');
-    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+    execFileSync(
+      '/usr/bin/openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', keyFile, '-out', certFile],
+      { stdio: 'ignore' },
+    );
     const ca = readFileSync(certFile);
     const ctx = await createTestContext('sqlite', { env: { TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile } });
     const server = createServer(ctx.app, ctx.config);

@@ -16,7 +16,10 @@ describe.each(ENGINES)('runtime settings in force on %s', (engine) => {
   const holder: { wake?: () => void } = {};
   const actor = { operator: 'test-operator', remoteIp: '127.0.0.1' };
   beforeAll(async () => {
-    ctx = await createTestContext(engine, { env: { NOTIFY_RETRY_SCHEDULE: '1h', NOTIFY_POLL_INTERVAL_MS: '50', NOTIFY_TIMEOUT_MS: '1000' }, deps: { onEventQueued: () => holder.wake?.() } });
+    ctx = await createTestContext(engine, {
+      env: { NOTIFY_RETRY_SCHEDULE: '1h', NOTIFY_POLL_INTERVAL_MS: '50', NOTIFY_TIMEOUT_MS: '1000' },
+      deps: { onEventQueued: () => holder.wake?.() },
+    });
     settings = createRuntimeSettings({ db: ctx.db, config: ctx.config, clock: systemClock, logger: createLogger('silent') });
     await settings.start();
   });
@@ -43,13 +46,22 @@ describe.each(ENGINES)('runtime settings in force on %s', (engine) => {
       res.statusCode = 500;
       res.end();
     });
-    const dispatcher = createDispatcher({ db: ctx.db, config: ctx.config, logger: createLogger('silent'), clock: systemClock, retryScheduleMs: settings.retryScheduleMs });
+    const dispatcher = createDispatcher({
+      db: ctx.db,
+      config: ctx.config,
+      logger: createLogger('silent'),
+      clock: systemClock,
+      retryScheduleMs: settings.retryScheduleMs,
+    });
     holder.wake = dispatcher.wake;
     dispatcher.start();
     try {
       await settings.update('notify.retry_schedule', '100ms', actor);
       await ctx.api('post', '/api/orders').send({ order_no: 'LIVE2', amount: '1.00', notify_url: receiver.url });
-      await request(ctx.app).post('/notify').type('form').send(signed({ order_no: 'LIVE2', transaction_id: 'T-LIVE2', amount: '1.00', status: 'success' }, TEST_GATEWAY_SECRET));
+      await request(ctx.app)
+        .post('/notify')
+        .type('form')
+        .send(signed({ order_no: 'LIVE2', transaction_id: 'T-LIVE2', amount: '1.00', status: 'success' }, TEST_GATEWAY_SECRET));
       const deadline = Date.now() + 10_000;
       let status = '';
       while (Date.now() < deadline && status !== 'dead') {

@@ -28,16 +28,30 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     created.push(settings);
     return settings;
   };
-  const storedRows = () => db.kysely.selectFrom('system_config').select(['config_key', 'config_value']).where('config_key', 'in', [...RUNTIME_KEYS]).orderBy('config_key').execute();
+  const storedRows = () =>
+    db.kysely
+      .selectFrom('system_config')
+      .select(['config_key', 'config_value'])
+      .where('config_key', 'in', [...RUNTIME_KEYS])
+      .orderBy('config_key')
+      .execute();
   const auditRows = () => db.kysely.selectFrom('audit_log').selectAll().orderBy('id').execute();
   const clear = async () => {
-    await db.kysely.deleteFrom('system_config').where('config_key', 'in', [...RUNTIME_KEYS]).execute();
+    await db.kysely
+      .deleteFrom('system_config')
+      .where('config_key', 'in', [...RUNTIME_KEYS])
+      .execute();
     await db.kysely.deleteFrom('audit_log').execute();
   };
 
   beforeAll(async () => {
     database = await createTestDatabase(engine);
-    config = loadConfig({ ...TEST_ENV, DATABASE_URL: database.url, NOTIFY_RETRY_SCHEDULE: '10s, 1m,2h', CALLBACK_IP_ALLOWLIST_GENERIC: '10.0.0.0/8, 2001:db8::/32' });
+    config = loadConfig({
+      ...TEST_ENV,
+      DATABASE_URL: database.url,
+      NOTIFY_RETRY_SCHEDULE: '10s, 1m,2h',
+      CALLBACK_IP_ALLOWLIST_GENERIC: '10.0.0.0/8, 2001:db8::/32',
+    });
     db = openDatabase(database.url);
     await migrateToLatest(db);
   });
@@ -60,10 +74,23 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     await settings.refresh();
     expect(settings.retryScheduleMs()).toEqual([10_000, 60_000, 7_200_000]);
     const states = Object.fromEntries(settings.states().map((s) => [s.key, s]));
-    expect(states[RETRY_SCHEDULE_KEY]).toMatchObject({ source: 'environment', stored: null, defaultText: '10s,1m,2h', effectiveText: '10s,1m,2h', envName: 'NOTIFY_RETRY_SCHEDULE' });
-    expect(states[allowlistKey('generic')]).toMatchObject({ source: 'environment', defaultText: '10.0.0.0/8, 2001:db8::/32', envName: 'CALLBACK_IP_ALLOWLIST_GENERIC' });
+    expect(states[RETRY_SCHEDULE_KEY]).toMatchObject({
+      source: 'environment',
+      stored: null,
+      defaultText: '10s,1m,2h',
+      effectiveText: '10s,1m,2h',
+      envName: 'NOTIFY_RETRY_SCHEDULE',
+    });
+    expect(states[allowlistKey('generic')]).toMatchObject({
+      source: 'environment',
+      defaultText: '10.0.0.0/8, 2001:db8::/32',
+      envName: 'CALLBACK_IP_ALLOWLIST_GENERIC',
+    });
     expect(states[allowlistKey('stripe')]).toMatchObject({ source: 'environment', defaultText: null, effectiveText: null });
-    expect(Object.keys(states)).toEqual([RETRY_SCHEDULE_KEY, ...['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'].map((g) => `callback.ip_allowlist.${g}`)]);
+    expect(Object.keys(states)).toEqual([
+      RETRY_SCHEDULE_KEY,
+      ...['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'].map((g) => `callback.ip_allowlist.${g}`),
+    ]);
   });
 
   it('refuses invalid values with the parsers of config.ts: nothing stored, no audit row', async () => {
@@ -103,7 +130,15 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     expect(a.retryScheduleMs()).toEqual([5000, 30_000, 120_000]);
     expect(await storedRows()).toEqual([{ config_key: RETRY_SCHEDULE_KEY, config_value: '5s,30s,2m' }]);
     const [audit] = await auditRows();
-    expect(audit).toMatchObject({ actor: 'Ann', action: 'settings.update', target: RETRY_SCHEDULE_KEY, old_value: null, new_value: '5s,30s,2m', remote_ip: '127.0.0.1', created_at: toDbTime(now) });
+    expect(audit).toMatchObject({
+      actor: 'Ann',
+      action: 'settings.update',
+      target: RETRY_SCHEDULE_KEY,
+      old_value: null,
+      new_value: '5s,30s,2m',
+      remote_ip: '127.0.0.1',
+      created_at: toDbTime(now),
+    });
 
     // The other instance still has what it read, until it refreshes.
     expect(b.retryScheduleMs()).toEqual([10_000, 60_000, 7_200_000]);
@@ -115,7 +150,10 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     expect(await b.update(RETRY_SCHEDULE_KEY, '1m', { operator: 'Bob' })).toEqual({ changed: true, oldValue: '5s,30s,2m', newValue: '1m' });
     expect(await b.update(RETRY_SCHEDULE_KEY, '1m', { operator: 'Bob' })).toMatchObject({ changed: false });
     const rows = await auditRows();
-    expect(rows.map((r) => [r.actor, r.old_value, r.new_value])).toEqual([['Ann', null, '5s,30s,2m'], ['Bob', '5s,30s,2m', '1m']]);
+    expect(rows.map((r) => [r.actor, r.old_value, r.new_value])).toEqual([
+      ['Ann', null, '5s,30s,2m'],
+      ['Bob', '5s,30s,2m', '1m'],
+    ]);
     expect(rows[1]!.remote_ip).toBeNull();
     await a.refresh();
     expect(a.retryScheduleMs()).toEqual([60_000]);
@@ -132,7 +170,12 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     expect(await settings.update(allowlistKey('generic'), '  ', { operator: 'Ann' })).toEqual({ changed: true, oldValue: null, newValue: '' });
     expect(settings.callbackAllowlist('generic')?.entries).toEqual(['10.0.0.0/8', '2001:db8::/32']);
     expect(settings.callbackAllowlist('generic')?.allows('192.168.1.1')).toBe(false);
-    expect(settings.states().find((s) => s.key === allowlistKey('generic'))).toMatchObject({ source: 'stored', stored: '', effectiveText: '10.0.0.0/8, 2001:db8::/32', outsideEnv: [] });
+    expect(settings.states().find((s) => s.key === allowlistKey('generic'))).toMatchObject({
+      source: 'stored',
+      stored: '',
+      effectiveText: '10.0.0.0/8, 2001:db8::/32',
+      outsideEnv: [],
+    });
 
     await settings.update(allowlistKey('stripe'), '203.0.113.7,  198.51.100.0/24 ', { operator: 'Ann' });
     const stripe = settings.callbackAllowlist('stripe');
@@ -153,10 +196,13 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
 
   it('ignores a stored value that does not parse, with one warning, and uses the environment value', async () => {
     const at = toDbTime(now);
-    await db.kysely.insertInto('system_config').values([
-      { config_key: RETRY_SCHEDULE_KEY, config_value: 'soon', description: null, created_at: at, updated_at: at },
-      { config_key: allowlistKey('generic'), config_value: '300.1.1.1', description: null, created_at: at, updated_at: at },
-    ]).execute();
+    await db.kysely
+      .insertInto('system_config')
+      .values([
+        { config_key: RETRY_SCHEDULE_KEY, config_value: 'soon', description: null, created_at: at, updated_at: at },
+        { config_key: allowlistKey('generic'), config_value: '300.1.1.1', description: null, created_at: at, updated_at: at },
+      ])
+      .execute();
     const settings = make();
     await settings.refresh();
     await settings.refresh();
@@ -197,7 +243,19 @@ describe.each(ENGINES)('runtime settings on %s', (engine) => {
     await vi.waitFor(() => expect(lazy.callbackAllowlist('sandbox')?.entries).toEqual(['192.0.2.3']), { timeout: 2000, interval: 10 });
 
     // A database that cannot be read: refresh rejects, the values in force stay.
-    const broken = createRuntimeSettings({ db: { ...db, kysely: { selectFrom: () => { throw new Error('down'); } } } as unknown as Database, config, clock, logger: logger as unknown as Logger });
+    const broken = createRuntimeSettings({
+      db: {
+        ...db,
+        kysely: {
+          selectFrom: () => {
+            throw new Error('down');
+          },
+        },
+      } as unknown as Database,
+      config,
+      clock,
+      logger: logger as unknown as Logger,
+    });
     await expect(broken.refresh()).rejects.toThrow('down');
     expect(broken.retryScheduleMs()).toEqual([10_000, 60_000, 7_200_000]);
     await broken.start(); // logs, does not throw

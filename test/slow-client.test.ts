@@ -119,7 +119,8 @@ describe('slow clients against the real server (src/server.ts createServer/liste
     expect(res.status).toBe(200);
     expect(Date.now() - started).toBeLessThan(1000);
     const results = await Promise.all(clients.map((c) => c.closed));
-    for (const { afterMs } of results) expect(afterMs).toBeLessThanOrEqual(TEST_TIMEOUTS.headersTimeout + TEST_TIMEOUTS.connectionsCheckingInterval + SLACK_MS + 500);
+    for (const { afterMs } of results)
+      expect(afterMs).toBeLessThanOrEqual(TEST_TIMEOUTS.headersTimeout + TEST_TIMEOUTS.connectionsCheckingInterval + SLACK_MS + 500);
   });
 });
 
@@ -130,7 +131,13 @@ describe('rate limits under a burst (quick check; test/rate-limit.test.ts has th
     try {
       const { port } = await listen(server, 0, '127.0.0.1');
       const burst = await Promise.all(
-        Array.from({ length: 30 }, () => fetch(`http://127.0.0.1:${port}/api/orders`, { headers: { 'X-API-Key': TEST_API_KEY } }).then(async (r) => ({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as unknown }))),
+        Array.from({ length: 30 }, () =>
+          fetch(`http://127.0.0.1:${port}/api/orders`, { headers: { 'X-API-Key': TEST_API_KEY } }).then(async (r) => ({
+            status: r.status,
+            retryAfter: r.headers.get('retry-after'),
+            body: (await r.json()) as unknown,
+          })),
+        ),
       );
       expect(burst.filter((r) => r.status === 200)).toHaveLength(5);
       const limited = burst.filter((r) => r.status === 429);

@@ -18,7 +18,10 @@ describe('start hints', () => {
     const url = new URL(MYSQL_URL!);
     url.pathname = '/no_such_database_for_hint_test';
     const db = openDatabase(url.toString(), { poolSize: 1 });
-    const err = await sql`select 1`.execute(db.kysely).then(() => null, (e: unknown) => e);
+    const err = await sql`select 1`.execute(db.kysely).then(
+      () => null,
+      (e: unknown) => e,
+    );
     await db.close().catch(() => undefined);
     expect(startHint(err)).toContain('CREATE DATABASE \\`no_such_database_for_hint_test\\`');
   });

@@ -14,7 +14,11 @@ const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 function trigger(env: Record<string, string>, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(TSX, ['src/cli/trigger.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, TZ: 'UTC', ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(TSX, ['src/cli/trigger.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, TZ: 'UTC', ...env } as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

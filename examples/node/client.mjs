@@ -19,7 +19,13 @@ async function call(method, path, payload) {
   let text;
   try {
     // A redirect is an error: following it would send the API key to wherever it points.
-    response = await fetch(BASE_URL + path, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload), redirect: 'error', signal: AbortSignal.timeout(15_000) });
+    response = await fetch(BASE_URL + path, {
+      method,
+      headers,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
+      redirect: 'error',
+      signal: AbortSignal.timeout(15_000),
+    });
     text = await response.text();
   } catch (err) {
     fail(`${method} ${BASE_URL}${path}: ${err.cause?.message ?? err.message}`);

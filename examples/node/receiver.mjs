@@ -23,7 +23,8 @@ function fatal(message) {
 
 const secret = process.env.NOTIFY_SECRET ?? '';
 const base64Part = secret.slice('whsec_'.length);
-if (!secret.startsWith('whsec_') || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64Part)) fatal("NOTIFY_SECRET must be set to the service's NOTIFY_SECRET (whsec_<base64>)");
+if (!secret.startsWith('whsec_') || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64Part))
+  fatal("NOTIFY_SECRET must be set to the service's NOTIFY_SECRET (whsec_<base64>)");
 const webhookKey = Buffer.from(base64Part, 'base64');
 const pinned = process.env.NOTIFY_SIGN_TYPE || null;
 if (pinned !== null && !SIGN_TYPES.includes(pinned)) fatal('NOTIFY_SIGN_TYPE must be MD5 or HMAC-SHA256 when set');
@@ -46,7 +47,8 @@ function safeEqual(a, b) {
 }
 
 function checkWindow(what, seconds) {
-  if (Math.abs(Date.now() / 1000 - seconds) > TOLERANCE_SECONDS) throw new Rejected(401, `${what} is more than ${TOLERANCE_SECONDS} s away from this server's clock`);
+  if (Math.abs(Date.now() / 1000 - seconds) > TOLERANCE_SECONDS)
+    throw new Rejected(401, `${what} is more than ${TOLERANCE_SECONDS} s away from this server's clock`);
 }
 
 /** Standard Webhooks: v1,base64(hmac_sha256(base64decode(secret without whsec_), "id.timestamp.body")). */

@@ -47,7 +47,9 @@ export function createAdminAuth(options: { password: string; secret: string; clo
 
   function encode(operator: string): string {
     const now = options.clock().getTime();
-    const body = Buffer.from(JSON.stringify({ v: 1, sid: randomBytes(16).toString('base64url'), op: operator, iat: now, exp: now + ttlMs })).toString('base64url');
+    const body = Buffer.from(JSON.stringify({ v: 1, sid: randomBytes(16).toString('base64url'), op: operator, iat: now, exp: now + ttlMs })).toString(
+      'base64url',
+    );
     return `${body}.${mac(`session\0${body}`).toString('base64url')}`;
   }
 

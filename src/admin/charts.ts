@@ -71,7 +71,16 @@ export function stackedColumns(columns: StackColumn[], options: { width?: number
         return { key: s.key, value: s.value, y: round(base), h: round(h) };
       });
     const x = plot.x + index * slot + (slot - barWidth) / 2;
-    return { key: column.key, label: column.label, total: totals[index]!, x: round(x), w: round(barWidth), cx: round(x + barWidth / 2), segments, showLabel: index % (options.labelEvery ?? 1) === 0 };
+    return {
+      key: column.key,
+      label: column.label,
+      total: totals[index]!,
+      x: round(x),
+      w: round(barWidth),
+      cx: round(x + barWidth / 2),
+      segments,
+      showLabel: index % (options.labelEvery ?? 1) === 0,
+    };
   });
   const ticks = Array.from({ length: Math.round(max / step) + 1 }, (_, i) => ({ value: i * step, y: round(plot.y + plot.h - scale(i * step)) }));
   return { width, height, plot, columns: drawn, ticks, max };

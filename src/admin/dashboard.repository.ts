@@ -15,7 +15,12 @@ const count = (rows: { n: unknown } | undefined) => Number(rows?.n ?? 0);
 export async function ordersByStatus(db: Executor, since: string): Promise<Record<OrderStatus, number>> {
   const counts = await Promise.all(
     ORDER_STATUSES.map((status) =>
-      db.selectFrom('orders').select((eb) => eb.fn.countAll().as('n')).where('status', '=', status).where('created_at', '>=', since).executeTakeFirst(),
+      db
+        .selectFrom('orders')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('status', '=', status)
+        .where('created_at', '>=', since)
+        .executeTakeFirst(),
     ),
   );
   return Object.fromEntries(ORDER_STATUSES.map((status, i) => [status, count(counts[i])])) as Record<OrderStatus, number>;
@@ -29,9 +34,14 @@ export type BucketUnit = 'hour' | 'day';
  */
 export async function callbacksByBucket(db: Database, since: string, unit: BucketUnit): Promise<Array<{ bucket: string; verdict: string; n: number }>> {
   // SQLite stores the time as text; MySQL as DATETIME(3), whose text form DATE_FORMAT gives explicitly.
-  const bucket = db.engine === 'mysql'
-    ? (unit === 'hour' ? sql<string>`date_format(created_at, '%Y-%m-%d %H')` : sql<string>`date_format(created_at, '%Y-%m-%d')`)
-    : (unit === 'hour' ? sql<string>`substr(created_at, 1, 13)` : sql<string>`substr(created_at, 1, 10)`);
+  const bucket =
+    db.engine === 'mysql'
+      ? unit === 'hour'
+        ? sql<string>`date_format(created_at, '%Y-%m-%d %H')`
+        : sql<string>`date_format(created_at, '%Y-%m-%d')`
+      : unit === 'hour'
+        ? sql<string>`substr(created_at, 1, 13)`
+        : sql<string>`substr(created_at, 1, 10)`;
   const rows = await db.kysely
     .selectFrom('payment_logs')
     .select([bucket.as('bucket'), 'verdict', (eb) => eb.fn.countAll().as('n')])
@@ -69,12 +79,25 @@ export async function deliveriesByStatus(db: Executor, since: string): Promise<R
  */
 export async function queueTimes(db: Executor): Promise<{ oldestCreatedAt: string | null; nextAttemptAt: string | null }> {
   const firstIds = await Promise.all(
-    QUEUED.map((status) => db.selectFrom('notifications').select((eb) => eb.fn.min('id').as('id')).where('status', '=', status).executeTakeFirst()),
+    QUEUED.map((status) =>
+      db
+        .selectFrom('notifications')
+        .select((eb) => eb.fn.min('id').as('id'))
+        .where('status', '=', status)
+        .executeTakeFirst(),
+    ),
   );
-  const ids = firstIds.map((r) => r?.id).filter((id) => id !== null && id !== undefined).map(Number);
+  const ids = firstIds
+    .map((r) => r?.id)
+    .filter((id) => id !== null && id !== undefined)
+    .map(Number);
   const [oldest, next] = await Promise.all([
     ids.length === 0 ? undefined : db.selectFrom('notifications').select('created_at').where('id', 'in', ids).orderBy('created_at').limit(1).executeTakeFirst(),
-    db.selectFrom('notifications').select((eb) => eb.fn.min('next_attempt_at').as('at')).where('status', '=', 'pending').executeTakeFirst(),
+    db
+      .selectFrom('notifications')
+      .select((eb) => eb.fn.min('next_attempt_at').as('at'))
+      .where('status', '=', 'pending')
+      .executeTakeFirst(),
   ]);
   return { oldestCreatedAt: oldest?.created_at ?? null, nextAttemptAt: (next?.at as string | null | undefined) ?? null };
 }

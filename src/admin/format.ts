@@ -82,7 +82,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function flatten(value: unknown, path: string, rows: FieldRows['rows']): void {
   if (rows.length >= MAX_ROWS) return;
   if (Array.isArray(value) || isObject(value)) {
-    const entries = Array.isArray(value) ? value.map((v, i) => [`${path}[${i}]`, v] as const) : Object.entries(value).map(([k, v]) => [path ? `${path}.${k}` : k, v] as const);
+    const entries = Array.isArray(value)
+      ? value.map((v, i) => [`${path}[${i}]`, v] as const)
+      : Object.entries(value).map(([k, v]) => [path ? `${path}.${k}` : k, v] as const);
     if (entries.length === 0) rows.push({ name: path, value: Array.isArray(value) ? '[]' : '{}' });
     for (const [name, child] of entries) flatten(child, name, rows);
     return;

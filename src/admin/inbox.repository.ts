@@ -9,10 +9,7 @@ export type InboxFilter = 'unreviewed' | 'reviewed' | 'all';
  * are rare, so the anti-join for "unreviewed" stays cheap.
  */
 function flagged(db: Executor, filter: InboxFilter) {
-  let query = db
-    .selectFrom('payment_logs as p')
-    .leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id')
-    .where('p.flagged', '=', 1);
+  let query = db.selectFrom('payment_logs as p').leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id').where('p.flagged', '=', 1);
   if (filter === 'unreviewed') query = query.where('r.id', 'is', null);
   if (filter === 'reviewed') query = query.where('r.id', 'is not', null);
   return query;
@@ -21,8 +18,23 @@ function flagged(db: Executor, filter: InboxFilter) {
 export function listFlagged(db: Executor, filter: InboxFilter, limit: number, offset: number) {
   return flagged(db, filter)
     .select([
-      'p.id', 'p.order_no', 'p.gateway', 'p.kind', 'p.transaction_id', 'p.amount_minor', 'p.currency', 'p.status', 'p.verdict', 'p.message',
-      'p.payment_data', 'p.callback_data', 'p.remote_ip', 'p.created_at', 'r.reviewed_by', 'r.note', 'r.reviewed_at',
+      'p.id',
+      'p.order_no',
+      'p.gateway',
+      'p.kind',
+      'p.transaction_id',
+      'p.amount_minor',
+      'p.currency',
+      'p.status',
+      'p.verdict',
+      'p.message',
+      'p.payment_data',
+      'p.callback_data',
+      'p.remote_ip',
+      'p.created_at',
+      'r.reviewed_by',
+      'r.note',
+      'r.reviewed_at',
     ])
     .orderBy('p.created_at', 'desc')
     .orderBy('p.id', 'desc')
@@ -34,7 +46,9 @@ export function listFlagged(db: Executor, filter: InboxFilter, limit: number, of
 export type FlaggedEntry = Awaited<ReturnType<typeof listFlagged>>[number];
 
 export async function countFlagged(db: Executor, filter: InboxFilter): Promise<number> {
-  const row = await flagged(db, filter).select((eb) => eb.fn.count('p.id').as('n')).executeTakeFirst();
+  const row = await flagged(db, filter)
+    .select((eb) => eb.fn.count('p.id').as('n'))
+    .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 

@@ -17,7 +17,11 @@ export function createInbox(deps: { db: Database; clock: Clock }) {
   const db = deps.db.kysely;
 
   async function list(filter: InboxFilter, page: number) {
-    const [rows, total, counts] = await Promise.all([listFlagged(db, filter, INBOX_PAGE_SIZE, (page - 1) * INBOX_PAGE_SIZE), countFlagged(db, filter), tabCounts()]);
+    const [rows, total, counts] = await Promise.all([
+      listFlagged(db, filter, INBOX_PAGE_SIZE, (page - 1) * INBOX_PAGE_SIZE),
+      countFlagged(db, filter),
+      tabCounts(),
+    ]);
     const known = await existingOrders(db, [...new Set(rows.map((r) => r.order_no).filter((n): n is string => n !== null))]);
     const items = rows.map((r) => ({
       ...r,

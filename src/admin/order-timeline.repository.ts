@@ -14,8 +14,23 @@ export function paymentLogsOfOrder(db: Executor, orderNo: string) {
     .selectFrom('payment_logs as p')
     .leftJoin('payment_log_reviews as r', 'r.payment_log_id', 'p.id')
     .select([
-      'p.id', 'p.gateway', 'p.kind', 'p.transaction_id', 'p.amount_minor', 'p.currency', 'p.status', 'p.verdict', 'p.flagged', 'p.message',
-      'p.payment_data', 'p.callback_data', 'p.remote_ip', 'p.created_at', 'r.reviewed_by', 'r.note', 'r.reviewed_at',
+      'p.id',
+      'p.gateway',
+      'p.kind',
+      'p.transaction_id',
+      'p.amount_minor',
+      'p.currency',
+      'p.status',
+      'p.verdict',
+      'p.flagged',
+      'p.message',
+      'p.payment_data',
+      'p.callback_data',
+      'p.remote_ip',
+      'p.created_at',
+      'r.reviewed_by',
+      'r.note',
+      'r.reviewed_at',
     ])
     .where('p.order_no', '=', orderNo)
     .where('p.unverified', '=', 0)
@@ -64,6 +79,8 @@ export function searchOrders(db: Executor, prefix: string, filter: OrderFilter, 
 }
 
 export async function countSearch(db: Executor, prefix: string, filter: OrderFilter): Promise<number> {
-  const row = await byPrefix(db, prefix, filter).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+  const row = await byPrefix(db, prefix, filter)
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirst();
   return Number(row?.n ?? 0);
 }

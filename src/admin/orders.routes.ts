@@ -25,7 +25,10 @@ export function consoleOrderRoutes(orders: ConsoleOrders, tests: TestNotificatio
     const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
     const rejectedPageUrl = (page: number) => withQuery(orderPath(order_no), { rejected_page: page > 1 ? page : undefined }) + '#rejected-callbacks';
     const testId = testIdOf(req.query.test);
-    const [detail, testExchange] = await Promise.all([orders.detail(order_no, req.query as Record<string, unknown>), testId === null ? null : tests.find(order_no, testId)]);
+    const [detail, testExchange] = await Promise.all([
+      orders.detail(order_no, req.query as Record<string, unknown>),
+      testId === null ? null : tests.find(order_no, testId),
+    ]);
     await render(req, res, 'admin/order', 'orders', { detail, rejectedPageUrl, testExchange });
   });
 

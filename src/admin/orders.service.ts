@@ -64,7 +64,10 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
     const row = await findOrderByNo(db, orderNo);
     if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
     const [payments, events, audit, rejectedTotal] = await Promise.all([
-      paymentLogsOfOrder(db, orderNo), eventsOfOrder(db, orderNo), auditForTarget(db, `order:${orderNo}`), countRejectedCallbacksForOrder(db, orderNo),
+      paymentLogsOfOrder(db, orderNo),
+      eventsOfOrder(db, orderNo),
+      auditForTarget(db, `order:${orderNo}`),
+      countRejectedCallbacksForOrder(db, orderNo),
     ]);
     const pages = Math.max(1, Math.ceil(rejectedTotal / PAGE_SIZE));
     const page = Math.min(rejectedPageOf(query.rejected_page), pages);
@@ -105,7 +108,15 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
     if (!before) throw new NotFoundError(`Order ${orderNo} not found`);
     // The audit row is written in the action's own transaction: no change without its record, nor the reverse.
     const audit = (trx: Executor, oldValue: unknown, newValue: unknown) =>
-      recordAudit(trx, { actor: actor.operator, action: `order.${kind}`, target: `order:${orderNo}`, oldValue, newValue, remoteIp: actor.remoteIp, now: deps.clock() });
+      recordAudit(trx, {
+        actor: actor.operator,
+        action: `order.${kind}`,
+        target: `order:${orderNo}`,
+        oldValue,
+        newValue,
+        remoteIp: actor.remoteIp,
+        now: deps.clock(),
+      });
     try {
       if (kind === 'close') await deps.orders.close(orderNo, (trx, from) => audit(trx, { status: from }, { status: 'closed' }));
       else await deps.notifications.resend(orderNo, (trx, resent) => audit(trx, null, resent));

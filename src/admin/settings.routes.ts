@@ -17,9 +17,21 @@ export const settingAnchor = (key: string) => `setting-${key.replace(/\./g, '-')
 export function settingsRoutes(settings: ConsoleSettings, render: RenderConsole): Router {
   const router = Router();
 
-  const show = async (req: Request, res: Response, extra: { errors?: Record<string, SettingValidationError>; submitted?: Record<string, string> } = {}, status = 200) => {
+  const show = async (
+    req: Request,
+    res: Response,
+    extra: { errors?: Record<string, SettingValidationError>; submitted?: Record<string, string> } = {},
+    status = 200,
+  ) => {
     const data = await settings.page();
-    await render(req, res, 'admin/settings', 'settings', { ...data, errors: extra.errors ?? {}, submitted: extra.submitted ?? {}, anchor: settingAnchor }, status);
+    await render(
+      req,
+      res,
+      'admin/settings',
+      'settings',
+      { ...data, errors: extra.errors ?? {}, submitted: extra.submitted ?? {}, anchor: settingAnchor },
+      status,
+    );
   };
 
   router.get('/', (req, res) => show(req, res));

@@ -105,7 +105,12 @@ export function createTestNotifications(deps: { db: Database; clock: Clock; conf
       private_target: result.privateTarget === true,
     };
     const id = await recordAuditWithId(deps.db.kysely, {
-      actor: actor.operator, action: TEST_ACTION, target: `order:${orderNo}`, newValue: exchange, remoteIp: actor.remoteIp, now,
+      actor: actor.operator,
+      action: TEST_ACTION,
+      target: `order:${orderNo}`,
+      newValue: exchange,
+      remoteIp: actor.remoteIp,
+      now,
     });
     return { sent: id };
   }

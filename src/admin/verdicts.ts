@@ -5,7 +5,18 @@ import type { Verdict } from '../callbacks/gateways/gateway.ts';
  * (verdict, created_at) index covers the query; the check below fails to compile when a verdict is added
  * to the Verdict type but not here.
  */
-export const VERDICTS = ['applied', 'duplicate', 'invalid_state', 'amount_mismatch', 'unknown_order', 'replayed', 'bad_signature', 'forbidden', 'malformed', 'ignored'] as const satisfies readonly Verdict[];
+export const VERDICTS = [
+  'applied',
+  'duplicate',
+  'invalid_state',
+  'amount_mismatch',
+  'unknown_order',
+  'replayed',
+  'bad_signature',
+  'forbidden',
+  'malformed',
+  'ignored',
+] as const satisfies readonly Verdict[];
 
 type Missing = Exclude<Verdict, (typeof VERDICTS)[number]>;
 const _everyVerdictListed: [Missing] extends [never] ? true : Missing = true;

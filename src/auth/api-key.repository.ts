@@ -10,12 +10,7 @@ export async function insertApiKey(db: Executor, row: { name: string; keyPrefix:
 }
 
 export function findActiveKeyByHash(db: Executor, keyHash: string) {
-  return db
-    .selectFrom('api_keys')
-    .select(['id', 'name', 'last_used_at'])
-    .where('key_hash', '=', keyHash)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
+  return db.selectFrom('api_keys').select(['id', 'name', 'last_used_at']).where('key_hash', '=', keyHash).where('revoked_at', 'is', null).executeTakeFirst();
 }
 
 export function listApiKeys(db: Executor) {
@@ -23,7 +18,11 @@ export function listApiKeys(db: Executor) {
 }
 
 export async function countActiveKeys(db: Executor): Promise<number> {
-  const row = await db.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('revoked_at', 'is', null).executeTakeFirst();
+  const row = await db
+    .selectFrom('api_keys')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
@@ -39,5 +38,9 @@ export async function revokeApiKey(db: Executor, id: number, now: Date): Promise
 }
 
 export async function touchApiKey(db: Executor, id: number, now: Date): Promise<void> {
-  await db.updateTable('api_keys').set({ last_used_at: toDbTime(now) }).where('id', '=', id).execute();
+  await db
+    .updateTable('api_keys')
+    .set({ last_used_at: toDbTime(now) })
+    .where('id', '=', id)
+    .execute();
 }

@@ -64,7 +64,13 @@ export async function applyOne(tx: BatchedTransaction, engine: Engine, item: Ver
  * guard (or any other statement error) fails the whole group, which then runs one by one.
  */
 export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: readonly VerifiedCallback[]): Promise<Applied[]> {
-  const { orders } = await tx.send({ orders: ordersForUpdateSelect(tx.db, items.map((i) => i.result.orderNo), engine) });
+  const { orders } = await tx.send({
+    orders: ordersForUpdateSelect(
+      tx.db,
+      items.map((i) => i.result.orderNo),
+      engine,
+    ),
+  });
   const byOrderNo = new Map((orders.rows as OrderRow[]).map((row) => [row.order_no, row]));
   // MySQL compares VARCHARs ignoring trailing spaces (PAD SPACE), so the lone read would find such an order too.
   const keyOf = (orderNo: string) => (engine === 'mysql' ? orderNo.replace(/ +$/, '') : orderNo);
@@ -86,7 +92,10 @@ export async function applyGroup(tx: BatchedTransaction, engine: Engine, items: 
     // All the transitions in one statement, which must change every one of those rows (locked since the read).
     transitions: changes.length > 0 ? expectAffectedRows(transitionsUpdate(tx.db, changes), changes.length) : undefined,
     events: events.length > 0 ? eventsInsert(tx.db, events) : undefined,
-    logs: paymentLogsInsert(tx.db, plans.map((p) => p.entry)),
+    logs: paymentLogsInsert(
+      tx.db,
+      plans.map((p) => p.entry),
+    ),
   });
   return plans.map(appliedOf);
 }

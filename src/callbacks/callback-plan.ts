@@ -23,7 +23,8 @@ const EVENT_KEY_TTL_MS = 30 * 86_400_000;
 /** The replay guard to record with the callback: the gateway's nonce, or its event id; none for some gateways. */
 export function replayGuardOf({ logBase, result, now }: VerifiedCallback): { scope: string; nonce: string; expiresAt: Date } | null {
   if (result.nonce) return { scope: result.nonce.scope, nonce: result.nonce.value, expiresAt: result.nonce.expiresAt };
-  if (result.eventKey) return { scope: `${logBase.gateway}:event`, nonce: result.eventKey.slice(0, 128), expiresAt: new Date(now.getTime() + EVENT_KEY_TTL_MS) };
+  if (result.eventKey)
+    return { scope: `${logBase.gateway}:event`, nonce: result.eventKey.slice(0, 128), expiresAt: new Date(now.getTime() + EVENT_KEY_TTL_MS) };
   return null;
 }
 
@@ -75,19 +76,34 @@ export function planCallback({ logBase, result, now }: VerifiedCallback, row: Or
   const { order, log } = checked;
   const transition = decideTransition(order, result.outcome, result.transactionId, result.unordered);
   // A repeat of what is already recorded (the sandbox's browser return after its notification) stays a duplicate.
-  const decision = result.pendingOnly && order.status !== 'pending' && transition.kind !== 'duplicate'
-    ? ({ kind: 'reject', flagged: false, message: `Order ${order.order_no} is ${order.status}; only a pending order can be paid or failed here` } as const)
-    : transition;
+  const decision =
+    result.pendingOnly && order.status !== 'pending' && transition.kind !== 'duplicate'
+      ? ({ kind: 'reject', flagged: false, message: `Order ${order.order_no} is ${order.status}; only a pending order can be paid or failed here` } as const)
+      : transition;
   if (decision.kind !== 'apply') {
     const verdict = decision.kind === 'duplicate' ? 'duplicate' : 'invalid_state';
-    const entry: NewPaymentLog = { ...log, orderNo: order.order_no, verdict, flagged: decision.kind === 'reject' && decision.flagged, message: decision.message };
+    const entry: NewPaymentLog = {
+      ...log,
+      orderNo: order.order_no,
+      verdict,
+      flagged: decision.kind === 'reject' && decision.flagged,
+      message: decision.message,
+    };
     const outcome: CallbackOutcome =
       decision.kind === 'duplicate'
         ? { verdict: 'duplicate', status: 200, message: decision.message, orderNo: order.order_no, orderStatus: order.status, order }
         : rejected({ verdict: 'invalid_state', code: 'invalid_state', message: decision.message }, order.order_no, order);
     return { kind: 'record', entry, outcome };
   }
-  const change: TransitionChange = { orderNo: order.order_no, fromStatus: order.status, expectedSeq: order.seq, to: decision.to, transactionId: result.transactionId, flagged: decision.flagged, now };
+  const change: TransitionChange = {
+    orderNo: order.order_no,
+    fromStatus: order.status,
+    expectedSeq: order.seq,
+    to: decision.to,
+    transactionId: result.transactionId,
+    flagged: decision.flagged,
+    now,
+  };
   const stamp = toDbTime(now);
   const updated: OrderRow = {
     ...order,
@@ -99,6 +115,13 @@ export function planCallback({ logBase, result, now }: VerifiedCallback, row: Or
     flagged: decision.flagged ? 1 : order.flagged,
   };
   const entry: NewPaymentLog = { ...log, orderNo: order.order_no, verdict: 'applied', flagged: decision.flagged, message: decision.message };
-  const outcome: CallbackOutcome = { verdict: 'applied', status: 200, message: decision.message, orderNo: updated.order_no, orderStatus: updated.status, order: updated };
+  const outcome: CallbackOutcome = {
+    verdict: 'applied',
+    status: 200,
+    message: decision.message,
+    orderNo: updated.order_no,
+    orderStatus: updated.status,
+    order: updated,
+  };
   return { kind: 'apply', entry, outcome, change, event: orderEvent(updated, decision.to, updated.seq, now) };
 }

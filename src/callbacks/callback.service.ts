@@ -83,7 +83,11 @@ export function createCallbackService(deps: CallbackServiceDeps) {
    * A request refused before verification may be anyone's: it keeps an excerpt of its body (with size and
    * hash), and past the source address's budget it is answered 429 and not stored at all.
    */
-  async function refuse(input: CallbackInput, rejection: Pick<Rejection, 'verdict' | 'code' | 'message' | 'claimedOrderNo'>, now: Date): Promise<CallbackOutcome> {
+  async function refuse(
+    input: CallbackInput,
+    rejection: Pick<Rejection, 'verdict' | 'code' | 'message' | 'claimedOrderNo'>,
+    now: Date,
+  ): Promise<CallbackOutcome> {
     const orderNo = rejection.claimedOrderNo;
     if (!input.trusted && input.remoteIp && (await deps.rejectLimiter?.exceeded(input.remoteIp))) {
       deps.recordRejectDropped?.(input.gateway.name);
@@ -91,8 +95,14 @@ export function createCallbackService(deps: CallbackServiceDeps) {
       return { verdict: 'rate_limited', status: 429, code: 'rate_limited', message, orderNo };
     }
     await insertPaymentLog(db.kysely, {
-      gateway: input.gateway.name, kind: input.kind, remoteIp: input.remoteIp, now: toDbTime(now),
-      orderNo: orderNo ?? null, verdict: rejection.verdict, message: rejection.message, ...rejectedEvidence(input.raw, input.rawBody),
+      gateway: input.gateway.name,
+      kind: input.kind,
+      remoteIp: input.remoteIp,
+      now: toDbTime(now),
+      orderNo: orderNo ?? null,
+      verdict: rejection.verdict,
+      message: rejection.message,
+      ...rejectedEvidence(input.raw, input.rawBody),
     });
     return rejected(rejection, orderNo);
   }
@@ -103,7 +113,16 @@ export function createCallbackService(deps: CallbackServiceDeps) {
     if (!input.trusted && allowlist && !allowlist.allows(input.remoteIp ?? undefined)) {
       // Filed under the order it names (unverified, listed apart), so the order's page shows the attempt.
       const claimed = claimedOrderNo(input.params) ?? claimedAlipayOrderNo(input.params);
-      return refuse(input, { verdict: 'forbidden', code: 'forbidden', message: `${input.remoteIp ?? 'This address'} may not call the ${input.gateway.name} callbacks`, claimedOrderNo: claimed }, now);
+      return refuse(
+        input,
+        {
+          verdict: 'forbidden',
+          code: 'forbidden',
+          message: `${input.remoteIp ?? 'This address'} may not call the ${input.gateway.name} callbacks`,
+          claimedOrderNo: claimed,
+        },
+        now,
+      );
     }
     // Verification first, so a correctly signed callback is never refused for the rejections around it.
     const verification = await input.gateway.verify({ params: input.params, rawBody: input.rawBody, headers: input.headers, now });
@@ -111,12 +130,24 @@ export function createCallbackService(deps: CallbackServiceDeps) {
     const base: LogBase = { gateway: input.gateway.name, kind: input.kind, callbackData: input.raw, remoteIp: input.remoteIp, now: toDbTime(now) };
     if (verification.ok === 'ignored') {
       const paymentData = verification.fields ? JSON.stringify(verification.fields) : null;
-      await insertPaymentLog(db.kysely, { ...base, orderNo: verification.claimedOrderNo ?? null, verdict: 'ignored', message: verification.message, paymentData });
+      await insertPaymentLog(db.kysely, {
+        ...base,
+        orderNo: verification.claimedOrderNo ?? null,
+        verdict: 'ignored',
+        message: verification.message,
+        paymentData,
+      });
       return { verdict: 'ignored', status: 200, message: verification.message, orderNo: verification.claimedOrderNo };
     }
     const result = verification.result;
     const { nonce: _nonce, fields, ...normalized } = result;
-    const logBase: LogBase = { ...base, transactionId: result.transactionId, currency: result.currency ?? null, status: result.outcome, paymentData: JSON.stringify(fields ?? normalized) };
+    const logBase: LogBase = {
+      ...base,
+      transactionId: result.transactionId,
+      currency: result.currency ?? null,
+      status: result.outcome,
+      paymentData: JSON.stringify(fields ?? normalized),
+    };
 
     try {
       const { outcome, queued } = await group.submit({ logBase, result, now });

@@ -57,8 +57,9 @@ export function gatewayRoutes(callbacks: CallbackService, adapters: ReturnType<t
     router.post(`/notify/${name}`, ...bodies, adapter ? notifyHandler(callbacks, adapter) : notConfigured(name));
   }
   const alipay = adapters.alipay;
-  router.get('/callback/alipay', alipay
-    ? async (req, res) => pages.renderOutcome(req, res, await callbacks.inspect(callbackInput(req, alipay, 'return')))
-    : notConfigured('alipay'));
+  router.get(
+    '/callback/alipay',
+    alipay ? async (req, res) => pages.renderOutcome(req, res, await callbacks.inspect(callbackInput(req, alipay, 'return'))) : notConfigured('alipay'),
+  );
   return router;
 }

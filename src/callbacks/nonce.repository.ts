@@ -9,8 +9,12 @@ interface NonceRow {
 }
 
 // On every callback: compiled once per database and row count, then only the values change.
-const insertNoncesTemplate = listQueryTemplate({}, { scope: true, nonce: true, expiresAt: true }, GROUP_LIST_ROWS, (db, _v: object, rows: readonly NonceRow[]) =>
-  db.insertInto('replay_nonces').values(rows.map((r) => ({ scope: r.scope, nonce: r.nonce, expires_at: r.expiresAt }))),
+const insertNoncesTemplate = listQueryTemplate(
+  {},
+  { scope: true, nonce: true, expiresAt: true },
+  GROUP_LIST_ROWS,
+  (db, _v: object, rows: readonly NonceRow[]) =>
+    db.insertInto('replay_nonces').values(rows.map((r) => ({ scope: r.scope, nonce: r.nonce, expires_at: r.expiresAt }))),
 );
 
 /** The insert recording a nonce, unexecuted (to send with other statements); fails as a unique violation when seen before. */
@@ -20,7 +24,11 @@ export function nonceInsert(db: Executor, scope: string, nonce: string, expiresA
 
 /** Several nonces in one unexecuted insert; the whole statement fails as a unique violation if any was seen before. */
 export function noncesInsert(db: Executor, nonces: readonly { scope: string; nonce: string; expiresAt: Date }[]) {
-  return insertNoncesTemplate.bind(db, {}, nonces.map((n) => ({ scope: n.scope, nonce: n.nonce, expiresAt: toDbTime(n.expiresAt) })));
+  return insertNoncesTemplate.bind(
+    db,
+    {},
+    nonces.map((n) => ({ scope: n.scope, nonce: n.nonce, expiresAt: toDbTime(n.expiresAt) })),
+  );
 }
 
 /** Records a nonce; throws the engine's unique violation when it was seen before (within its lifetime). */

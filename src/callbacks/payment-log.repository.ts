@@ -48,7 +48,9 @@ const COLUMNS = {
   callback_sha256: true,
   unverified: true,
 } as const;
-const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, GROUP_LIST_ROWS, (db, _v: object, rows: readonly PaymentLogRow[]) => db.insertInto('payment_logs').values([...rows]));
+const insertPaymentLogsTemplate = listQueryTemplate({}, COLUMNS, GROUP_LIST_ROWS, (db, _v: object, rows: readonly PaymentLogRow[]) =>
+  db.insertInto('payment_logs').values([...rows]),
+);
 
 /** The payment-log insert, unexecuted (to send with other statements of a transaction). */
 export function paymentLogInsert(db: Executor, log: NewPaymentLog) {

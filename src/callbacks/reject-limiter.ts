@@ -38,7 +38,13 @@ function memoryCounter(maxAddresses: number, now: () => number) {
   };
 }
 
-export function createRejectLimiter({ perMinute, store, onStoreError, now = Date.now, maxAddresses = MAX_TRACKED_ADDRESSES }: RejectLimiterOptions): RejectLimiter {
+export function createRejectLimiter({
+  perMinute,
+  store,
+  onStoreError,
+  now = Date.now,
+  maxAddresses = MAX_TRACKED_ADDRESSES,
+}: RejectLimiterOptions): RejectLimiter {
   const local = memoryCounter(maxAddresses, now);
   let ready: Promise<unknown> | null = null;
 

@@ -53,7 +53,13 @@ export function createResultPages(config: AppConfig) {
       switchUrl: postedSwitchUrl(req, locals.lang) ?? locals.switchUrl,
       kind,
       notice,
-      order: { order_no: order.order_no, amount: formatAmount(order.amount_minor, order.currency), currency: order.currency, status: order.status, subject: order.subject },
+      order: {
+        order_no: order.order_no,
+        amount: formatAmount(order.amount_minor, order.currency),
+        currency: order.currency,
+        status: order.status,
+        subject: order.subject,
+      },
       returnUrl: returnUrl(order, new Date()),
       // A sandbox order has no merchant to return to: offer the way back to the demo form instead.
       sandboxHome: config.sandboxEnabled && order.payment_method === 'sandbox',

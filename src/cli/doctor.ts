@@ -68,7 +68,12 @@ const settingsOf = (config: Config, production: boolean, databaseUrl: string | n
   production,
   // With an invalid configuration a rejected secret is absent from `config`; judge the raw value instead.
   secrets: env ? (Object.fromEntries(GENERATED_SECRETS.map((n) => [n, env[n]?.trim() ? env[n] : undefined])) as Settings['secrets']) : config.secrets,
-  apiKeys: env ? (env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean) : config.apiKeys,
+  apiKeys: env
+    ? (env.API_KEYS ?? '')
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean)
+    : config.apiKeys,
   databaseUrl,
 });
 

@@ -35,7 +35,9 @@ async function run(args: string[]): Promise<number> {
     if (reset) {
       const names = target === 'all' ? [...GENERATED_SECRETS] : [target as SecretName];
       const removed = await deleteConfigValues(db.kysely, names.map(storageKey));
-      console.log(`Forgot ${removed} generated secret${removed === 1 ? '' : 's'} of ${describeDatabase(config.database.url)}; the next start generates and prints new ones.`);
+      console.log(
+        `Forgot ${removed} generated secret${removed === 1 ? '' : 's'} of ${describeDatabase(config.database.url)}; the next start generates and prints new ones.`,
+      );
       const configured = names.filter((n) => config.secrets[n]);
       if (configured.length > 0) console.log(`Still set in the environment or .env (those win): ${configured.join(', ')}`);
       console.log('Running instances keep the old values until they restart; merchants and gateways need the new GATEWAY_SECRET / NOTIFY_SECRET.');
@@ -45,7 +47,11 @@ async function run(args: string[]): Promise<number> {
     console.log(`Secrets of ${describeDatabase(config.database.url)} (${config.env}):`);
     for (const name of GENERATED_SECRETS) {
       const value = stored.get(storageKey(name));
-      const where = config.secrets[name] ? 'set in the environment or .env (not shown)' : value ? `generated: ${value}` : 'not generated yet (the next start generates it)';
+      const where = config.secrets[name]
+        ? 'set in the environment or .env (not shown)'
+        : value
+          ? `generated: ${value}`
+          : 'not generated yet (the next start generates it)';
       console.log(`  ${name.padEnd(15)} ${where}`);
     }
     console.log('API keys are stored hashed and cannot be shown: npm run apikey -- create <name> makes a new one.');

@@ -86,8 +86,16 @@ async function run(args: string[]): Promise<number> {
   };
   const body = new URLSearchParams({ ...params, sign: computeSign(params, secret.value, 'HMAC-SHA256') }).toString();
   const target = `${options.url ?? `http://localhost:${config.port}`}/notify`;
-  console.log(`POST ${target}\nContent-Type: application/x-www-form-urlencoded\n(signed with the GATEWAY_SECRET ${secret.source})\n\n${body.replace(/sign=[0-9A-F]+/, 'sign=…')}\n`);
-  const res = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+  console.log(
+    `POST ${target}\nContent-Type: application/x-www-form-urlencoded\n(signed with the GATEWAY_SECRET ${secret.source})\n\n${body.replace(/sign=[0-9A-F]+/, 'sign=…')}\n`,
+  );
+  const res = await fetch(target, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+    redirect: 'manual',
+    signal: AbortSignal.timeout(10_000),
+  });
   console.log(`HTTP ${res.status}\n${await res.text()}`);
   return res.ok ? 0 : 1;
 }
@@ -95,7 +103,12 @@ async function run(args: string[]): Promise<number> {
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const message = err instanceof ConfigError ? err.message : err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
+    const message =
+      err instanceof ConfigError
+        ? err.message
+        : err instanceof Error
+          ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}`
+          : String(err);
     console.error(`trigger failed: ${message}`);
     process.exit(1);
   },

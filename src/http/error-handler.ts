@@ -38,7 +38,10 @@ function toAppError(err: unknown): { error: AppError; unexpected: boolean } {
     return { error: new AppError(code, `The request body could not be read: ${String(e.message)}`), unexpected: false };
   }
   if (isStorageUnavailable(err)) {
-    return { error: new AppError('unavailable', 'The service is temporarily unavailable; the request was not acknowledged and is safe to retry.'), unexpected: true };
+    return {
+      error: new AppError('unavailable', 'The service is temporarily unavailable; the request was not acknowledged and is safe to retry.'),
+      unexpected: true,
+    };
   }
   return { error: new AppError('internal_error', 'An unexpected error occurred'), unexpected: true };
 }

@@ -15,5 +15,14 @@ export function createRedisRateLimitStore(redis: { url: string; prefix: string }
   const store = new RedisStore({ prefix: `${redis.prefix}rl:`, sendCommand });
   const loginStore = new RedisStore({ prefix: `${redis.prefix}rl-login:`, sendCommand });
   const rejectStore = new RedisStore({ prefix: `${redis.prefix}rl-reject:`, sendCommand });
-  return { store, loginStore, rejectStore, close: () => client.quit().then(() => undefined, () => client.disconnect()) };
+  return {
+    store,
+    loginStore,
+    rejectStore,
+    close: () =>
+      client.quit().then(
+        () => undefined,
+        () => client.disconnect(),
+      ),
+  };
 }

@@ -13,7 +13,9 @@ export function requireMetricsToken(token: string | null): RequestHandler {
     const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1];
     if (presented === undefined || !timingSafeEqual(digest(presented), expected)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
-      return next(new AppError('unauthorized', presented === undefined ? 'Missing metrics token: send Authorization: Bearer <METRICS_TOKEN>' : 'Invalid metrics token'));
+      return next(
+        new AppError('unauthorized', presented === undefined ? 'Missing metrics token: send Authorization: Bearer <METRICS_TOKEN>' : 'Invalid metrics token'),
+      );
     }
     next();
   };

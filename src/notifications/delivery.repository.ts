@@ -26,20 +26,51 @@ interface Lease {
   now: string;
 }
 const LEASE_INPUTS = { delivering: true, owner: true, leaseUntil: true, now: true } as const;
-const leaseSet = (v: Lease) => ({ status: v.delivering, lease_owner: v.owner, lease_expires_at: v.leaseUntil, next_attempt_at: v.leaseUntil, updated_at: v.now });
+const leaseSet = (v: Lease) => ({
+  status: v.delivering,
+  lease_owner: v.owner,
+  lease_expires_at: v.leaseUntil,
+  next_attempt_at: v.leaseUntil,
+  updated_at: v.now,
+});
 
 // The claim runs on every cycle of the loop: its statements are compiled once per database (query-template.ts).
 const dueTemplate = queryTemplate({ status: true, now: true, limit: true }, (db, v: { status: string; now: string; limit: number }) =>
-  db.selectFrom('notifications').select([...COLUMNS, 'next_attempt_at']).where('status', '=', v.status).where('next_attempt_at', '<=', v.now).orderBy('next_attempt_at').limit(v.limit).forUpdate().skipLocked(),
+  db
+    .selectFrom('notifications')
+    .select([...COLUMNS, 'next_attempt_at'])
+    .where('status', '=', v.status)
+    .where('next_attempt_at', '<=', v.now)
+    .orderBy('next_attempt_at')
+    .limit(v.limit)
+    .forUpdate()
+    .skipLocked(),
 );
 const leaseTemplate = listQueryTemplate(LEASE_INPUTS, { id: true }, 1024, (db, v: Lease, rows: readonly { id: number }[]) =>
-  db.updateTable('notifications').set(leaseSet(v)).where('id', 'in', rows.map((r) => r.id)),
+  db
+    .updateTable('notifications')
+    .set(leaseSet(v))
+    .where(
+      'id',
+      'in',
+      rows.map((r) => r.id),
+    ),
 );
 const sqliteClaimTemplate = queryTemplate({ ...LEASE_INPUTS, pending: true, limit: true }, (db, v: Lease & { pending: string; limit: number }) =>
   db
     .updateTable('notifications')
     .set(leaseSet(v))
-    .where('id', 'in', db.selectFrom('notifications').select('id').where('status', 'in', [v.pending, v.delivering]).where('next_attempt_at', '<=', v.now).orderBy('next_attempt_at').limit(v.limit))
+    .where(
+      'id',
+      'in',
+      db
+        .selectFrom('notifications')
+        .select('id')
+        .where('status', 'in', [v.pending, v.delivering])
+        .where('next_attempt_at', '<=', v.now)
+        .orderBy('next_attempt_at')
+        .limit(v.limit),
+    )
     .returning(COLUMNS),
 );
 
@@ -50,7 +81,15 @@ const sqliteClaimTemplate = queryTemplate({ ...LEASE_INPUTS, pending: true, limi
  * both. MySQL: FOR UPDATE SKIP LOCKED, so several instances never claim the same row, in two round trips;
  * SQLite: one writer, so one UPDATE … RETURNING is atomic.
  */
-export async function claimInTransaction<S extends Statements>(tx: BatchedTransaction, engine: Database['engine'], before: S, owner: string, limit: number, leaseMs: number, now: Date): Promise<{ results: Results<S>; claimed: ClaimedEvent[] }> {
+export async function claimInTransaction<S extends Statements>(
+  tx: BatchedTransaction,
+  engine: Database['engine'],
+  before: S,
+  owner: string,
+  limit: number,
+  leaseMs: number,
+  now: Date,
+): Promise<{ results: Results<S>; claimed: ClaimedEvent[] }> {
   const lease: Lease = { delivering: 'delivering', owner, leaseUntil: toDbTime(new Date(now.getTime() + leaseMs)), now: toDbTime(now) };
   if (engine === 'sqlite') {
     const claim = { claim: sqliteClaimTemplate.bind(tx.db, { ...lease, pending: 'pending', limit }) };
@@ -62,7 +101,9 @@ export async function claimInTransaction<S extends Statements>(tx: BatchedTransa
   // READ COMMITTED: no gap locks that would block concurrent outbox inserts.
   const reads = { dueExpired: due('delivering'), duePending: due('pending') };
   const results: Results<S> & Results<typeof reads> = await tx.readCommitted().send(joinStatements(before, reads));
-  const rows = [...(results.dueExpired.rows as DueRow[]), ...(results.duePending.rows as DueRow[])].sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0)).slice(0, limit);
+  const rows = [...(results.dueExpired.rows as DueRow[]), ...(results.duePending.rows as DueRow[])]
+    .sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : 0))
+    .slice(0, limit);
   await tx.commit({ lease: rows.length > 0 ? leaseTemplate.bind(tx.db, lease, rows) : undefined });
   return { results, claimed: rows.map(({ next_attempt_at: _, ...row }) => row) };
 }
@@ -85,7 +126,13 @@ export async function releaseLeases(db: Executor, owner: string, now: Date): Pro
 
 /** Queues a fresh delivery of the order's latest event (any final state); false when it has none. */
 export async function requeueLatestEvent(db: Executor, orderNo: string, now: Date): Promise<{ eventId: string; status: string } | null> {
-  const latest = await db.selectFrom('notifications').select(['id', 'event_id', 'status']).where('order_no', '=', orderNo).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  const latest = await db
+    .selectFrom('notifications')
+    .select(['id', 'event_id', 'status'])
+    .where('order_no', '=', orderNo)
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   if (!latest) return null;
   if (latest.status === 'delivering') return { eventId: latest.event_id, status: 'delivering' };
   const at = toDbTime(now);
@@ -100,7 +147,11 @@ export async function requeueLatestEvent(db: Executor, orderNo: string, now: Dat
 
 /** Backlog and age of the oldest due event: two indexed reads, cheap enough for every metrics scrape. */
 export async function backlogStats(db: Executor, now: Date): Promise<{ backlog: number; oldestDueAt: string | null }> {
-  const backlog = await db.selectFrom('notifications').select((eb) => eb.fn.countAll<number>().as('n')).where('status', 'in', CLAIMABLE).executeTakeFirst();
+  const backlog = await db
+    .selectFrom('notifications')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', 'in', CLAIMABLE)
+    .executeTakeFirst();
   const oldest = await db
     .selectFrom('notifications')
     .select((eb) => eb.fn.min('next_attempt_at').as('at'))

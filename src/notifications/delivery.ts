@@ -115,7 +115,12 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    this.resolve({ statusCode: this.statusCode, retryAfter: this.retryAfter, excerpt: body.toString('utf8', 0, Math.min(body.length, EXCERPT_BYTES)), headers: this.headers });
+    this.resolve({
+      statusCode: this.statusCode,
+      retryAfter: this.retryAfter,
+      excerpt: body.toString('utf8', 0, Math.min(body.length, EXCERPT_BYTES)),
+      headers: this.headers,
+    });
   }
 }
 
@@ -136,7 +141,14 @@ function targetOf(url: string): { origin: string; path: string } {
  * The POST of `body` with `headers`; rejects like undici's request() would (connection errors, timeouts, aborts).
  * Sets `seen.privateTarget` when the connection it went over leads to a non-public address.
  */
-function post(url: string, body: string, headers: Record<string, string>, agent: DeliveryAgent, timeoutMs: number, seen: { privateTarget: boolean }): Promise<Answer> {
+function post(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  agent: DeliveryAgent,
+  timeoutMs: number,
+  seen: { privateTarget: boolean },
+): Promise<Answer> {
   return new Promise<Answer>((resolve, reject) => {
     const { origin, path } = targetOf(url);
     // One timer for the whole attempt (connect, headers, body), cleared as soon as it ends.
@@ -169,7 +181,14 @@ function classify(statusCode: number, excerpt: string, retryAfter: string | unde
  * One POST of the stored event `payload` to the merchant within `timeoutMs` (connect, headers and body), never
  * following redirects. With `trace`, also tells what exactly was sent and the answer's headers.
  */
-export async function attemptDelivery(url: string, payload: string, settings: DeliverySettings, agent: DeliveryAgent, now: Date, trace?: AttemptTrace): Promise<AttemptResult> {
+export async function attemptDelivery(
+  url: string,
+  payload: string,
+  settings: DeliverySettings,
+  agent: DeliveryAgent,
+  now: Date,
+  trace?: AttemptTrace,
+): Promise<AttemptResult> {
   const started = performance.now();
   const durationMs = () => Math.round(performance.now() - started);
   let signedBody: ReturnType<typeof signedDelivery>;
@@ -177,7 +196,13 @@ export async function attemptDelivery(url: string, payload: string, settings: De
     signedBody = signedDelivery(payload, settings, now);
   } catch (err) {
     // Only an event whose fields could re-split A5's string gets here: never sent, and retrying cannot help.
-    return { verdict: { kind: 'abandoned', reason: 'unsignable_payload' }, statusCode: null, error: (err as Error).message.slice(0, 1000), excerpt: null, durationMs: durationMs() };
+    return {
+      verdict: { kind: 'abandoned', reason: 'unsignable_payload' },
+      statusCode: null,
+      error: (err as Error).message.slice(0, 1000),
+      excerpt: null,
+      durationMs: durationMs(),
+    };
   }
   const { body, headers } = signedBody;
   if (trace) trace.request = { body, headers };
@@ -186,13 +211,33 @@ export async function attemptDelivery(url: string, payload: string, settings: De
     const answer = await post(url, body, headers, agent, settings.timeoutMs, seen);
     if (trace) trace.responseHeaders = answer.headers;
     const verdict = classify(answer.statusCode, answer.excerpt, answer.retryAfter, settings.expectBody, now);
-    return { verdict, statusCode: answer.statusCode, error: verdict.kind === 'delivered' ? null : verdict.reason, excerpt: answer.excerpt, durationMs: durationMs(), privateTarget: seen.privateTarget };
+    return {
+      verdict,
+      statusCode: answer.statusCode,
+      error: verdict.kind === 'delivered' ? null : verdict.reason,
+      excerpt: answer.excerpt,
+      durationMs: durationMs(),
+      privateTarget: seen.privateTarget,
+    };
   } catch (err) {
     const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
     if (e.code === 'destination_not_allowed' || e.cause?.code === 'destination_not_allowed') {
-      return { verdict: { kind: 'abandoned', reason: 'destination_not_allowed' }, statusCode: null, error: (e.cause?.message ?? e.message).slice(0, 1000), excerpt: null, durationMs: durationMs() };
+      return {
+        verdict: { kind: 'abandoned', reason: 'destination_not_allowed' },
+        statusCode: null,
+        error: (e.cause?.message ?? e.message).slice(0, 1000),
+        excerpt: null,
+        durationMs: durationMs(),
+      };
     }
     const reason = e.name === 'TimeoutError' || e.name === 'AbortError' ? `timeout after ${settings.timeoutMs} ms` : `${e.code ?? e.name}: ${e.message}`;
-    return { verdict: { kind: 'failed', reason }, statusCode: null, error: reason.slice(0, 1000), excerpt: null, durationMs: durationMs(), privateTarget: seen.privateTarget };
+    return {
+      verdict: { kind: 'failed', reason },
+      statusCode: null,
+      error: reason.slice(0, 1000),
+      excerpt: null,
+      durationMs: durationMs(),
+      privateTarget: seen.privateTarget,
+    };
   }
 }

@@ -28,7 +28,14 @@ export interface DispatcherDeps {
 }
 
 /** The in-process delivery loop of DESIGN A7: woken by commits, polling for due retries, bounded concurrency. */
-export function createDispatcher({ db, config, logger, clock, metrics = new DeliveryMetrics(), retryScheduleMs = () => config.notify.retryScheduleMs }: DispatcherDeps) {
+export function createDispatcher({
+  db,
+  config,
+  logger,
+  clock,
+  metrics = new DeliveryMetrics(),
+  retryScheduleMs = () => config.notify.retryScheduleMs,
+}: DispatcherDeps) {
   const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const settings: DeliverySettings = {
     secret: config.secrets.NOTIFY_SECRET,
@@ -66,10 +73,20 @@ export function createDispatcher({ db, config, logger, clock, metrics = new Deli
       const startedAt = clock();
       const result = await attemptDelivery(event.url, event.payload, settings, agent, startedAt);
       next = nextState(result.verdict, event.schedule_step, retryScheduleMs(), clock());
-      const attempt = { notificationId: event.id, attemptNo: event.attempts + 1, startedAt, durationMs: result.durationMs, statusCode: result.statusCode, error: result.error, excerpt: result.excerpt, privateTarget: result.privateTarget };
-      const update: Completion['update'] = next.status === 'pending'
-        ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason }
-        : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason };
+      const attempt = {
+        notificationId: event.id,
+        attemptNo: event.attempts + 1,
+        startedAt,
+        durationMs: result.durationMs,
+        statusCode: result.statusCode,
+        error: result.error,
+        excerpt: result.excerpt,
+        privateTarget: result.privateTarget,
+      };
+      const update: Completion['update'] =
+        next.status === 'pending'
+          ? { status: next.status, nextAttemptAt: next.nextAttemptAt, scheduleStep: next.scheduleStep, lastError: next.reason }
+          : { status: next.status, lastError: next.status === 'delivered' ? null : next.reason };
       completion = { attempt, update };
     } catch (err) {
       slots.release(1); // never handed to the batcher, which otherwise gives the slot back

@@ -11,10 +11,7 @@ export function parseRetryAfter(value: string | undefined, now: Date): number | 
   return Math.min(Math.max(0, date - now.getTime()), MAX_RETRY_AFTER_MS);
 }
 
-export type AttemptVerdict =
-  | { kind: 'delivered' }
-  | { kind: 'abandoned'; reason: string }
-  | { kind: 'failed'; reason: string; retryAfterMs?: number | null };
+export type AttemptVerdict = { kind: 'delivered' } | { kind: 'abandoned'; reason: string } | { kind: 'failed'; reason: string; retryAfterMs?: number | null };
 
 export type NextState =
   | { status: 'delivered' }

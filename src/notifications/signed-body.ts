@@ -22,7 +22,8 @@ function nextNonce(): string {
 /** Keys derived from the secret once per secret, not per delivery: the A5 HMAC key and the Standard Webhooks key (its base64 part). */
 let keys: { secret: string; sign: KeyObject; webhook: KeyObject } | undefined;
 function keysOf(secret: string) {
-  if (keys?.secret !== secret) keys = { secret, sign: createSecretKey(Buffer.from(secret, 'utf8')), webhook: createSecretKey(Buffer.from(secret.slice('whsec_'.length), 'base64')) };
+  if (keys?.secret !== secret)
+    keys = { secret, sign: createSecretKey(Buffer.from(secret, 'utf8')), webhook: createSecretKey(Buffer.from(secret.slice('whsec_'.length), 'base64')) };
   return keys;
 }
 
@@ -55,7 +56,9 @@ function sign(fields: Readonly<Record<string, SignableValue>>, order: readonly s
 /** The outbox's JSON text of a non-empty object without the added fields: the body is that text with them appended, not written again. */
 function appendable(text: string, event: unknown): event is Record<string, SignableValue> {
   if (typeof event !== 'object' || event === null || Array.isArray(event)) return false;
-  return text.charCodeAt(0) === 0x7b && text.charCodeAt(text.length - 1) === 0x7d && !ADDED.some((k) => Object.hasOwn(event, k)) && Object.keys(event).length > 0;
+  return (
+    text.charCodeAt(0) === 0x7b && text.charCodeAt(text.length - 1) === 0x7d && !ADDED.some((k) => Object.hasOwn(event, k)) && Object.keys(event).length > 0
+  );
 }
 
 /**

@@ -42,7 +42,8 @@ export function createTargetConnector(timeoutMs: number, allowPrivateNetworks: b
     const connected: buildConnector.Callback = (err, socket) => (err ? callback(err, null) : accept(options, socket!, callback));
     if (allowPrivateNetworks) return base(options, connected);
     resolveAllowed(options.hostname, lookup).then(
-      ({ address }) => base({ ...options, hostname: address, servername: options.servername ?? (isIP(bareHost(options.hostname)) ? undefined : options.hostname) }, connected),
+      ({ address }) =>
+        base({ ...options, hostname: address, servername: options.servername ?? (isIP(bareHost(options.hostname)) ? undefined : options.hostname) }, connected),
       (err: Error) => callback(err, null),
     );
   };

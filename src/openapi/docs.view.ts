@@ -66,7 +66,10 @@ export function propertyRows(schema: JsonSchema | undefined): FieldRow[] {
 /** Descriptions are CommonMark in OpenAPI; the page renders only `code` spans of it (the rest stays text). */
 export type TextPart = { text: string; code: boolean };
 export function richText(text: string): TextPart[] {
-  return text.split('`').map((part, i) => ({ text: part, code: i % 2 === 1 })).filter((p) => p.text !== '');
+  return text
+    .split('`')
+    .map((part, i) => ({ text: part, code: i % 2 === 1 }))
+    .filter((p) => p.text !== '');
 }
 
 const pretty = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value, null, 2));
@@ -94,7 +97,10 @@ function requestBodies(content: Record<string, { schema: JsonSchema }>, schemas:
 
 export function buildDocsView(document: OpenApiDocument) {
   const schemas = document.components.schemas;
-  const errorResponses = document.components.responses as Record<string, { description: string; content: Record<string, { examples: Record<string, { value: unknown }> }> }>;
+  const errorResponses = document.components.responses as Record<
+    string,
+    { description: string; content: Record<string, { examples: Record<string, { value: unknown }> }> }
+  >;
   const exampleOf = (schema: JsonSchema | undefined) => {
     const target = typeof schema?.$ref === 'string' ? schemas[refName(schema.$ref)] : schema;
     return pretty((target?.examples as unknown[] | undefined)?.[0]);
@@ -122,14 +128,16 @@ export function buildDocsView(document: OpenApiDocument) {
         summary: op.summary as string,
         description: (op.description as string | undefined) ?? '',
         auth: security.map((s) => Object.keys(s)[0] ?? 'none'),
-        parameters: ((op.parameters ?? []) as JsonSchema[]).map((p): FieldRow => ({
-          name: p.name as string,
-          location: p.in as string,
-          type: typeParts(p.schema as JsonSchema),
-          required: p.required === true,
-          constraints: constraints(p.schema as JsonSchema),
-          description: (p.description as string | undefined) ?? '',
-        })),
+        parameters: ((op.parameters ?? []) as JsonSchema[]).map(
+          (p): FieldRow => ({
+            name: p.name as string,
+            location: p.in as string,
+            type: typeParts(p.schema as JsonSchema),
+            required: p.required === true,
+            constraints: constraints(p.schema as JsonSchema),
+            description: (p.description as string | undefined) ?? '',
+          }),
+        ),
         bodies: requestBodies(body?.content ?? {}, schemas),
         responses,
       };
@@ -150,7 +158,10 @@ export function buildDocsView(document: OpenApiDocument) {
       kind: s.type === 'apiKey' ? `${s.in as string} ${s.name as string}` : `Authorization: ${String(s.scheme)}`,
       description: s.description as string,
     })),
-    errors: Object.entries(errorResponses).map(([name, r]) => ({ status: name.replace('Error', ''), codes: Object.keys(r.content['application/json']!.examples) })),
+    errors: Object.entries(errorResponses).map(([name, r]) => ({
+      status: name.replace('Error', ''),
+      codes: Object.keys(r.content['application/json']!.examples),
+    })),
     schemas: Object.entries(schemas).map(([name, schema]) => ({
       name,
       description: (schema.description as string | undefined) ?? '',

@@ -35,7 +35,9 @@ function errorResponses() {
           code,
           {
             value: {
-              success: false, code, message: EXAMPLE_MESSAGES[code],
+              success: false,
+              code,
+              message: EXAMPLE_MESSAGES[code],
               ...(code === 'validation_failed' ? { errors: [{ path: 'amount', message: 'CNY allows at most 2 decimal places' }] } : {}),
             },
           },
@@ -45,7 +47,9 @@ function errorResponses() {
         `Error${status}`,
         {
           description: `Error envelope; code ${codes.join(' or ')}`,
-          ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } } } : {}),
+          ...(status === 429 || status === 503
+            ? { headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } } }
+            : {}),
           content: { 'application/json': { schema: { $ref: schemaRef('Error') }, examples } },
         },
       ];

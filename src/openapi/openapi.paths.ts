@@ -3,7 +3,15 @@ import { jsonSchemaOf, schemaRef, type JsonSchema } from './registry.ts';
 // Importing the request schemas registers CreateOrderRequest, CreateOrderForm and GenericNotifyParams.
 import { listOrdersSchema, notifyResultSchema, orderNoSchema, pageSchema, querySchema } from './request.schemas.ts';
 import {
-  envelope, healthSchema, orderDetailSchema, orderJsonSchema, orderListSchema, orderStatusSchema, readySchema, rejectedCallbackListSchema, resendResultSchema,
+  envelope,
+  healthSchema,
+  orderDetailSchema,
+  orderJsonSchema,
+  orderListSchema,
+  orderStatusSchema,
+  readySchema,
+  rejectedCallbackListSchema,
+  resendResultSchema,
 } from './response.schemas.ts';
 
 /** The operations of the JSON API (DESIGN A3-A5, A8); request parts come from the routes' own zod schemas. */
@@ -33,9 +41,10 @@ function queryParameters(schema: z.ZodType) {
     const consts = values.map((v) => v.const).filter((c) => c !== undefined);
     const { const: _const, ...first } = values[0]!;
     const param: JsonSchema = consts.length === values.length && consts.length > 1 ? { ...first, enum: consts } : values[0]!;
-    const actions = branches.length > 1 && having.length < branches.length
-      ? ` (action=${having.map((b) => (b.properties as Record<string, JsonSchema>).action?.const).join(', ')})`
-      : '';
+    const actions =
+      branches.length > 1 && having.length < branches.length
+        ? ` (action=${having.map((b) => (b.properties as Record<string, JsonSchema>).action?.const).join(', ')})`
+        : '';
     const { description, examples, ...rest } = param;
     return {
       name,
@@ -63,16 +72,26 @@ envelope('ReadyResponse', readySchema, { status: 'ready', database: 'sqlite', mi
 export const paths = {
   '/api/orders': {
     post: {
-      tags: ['Orders'], operationId: 'createOrder', summary: 'Create an order', security: API_AUTH,
+      tags: ['Orders'],
+      operationId: 'createOrder',
+      summary: 'Create an order',
+      security: API_AUTH,
       description: 'JSON or form. Idempotent per order_no: identical fields again → 200 with the existing order; different fields → 409 order_exists.',
       requestBody: {
         required: true,
         content: { 'application/json': { schema: ref('CreateOrderRequest') }, 'application/x-www-form-urlencoded': { schema: ref('CreateOrderForm') } },
       },
-      responses: { ...ok(201, 'OrderResponse', 'Created'), ...ok(200, 'OrderResponse', 'Already exists with identical fields'), ...errors(400, ...GUARDED, 409, 413, 415, 503) },
+      responses: {
+        ...ok(201, 'OrderResponse', 'Created'),
+        ...ok(200, 'OrderResponse', 'Already exists with identical fields'),
+        ...errors(400, ...GUARDED, 409, 413, 415, 503),
+      },
     },
     get: {
-      tags: ['Orders'], operationId: 'listOrders', summary: 'List, filter and paginate orders', security: API_AUTH,
+      tags: ['Orders'],
+      operationId: 'listOrders',
+      summary: 'List, filter and paginate orders',
+      security: API_AUTH,
       description: 'Newest first. Use `cursor` (the previous page’s next_cursor) for deep pages.',
       parameters: queryParameters(listOrdersSchema),
       responses: { ...ok(200, 'OrderListResponse', 'One page of orders'), ...errors(400, ...GUARDED, 503) },
@@ -80,22 +99,32 @@ export const paths = {
   },
   '/api/orders/{order_no}': {
     get: {
-      tags: ['Orders'], operationId: 'getOrder', summary: 'One order with its payment log and notifications', security: API_AUTH,
+      tags: ['Orders'],
+      operationId: 'getOrder',
+      summary: 'One order with its payment log and notifications',
+      security: API_AUTH,
       parameters: [orderNoParam],
       responses: { ...ok(200, 'OrderDetailResponse', 'The order'), ...errors(400, ...GUARDED, 404, 503) },
     },
   },
   '/api/orders/{order_no}/rejected-callbacks': {
     get: {
-      tags: ['Orders'], operationId: 'listRejectedCallbacks', summary: 'Page through the rejected requests filed under an order', security: API_AUTH,
-      description: 'Requests to the callback routes that claimed this order but were refused before verification (address not allowed, bad signature, malformed, stale timestamp), newest first. The order detail lists only the newest 20 of them.',
+      tags: ['Orders'],
+      operationId: 'listRejectedCallbacks',
+      summary: 'Page through the rejected requests filed under an order',
+      security: API_AUTH,
+      description:
+        'Requests to the callback routes that claimed this order but were refused before verification (address not allowed, bad signature, malformed, stale timestamp), newest first. The order detail lists only the newest 20 of them.',
       parameters: [orderNoParam, ...queryParameters(pageSchema)],
       responses: { ...ok(200, 'RejectedCallbackListResponse', 'One page of rejected requests'), ...errors(400, ...GUARDED, 404, 503) },
     },
   },
   '/api/orders/{order_no}/close': {
     post: {
-      tags: ['Orders'], operationId: 'closeOrder', summary: 'Close an unpaid order', security: API_AUTH,
+      tags: ['Orders'],
+      operationId: 'closeOrder',
+      summary: 'Close an unpaid order',
+      security: API_AUTH,
       description: 'pending | failed → closed (queues an order.closed notification when the order has a notify_url); any other status → 409 invalid_state.',
       parameters: [orderNoParam],
       responses: { ...ok(200, 'OrderResponse', 'The closed order'), ...errors(400, ...GUARDED, 404, 409, 503) },
@@ -103,16 +132,24 @@ export const paths = {
   },
   '/api/orders/{order_no}/notifications/resend': {
     post: {
-      tags: ['Notifications'], operationId: 'resendNotification', summary: 'Queue a fresh delivery of the latest event', security: API_AUTH,
-      description: "Delivers the order's latest merchant notification again, whatever became of the previous delivery. 409 invalid_state when the order has no notification.",
+      tags: ['Notifications'],
+      operationId: 'resendNotification',
+      summary: 'Queue a fresh delivery of the latest event',
+      security: API_AUTH,
+      description:
+        "Delivers the order's latest merchant notification again, whatever became of the previous delivery. 409 invalid_state when the order has no notification.",
       parameters: [orderNoParam],
       responses: { ...ok(202, 'ResendResponse', 'Queued'), ...errors(400, ...GUARDED, 404, 409, 503) },
     },
   },
   '/query_order': {
     get: {
-      tags: ['Heritage query API'], operationId: 'queryOrder', summary: 'Heritage query API (also /query_order.php)', security: API_AUTH,
-      description: 'action=status → {order_no, status}; action=detail → as GET /api/orders/{order_no}; action=list → as GET /api/orders, with start_time/end_time for from/to.',
+      tags: ['Heritage query API'],
+      operationId: 'queryOrder',
+      summary: 'Heritage query API (also /query_order.php)',
+      security: API_AUTH,
+      description:
+        'action=status → {order_no, status}; action=detail → as GET /api/orders/{order_no}; action=list → as GET /api/orders, with start_time/end_time for from/to.',
       parameters: queryParameters(querySchema),
       responses: {
         200: {
@@ -125,7 +162,9 @@ export const paths = {
   },
   '/notify': {
     post: {
-      tags: ['Gateway callbacks'], operationId: 'genericNotify', summary: 'Generic gateway notification (also /notify/generic, /notify.php)',
+      tags: ['Gateway callbacks'],
+      operationId: 'genericNotify',
+      summary: 'Generic gateway notification (also /notify/generic, /notify.php)',
       description:
         'Server-to-server, signed with GATEWAY_SECRET. Applied or already applied (same transaction_id) → 200. ' +
         'Every request, accepted or not, leaves a payment-log entry, except rejected requests past CALLBACK_REJECT_RATE_PER_MINUTE from one address (429 rate_limited, counted only); ' +
@@ -139,19 +178,25 @@ export const paths = {
   },
   '/healthz': {
     get: {
-      tags: ['Operations'], operationId: 'healthz', summary: 'Liveness: 200 while the process runs',
+      tags: ['Operations'],
+      operationId: 'healthz',
+      summary: 'Liveness: 200 while the process runs',
       responses: ok(200, 'HealthResponse', 'The process runs'),
     },
   },
   '/readyz': {
     get: {
-      tags: ['Operations'], operationId: 'readyz', summary: 'Readiness: the database answers and migrations are current',
+      tags: ['Operations'],
+      operationId: 'readyz',
+      summary: 'Readiness: the database answers and migrations are current',
       responses: { ...ok(200, 'ReadyResponse', 'Ready'), ...errors(503) },
     },
   },
   '/metrics': {
     get: {
-      tags: ['Operations'], operationId: 'metrics', summary: 'Prometheus metrics',
+      tags: ['Operations'],
+      operationId: 'metrics',
+      summary: 'Prometheus metrics',
       description:
         'Text exposition format: payment_callbacks_total{gateway,verdict}, payment_callbacks_dropped_total{gateway}, notification_deliveries_total{outcome}, notification_backlog, ' +
         'notification_oldest_due_age_seconds, http_request_duration_seconds{method,route,status_code} and process metrics. ' +
@@ -160,7 +205,12 @@ export const paths = {
       responses: {
         200: {
           description: 'Prometheus text format 0.0.4',
-          content: { 'text/plain': { schema: { type: 'string' }, example: '# TYPE payment_callbacks_total counter\npayment_callbacks_total{gateway="generic",verdict="applied"} 42\n' } },
+          content: {
+            'text/plain': {
+              schema: { type: 'string' },
+              example: '# TYPE payment_callbacks_total counter\npayment_callbacks_total{gateway="generic",verdict="applied"} 42\n',
+            },
+          },
         },
         ...errors(401),
       },

@@ -26,7 +26,17 @@ doc(order.metadata, { description: 'JSON bodies only: a flat object, ≤ 50 keys
 doc(createOrderSchema, {
   id: 'CreateOrderRequest',
   description: 'A new order. The same order_no again with identical fields answers 200 with the existing order; with different fields 409 order_exists',
-  examples: [{ order_no: 'ORD-1001', amount: '99.90', currency: 'CNY', payment_method: 'generic', subject: 'Annual plan', notify_url: 'https://shop.example/payments/notify', metadata: { customer_id: 'c-42' } }],
+  examples: [
+    {
+      order_no: 'ORD-1001',
+      amount: '99.90',
+      currency: 'CNY',
+      payment_method: 'generic',
+      subject: 'Annual plan',
+      notify_url: 'https://shop.example/payments/notify',
+      metadata: { customer_id: 'c-42' },
+    },
+  ],
 });
 /** The form variant: the same fields without metadata (nested values need JSON). */
 export const createOrderFormSchema = doc(createOrderSchema.in.omit({ metadata: true }), {
@@ -36,8 +46,15 @@ export const createOrderFormSchema = doc(createOrderSchema.in.omit({ metadata: t
 
 const list = listOrdersSchema.shape;
 doc(list.status, { description: 'Only orders in this status' });
-doc(list.from, { description: 'created_at ≥ this: unix seconds, a date (2026-11-25) or an ISO-8601 time (UTC unless it carries an offset); from 1970-01-01 to 9999-12-31 UTC', examples: ['2026-11-25'] });
-doc(list.to, { description: 'created_at ≤ this: unix seconds, a date (the end of that day, UTC) or an ISO-8601 time; from 1970-01-01 to 9999-12-31 UTC and not earlier than from', examples: ['2026-11-30T23:59:59Z'] });
+doc(list.from, {
+  description: 'created_at ≥ this: unix seconds, a date (2026-11-25) or an ISO-8601 time (UTC unless it carries an offset); from 1970-01-01 to 9999-12-31 UTC',
+  examples: ['2026-11-25'],
+});
+doc(list.to, {
+  description:
+    'created_at ≤ this: unix seconds, a date (the end of that day, UTC) or an ISO-8601 time; from 1970-01-01 to 9999-12-31 UTC and not earlier than from',
+  examples: ['2026-11-30T23:59:59Z'],
+});
 doc(list.page, { description: '1-based page number (default 1)', examples: ['1'] });
 doc(list.limit, { description: 'Page size, 1-100 (default 20)', examples: ['20'] });
 doc(list.cursor, { description: 'The next_cursor of the previous page (keyset pagination, cheap at any depth)' });
@@ -58,9 +75,21 @@ export const genericNotifySchema = doc(
     order_no: orderNoSchema,
     transaction_id: doc(printable(128), { description: "The gateway's transaction id (1-128 printable ASCII characters)" }),
     amount: doc(z.string().regex(/^\d{1,18}(\.\d{1,18})?$/), { description: 'Decimal string; must equal the order amount', examples: ['99.90'] }),
-    currency: doc(z.string().regex(/^[A-Z]{3}$/).optional(), { description: "When present, must equal the order's currency" }),
+    currency: doc(
+      z
+        .string()
+        .regex(/^[A-Z]{3}$/)
+        .optional(),
+      { description: "When present, must equal the order's currency" },
+    ),
     status: doc(z.enum(['success', 'failed']), { description: 'success → paid, failed → failed' }),
-    timestamp: doc(z.string().regex(/^\d{1,12}$/).optional(), { description: 'Unix seconds; when present it must be within ±300 s of now' }),
+    timestamp: doc(
+      z
+        .string()
+        .regex(/^\d{1,12}$/)
+        .optional(),
+      { description: 'Unix seconds; when present it must be within ±300 s of now' },
+    ),
     nonce: doc(printable(128).optional(), { description: 'When present, never accepted twice' }),
     sign_type: doc(z.enum(['MD5', 'HMAC-SHA256']).default('MD5'), { description: 'Signature algorithm' }),
     sign: doc(z.string(), {
@@ -72,8 +101,22 @@ export const genericNotifySchema = doc(
   {
     id: 'GenericNotifyParams',
     description: 'Parameters of the generic gateway (form or flat JSON), signed with GATEWAY_SECRET',
-    examples: [{ order_no: 'ORD-1001', transaction_id: 'T20261125001', amount: '99.90', currency: 'CNY', status: 'success', timestamp: '1795617128', nonce: 'n-7f3a', sign: '3C2B…' }],
+    examples: [
+      {
+        order_no: 'ORD-1001',
+        transaction_id: 'T20261125001',
+        amount: '99.90',
+        currency: 'CNY',
+        status: 'success',
+        timestamp: '1795617128',
+        nonce: 'n-7f3a',
+        sign: '3C2B…',
+      },
+    ],
   },
 );
 
-export const notifyResultSchema = doc(z.object({ order_no: orderNoSchema, status: z.string() }), { id: 'NotifyResult', description: 'The order’s status after the notification' });
+export const notifyResultSchema = doc(z.object({ order_no: orderNoSchema, status: z.string() }), {
+  id: 'NotifyResult',
+  description: 'The order’s status after the notification',
+});

@@ -10,7 +10,7 @@ import { doc } from './registry.ts';
 const time = doc(z.iso.datetime(), { description: 'ISO-8601 UTC time', examples: ['2026-11-25T14:32:08.588Z'] });
 const nullableTime = time.nullable();
 const decimal = doc(z.string().regex(/^\d+(\.\d+)?$/), {
-  description: "Exact decimal with exactly the currency's minor-unit digits (\"0.50\" USD, \"1500\" JPY, \"1.250\" KWD)",
+  description: 'Exact decimal with exactly the currency\'s minor-unit digits ("0.50" USD, "1500" JPY, "1.250" KWD)',
   examples: ['99.90'],
 });
 const currencyCode = doc(z.string().regex(/^[A-Z]{3}$/), { description: 'ISO 4217 currency code', examples: ['CNY'] });
@@ -20,7 +20,9 @@ export const orderJsonSchema = doc(
     order_no: orderNoSchema,
     amount: decimal,
     currency: currencyCode,
-    status: doc(z.enum(ORDER_STATUSES), { description: 'pending → paid | failed | closed; failed → paid | closed; closed → paid (late money, flagged); paid is final' }),
+    status: doc(z.enum(ORDER_STATUSES), {
+      description: 'pending → paid | failed | closed; failed → paid | closed; closed → paid (late money, flagged); paid is final',
+    }),
     payment_method: z.enum(PAYMENT_METHODS).nullable(),
     subject: z.string().nullable(),
     transaction_id: doc(z.string().nullable(), { description: "The gateway's transaction id once paid" }),
@@ -36,9 +38,19 @@ export const orderJsonSchema = doc(
     description: 'An order',
     examples: [
       {
-        order_no: 'ORD-1001', amount: '99.90', currency: 'CNY', status: 'pending', payment_method: 'generic', subject: 'Annual plan',
-        transaction_id: null, callback_url: 'https://shop.example/return', notify_url: 'https://shop.example/payments/notify',
-        metadata: { customer_id: 'c-42' }, paid_at: null, created_at: '2026-11-25T14:32:08.588Z', updated_at: '2026-11-25T14:32:08.588Z',
+        order_no: 'ORD-1001',
+        amount: '99.90',
+        currency: 'CNY',
+        status: 'pending',
+        payment_method: 'generic',
+        subject: 'Annual plan',
+        transaction_id: null,
+        callback_url: 'https://shop.example/return',
+        notify_url: 'https://shop.example/payments/notify',
+        metadata: { customer_id: 'c-42' },
+        paid_at: null,
+        created_at: '2026-11-25T14:32:08.588Z',
+        updated_at: '2026-11-25T14:32:08.588Z',
       },
     ],
   },
@@ -70,11 +82,22 @@ export const rejectedCallbackJsonSchema = doc(
     verdict: doc(z.string(), { description: 'forbidden (address not allowed), bad_signature, malformed or replayed (timestamp out of the window)' }),
     message: z.string().nullable(),
     remote_ip: z.string().nullable(),
-    callback_bytes: doc(z.number().int().nullable(), { description: 'Size in bytes of the request as received (the service keeps at most its first 4 KiB); null for entries stored before sizes were recorded' }),
-    callback_sha256: doc(z.string().regex(/^[0-9a-f]{64}$/).nullable(), { description: 'SHA-256 (hex) of the request as received' }),
+    callback_bytes: doc(z.number().int().nullable(), {
+      description: 'Size in bytes of the request as received (the service keeps at most its first 4 KiB); null for entries stored before sizes were recorded',
+    }),
+    callback_sha256: doc(
+      z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .nullable(),
+      { description: 'SHA-256 (hex) of the request as received' },
+    ),
     created_at: time,
   }),
-  { id: 'RejectedCallback', description: 'A request to a callback route refused before verification (anyone can send these), filed under the order number it claimed' },
+  {
+    id: 'RejectedCallback',
+    description: 'A request to a callback route refused before verification (anyone can send these), filed under the order number it claimed',
+  },
 );
 
 export const rejectedCallbackListSchema = doc(
@@ -96,7 +119,8 @@ export const attemptJsonSchema = doc(
     error: z.string().nullable(),
     response_excerpt: z.string().nullable(),
     private_target: doc(z.boolean(), {
-      description: 'The attempt went to a private, loopback, link-local or other non-public address (possible only with NOTIFY_ALLOW_PRIVATE_NETWORKS=true): its response_excerpt may come from an internal service',
+      description:
+        'The attempt went to a private, loopback, link-local or other non-public address (possible only with NOTIFY_ALLOW_PRIVATE_NETWORKS=true): its response_excerpt may come from an internal service',
     }),
   }),
   { id: 'DeliveryAttempt', description: 'One POST to the merchant’s notify_url' },
@@ -122,10 +146,10 @@ export const notificationJsonSchema = doc(
 export const orderDetailSchema = doc(
   orderJsonSchema.extend({
     payments: doc(z.array(paymentJsonSchema), { description: 'Every verified payment-log entry, newest first' }),
-    rejected_callbacks: doc(
-      z.object({ total: z.number().int(), items: z.array(rejectedCallbackJsonSchema) }),
-      { description: 'Requests claiming this order that were refused before verification: how many, and the newest 20 (page through all with GET /api/orders/{order_no}/rejected-callbacks)' },
-    ),
+    rejected_callbacks: doc(z.object({ total: z.number().int(), items: z.array(rejectedCallbackJsonSchema) }), {
+      description:
+        'Requests claiming this order that were refused before verification: how many, and the newest 20 (page through all with GET /api/orders/{order_no}/rejected-callbacks)',
+    }),
     notifications: doc(z.array(notificationJsonSchema), { description: 'Notification events, oldest first' }),
   }),
   { id: 'OrderDetail', description: 'An order with its payment log and notifications' },
@@ -144,16 +168,15 @@ export const orderListSchema = doc(
 
 export const orderStatusSchema = doc(z.object({ order_no: orderNoSchema, status: z.enum(ORDER_STATUSES) }), { id: 'OrderStatus' });
 
-export const resendResultSchema = doc(
-  z.object({ order_no: orderNoSchema, event_id: z.string(), status: z.string() }),
-  { id: 'ResendResult', description: 'The event queued for a fresh delivery' },
-);
+export const resendResultSchema = doc(z.object({ order_no: orderNoSchema, event_id: z.string(), status: z.string() }), {
+  id: 'ResendResult',
+  description: 'The event queued for a fresh delivery',
+});
 
 export const healthSchema = doc(z.object({ status: z.literal('ok') }), { id: 'Health' });
-export const readySchema = doc(
-  z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'mysql']), migrations: z.literal('current') }),
-  { id: 'Ready' },
-);
+export const readySchema = doc(z.object({ status: z.literal('ready'), database: z.enum(['sqlite', 'mysql']), migrations: z.literal('current') }), {
+  id: 'Ready',
+});
 
 const fieldError = doc(z.object({ path: z.string(), message: z.string() }), { id: 'FieldError' });
 export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
@@ -168,7 +191,14 @@ export const errorEnvelopeSchema = doc(
   {
     id: 'Error',
     description: 'Failure envelope',
-    examples: [{ success: false, code: 'validation_failed', message: 'Invalid order: amount CNY allows at most 2 decimal places', errors: [{ path: 'amount', message: 'CNY allows at most 2 decimal places' }] }],
+    examples: [
+      {
+        success: false,
+        code: 'validation_failed',
+        message: 'Invalid order: amount CNY allows at most 2 decimal places',
+        errors: [{ path: 'amount', message: 'CNY allows at most 2 decimal places' }],
+      },
+    ],
   },
 );
 

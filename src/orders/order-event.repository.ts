@@ -19,7 +19,18 @@ const insertEventsTemplate = listQueryTemplate(
   GROUP_LIST_ROWS,
   (db, v: { status: string }, rows: readonly NewEvent[]) =>
     db.insertInto('notifications').values(
-      rows.map((r) => ({ event_id: r.eventId, order_no: r.orderNo, type: r.type, seq: r.seq, payload: r.payload, url: r.url, status: v.status, next_attempt_at: r.now, created_at: r.now, updated_at: r.now })),
+      rows.map((r) => ({
+        event_id: r.eventId,
+        order_no: r.orderNo,
+        type: r.type,
+        seq: r.seq,
+        payload: r.payload,
+        url: r.url,
+        status: v.status,
+        next_attempt_at: r.now,
+        created_at: r.now,
+        updated_at: r.now,
+      })),
     ),
 );
 

@@ -58,12 +58,26 @@ export function orderEvent(order: TransitionedOrder, status: 'paid' | 'failed' |
     paid_at: toIsoTime(order.paid_at),
     seq,
   };
-  const row: NewEvent = { eventId: payload.event_id, orderNo: order.order_no, type: payload.type, seq, payload: JSON.stringify(payload), url: order.notify_url, now: toDbTime(now) };
+  const row: NewEvent = {
+    eventId: payload.event_id,
+    orderNo: order.order_no,
+    type: payload.type,
+    seq,
+    payload: JSON.stringify(payload),
+    url: order.notify_url,
+    now: toDbTime(now),
+  };
   return { payload, row };
 }
 
 /** Records the event for an order that just moved to `status` (see orderEvent); null when it has no notify_url. */
-export async function recordOrderEvent(db: Executor, order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date): Promise<OrderEventPayload | null> {
+export async function recordOrderEvent(
+  db: Executor,
+  order: TransitionedOrder,
+  status: 'paid' | 'failed' | 'closed',
+  seq: number,
+  now: Date,
+): Promise<OrderEventPayload | null> {
   const event = orderEvent(order, status, seq, now);
   if (!event) return null;
   await insertEvent(db, event.row);

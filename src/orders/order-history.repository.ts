@@ -6,7 +6,20 @@ import type { Executor } from '../db/database.ts';
  * The writers stay with their features; this read model belongs to the order.
  */
 
-const SUMMARY = ['id', 'gateway', 'kind', 'transaction_id', 'amount_minor', 'currency', 'status', 'verdict', 'flagged', 'message', 'remote_ip', 'created_at'] as const;
+const SUMMARY = [
+  'id',
+  'gateway',
+  'kind',
+  'transaction_id',
+  'amount_minor',
+  'currency',
+  'status',
+  'verdict',
+  'flagged',
+  'message',
+  'remote_ip',
+  'created_at',
+] as const;
 
 /**
  * The verified payment-log entries of one order, newest first (the order detail's `payments`), all of them:
@@ -63,7 +76,11 @@ export async function listNotificationsForOrder(db: Executor, orderNo: string) {
   const attempts = await db
     .selectFrom('notification_attempts')
     .select(['notification_id', 'attempt_no', 'started_at', 'duration_ms', 'status_code', 'error', 'response_excerpt', 'private_target'])
-    .where('notification_id', 'in', events.map((e) => e.id))
+    .where(
+      'notification_id',
+      'in',
+      events.map((e) => e.id),
+    )
     .orderBy('attempt_no', 'asc')
     .execute();
   return events.map((event) => ({ ...event, attemptRows: attempts.filter((a) => Number(a.notification_id) === Number(event.id)) }));

@@ -14,7 +14,12 @@ export type Decision =
   | { kind: 'duplicate'; message: string }
   | { kind: 'reject'; flagged: boolean; message: string };
 
-export function decideTransition(order: { status: string; transaction_id: string | null }, outcome: PaymentOutcome, transactionId: string, unordered = false): Decision {
+export function decideTransition(
+  order: { status: string; transaction_id: string | null },
+  outcome: PaymentOutcome,
+  transactionId: string,
+  unordered = false,
+): Decision {
   const sameTransaction = order.transaction_id === transactionId;
   switch (outcome) {
     case 'paid':
@@ -27,7 +32,8 @@ export function decideTransition(order: { status: string; transaction_id: string
       if (order.status === 'pending') return { kind: 'apply', to: 'failed', flagged: false, message: 'payment failure recorded' };
       if (order.status === 'failed') return { kind: 'duplicate', message: 'payment failure already recorded' };
       // An earlier failed attempt of the payment that succeeded, delivered late: acknowledged, or the gateway retries it for days.
-      if (order.status === 'paid' && sameTransaction && unordered) return { kind: 'duplicate', message: 'a late failure of the payment that paid this order (events arrive out of order); nothing changes' };
+      if (order.status === 'paid' && sameTransaction && unordered)
+        return { kind: 'duplicate', message: 'a late failure of the payment that paid this order (events arrive out of order); nothing changes' };
       return { kind: 'reject', flagged: false, message: `order is ${order.status}; a failure cannot change it` };
     case 'closed':
       if (canClose(order.status)) return { kind: 'apply', to: 'closed', flagged: false, message: 'order closed' };

@@ -36,7 +36,9 @@ function filtered(db: Executor, filter: OrderFilter) {
 }
 
 export async function countOrders(db: Executor, filter: OrderFilter): Promise<number> {
-  const row = await filtered(db, filter).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+  const row = await filtered(db, filter)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
@@ -45,11 +47,14 @@ export function listOrders(db: Executor, filter: OrderFilter, page: { limit: num
   let query = filtered(db, filter).selectAll();
   const after = page.after;
   if (after) {
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '<', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])]),
-    );
+    query = query.where((eb) => eb.or([eb('created_at', '<', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])]));
   }
-  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).offset(after ? 0 : page.offset).execute();
+  return query
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(page.limit)
+    .offset(after ? 0 : page.offset)
+    .execute();
 }
 
 export interface TransitionChange {
@@ -117,7 +122,10 @@ function transitionValues(change: TransitionChange): TransitionValues {
 
 /** `CASE order_no WHEN <row's order_no> THEN <row's value> … END`: one column's value for each row of a multi-row update. */
 const byOrderNo = <T>(rows: readonly TransitionValues[], value: (row: TransitionValues) => T) =>
-  sql<T>`case order_no ${sql.join(rows.map((r) => sql`when ${r.orderNo} then ${value(r)}`), sql` `)} end`;
+  sql<T>`case order_no ${sql.join(
+    rows.map((r) => sql`when ${r.orderNo} then ${value(r)}`),
+    sql` `,
+  )} end`;
 
 // The transitions of a grouped callback commit as one statement: the same compare-and-swap per row as transitionTemplate.
 const transitionsTemplate = listQueryTemplate(
@@ -131,13 +139,34 @@ const transitionsTemplate = listQueryTemplate(
         status: byOrderNo(rows, (r) => r.to),
         seq: byOrderNo(rows, (r) => r.nextSeq),
         updated_at: byOrderNo(rows, (r) => r.now),
-        transaction_id: eb.fn.coalesce(byOrderNo(rows, (r) => r.transactionId), eb.ref('transaction_id')),
-        paid_at: eb.fn.coalesce(byOrderNo(rows, (r) => r.paidAt), eb.ref('paid_at')),
-        flagged: eb.fn.coalesce(byOrderNo(rows, (r) => r.flagged), eb.ref('flagged')),
+        transaction_id: eb.fn.coalesce(
+          byOrderNo(rows, (r) => r.transactionId),
+          eb.ref('transaction_id'),
+        ),
+        paid_at: eb.fn.coalesce(
+          byOrderNo(rows, (r) => r.paidAt),
+          eb.ref('paid_at'),
+        ),
+        flagged: eb.fn.coalesce(
+          byOrderNo(rows, (r) => r.flagged),
+          eb.ref('flagged'),
+        ),
       }))
-      .where('order_no', 'in', rows.map((r) => r.orderNo))
-      .where('status', '=', byOrderNo(rows, (r) => r.fromStatus))
-      .where('seq', '=', byOrderNo(rows, (r) => r.expectedSeq)),
+      .where(
+        'order_no',
+        'in',
+        rows.map((r) => r.orderNo),
+      )
+      .where(
+        'status',
+        '=',
+        byOrderNo(rows, (r) => r.fromStatus),
+      )
+      .where(
+        'seq',
+        '=',
+        byOrderNo(rows, (r) => r.expectedSeq),
+      ),
 );
 
 /** Several orders' transitions (at least one) as one unexecuted update; as many affected rows as changes means all applied. */
@@ -152,7 +181,9 @@ export async function transitionOrder(db: Executor, change: TransitionChange): P
 }
 
 // The callback's locking read; `FOR UPDATE` only where there are row locks (SQLite has one writer anyway).
-const lockedOrderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) => db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo).forUpdate());
+const lockedOrderTemplate = queryTemplate({ orderNo: true }, (db, v: { orderNo: string }) =>
+  db.selectFrom('orders').selectAll().where('order_no', '=', v.orderNo).forUpdate(),
+);
 
 /** The locking read of one order, unexecuted: on MySQL it sees the latest committed row and holds it until the transaction ends; SQLite has one writer anyway. */
 export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mysql' | 'sqlite') {
@@ -161,15 +192,35 @@ export function orderForUpdateSelect(db: Executor, orderNo: string, engine: 'mys
 
 // A grouped callback commit reads its orders together, in index order (so two groups lock rows in the same order).
 const lockedOrdersTemplate = listQueryTemplate({}, { orderNo: true }, GROUP_LIST_ROWS, (db, _v: object, rows: readonly { orderNo: string }[]) =>
-  db.selectFrom('orders').selectAll().where('order_no', 'in', rows.map((r) => r.orderNo)).orderBy('order_no').forUpdate(),
+  db
+    .selectFrom('orders')
+    .selectAll()
+    .where(
+      'order_no',
+      'in',
+      rows.map((r) => r.orderNo),
+    )
+    .orderBy('order_no')
+    .forUpdate(),
 );
 const ordersTemplate = listQueryTemplate({}, { orderNo: true }, GROUP_LIST_ROWS, (db, _v: object, rows: readonly { orderNo: string }[]) =>
-  db.selectFrom('orders').selectAll().where('order_no', 'in', rows.map((r) => r.orderNo)),
+  db
+    .selectFrom('orders')
+    .selectAll()
+    .where(
+      'order_no',
+      'in',
+      rows.map((r) => r.orderNo),
+    ),
 );
 
 /** The locking read of several orders (at least one), unexecuted; absent order numbers are simply not in the rows. */
 export function ordersForUpdateSelect(db: Executor, orderNos: readonly string[], engine: 'mysql' | 'sqlite') {
-  return (engine === 'mysql' ? lockedOrdersTemplate : ordersTemplate).bind(db, {}, orderNos.map((orderNo) => ({ orderNo })));
+  return (engine === 'mysql' ? lockedOrdersTemplate : ordersTemplate).bind(
+    db,
+    {},
+    orderNos.map((orderNo) => ({ orderNo })),
+  );
 }
 
 /** A locking read on MySQL (sees the latest committed row inside a transaction); SQLite has one writer anyway. */

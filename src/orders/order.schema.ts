@@ -28,12 +28,17 @@ const noForbiddenKeys = z.custom<unknown>(
   (v) => typeof v !== 'object' || v === null || !Object.keys(v).some((k) => FORBIDDEN_KEYS.has(k)),
   'keys __proto__, constructor and prototype are not allowed',
 );
-const metadataSchema = noForbiddenKeys.pipe(z
-  .record(z.string(), z.union([z.string().max(1024), z.number(), z.boolean(), z.null()]), {
-    error: 'must be a flat JSON object of strings, numbers, booleans or nulls',
-  })
-  .refine((m) => Object.keys(m).length <= 50, 'must have at most 50 keys')
-  .refine((m) => Object.keys(m).every((k) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && !FORBIDDEN_KEYS.has(k)), 'keys must be 1-64 characters of A-Z, a-z, 0-9, _ . -'));
+const metadataSchema = noForbiddenKeys.pipe(
+  z
+    .record(z.string(), z.union([z.string().max(1024), z.number(), z.boolean(), z.null()]), {
+      error: 'must be a flat JSON object of strings, numbers, booleans or nulls',
+    })
+    .refine((m) => Object.keys(m).length <= 50, 'must have at most 50 keys')
+    .refine(
+      (m) => Object.keys(m).every((k) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && !FORBIDDEN_KEYS.has(k)),
+      'keys must be 1-64 characters of A-Z, a-z, 0-9, _ . -',
+    ),
+);
 
 /** JSON numbers are accepted only when they print as a plain decimal (1e3 and 0.1+0.2 artefacts are refused). */
 const amountText = z
@@ -42,7 +47,10 @@ const amountText = z
   .refine((v) => /^\d{1,18}(\.\d{1,18})?$/.test(v), 'must be a plain positive decimal such as 12.34')
   .refine((v) => /[1-9]/.test(v), 'must be greater than zero');
 
-const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY').refine(isKnownCurrency, 'is not a known ISO 4217 currency');
+const currency = z
+  .string()
+  .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as CNY')
+  .refine(isKnownCurrency, 'is not a known ISO 4217 currency');
 
 export const createOrderSchema = z
   .object({

@@ -3,7 +3,12 @@ import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts'
 import { toDbTime, type Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../db/db-errors.ts';
 import { recordOrderEvent } from './order-event.ts';
-import { countRejectedCallbacksForOrder, listNotificationsForOrder, listPaymentLogsForOrder, listRejectedCallbacksForOrder } from './order-history.repository.ts';
+import {
+  countRejectedCallbacksForOrder,
+  listNotificationsForOrder,
+  listPaymentLogsForOrder,
+  listRejectedCallbacksForOrder,
+} from './order-history.repository.ts';
 import { generateOrderNo } from './order-number.ts';
 import { canClose } from './order-transitions.ts';
 import * as repo from './order.repository.ts';
@@ -19,7 +24,10 @@ function canonicalMetadata(metadata: Record<string, unknown> | undefined): strin
   return JSON.stringify(Object.fromEntries(Object.entries(metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
 }
 
-function sameOrder(existing: repo.OrderRow, wanted: Omit<repo.OrderRow, 'id' | 'seq' | 'flagged' | 'created_at' | 'updated_at' | 'paid_at' | 'status' | 'transaction_id'>) {
+function sameOrder(
+  existing: repo.OrderRow,
+  wanted: Omit<repo.OrderRow, 'id' | 'seq' | 'flagged' | 'created_at' | 'updated_at' | 'paid_at' | 'status' | 'transaction_id'>,
+) {
   return (
     existing.amount_minor === wanted.amount_minor &&
     existing.currency === wanted.currency &&

@@ -106,9 +106,12 @@ export const consoleEn = {
   admin_count_attempts_one: '{n} delivery attempt',
   admin_count_attempts_other: '{n} delivery attempts',
   admin_rejected_title: 'Rejected requests',
-  admin_rejected_counts_zero: 'No request claiming this order was refused before verification (address not allowed, bad signature, malformed, stale timestamp). Anyone can send such requests, so they are kept apart from the timeline, each with at most its first 4 KiB, its size and its SHA-256.',
-  admin_rejected_counts_one: '{n} request claiming this order was refused before verification (address not allowed, bad signature, malformed, stale timestamp). Anyone can send such requests, so they are kept apart from the timeline, each with at most its first 4 KiB, its size and its SHA-256.',
-  admin_rejected_counts_other: '{n} requests claiming this order were refused before verification (address not allowed, bad signature, malformed, stale timestamp); newest first. Anyone can send such requests, so they are kept apart from the timeline, each with at most its first 4 KiB, its size and its SHA-256.',
+  admin_rejected_counts_zero:
+    'No request claiming this order was refused before verification (address not allowed, bad signature, malformed, stale timestamp). Anyone can send such requests, so they are kept apart from the timeline, each with at most its first 4 KiB, its size and its SHA-256.',
+  admin_rejected_counts_one:
+    '{n} request claiming this order was refused before verification (address not allowed, bad signature, malformed, stale timestamp). Anyone can send such requests, so they are kept apart from the timeline, each with at most its first 4 KiB, its size and its SHA-256.',
+  admin_rejected_counts_other:
+    '{n} requests claiming this order were refused before verification (address not allowed, bad signature, malformed, stale timestamp); newest first. Anyone can send such requests, so they are kept apart from the timeline, each with at most its first 4 KiB, its size and its SHA-256.',
   admin_rejected_none: 'None.',
   admin_request_size: 'Size',
   admin_request_bytes: '{bytes} bytes',
@@ -134,13 +137,15 @@ export const consoleEn = {
   admin_http_status: 'HTTP',
   admin_error_or_response: 'Error / response',
   admin_private_target: 'private address',
-  admin_private_target_hint: 'Sent to a private, loopback or link-local address (private networks are allowed in this installation): the response may come from an internal service.',
+  admin_private_target_hint:
+    'Sent to a private, loopback or link-local address (private networks are allowed in this installation): the response may come from an internal service.',
   admin_audit_order_close: 'Closed by {who}',
   admin_audit_order_resend: 'Notification resent by {who}',
   admin_audit_payment_log_review: 'Reviewed by {who}',
   admin_audit_order_test_notification: 'Test notification sent by {who}',
   admin_test_title: 'Send a test notification',
-  admin_test_intro: 'A notification of type "test" with a new event ID and this order’s current fields, signed and sent exactly as real deliveries are (same secret, headers and address checks). The order and its notifications do not change; the exchange is kept in the audit log.',
+  admin_test_intro:
+    'A notification of type "test" with a new event ID and this order’s current fields, signed and sent exactly as real deliveries are (same secret, headers and address checks). The order and its notifications do not change; the exchange is kept in the audit log.',
   admin_test_url: 'Send to',
   admin_test_url_hint: 'Leave empty to use the order’s notify URL.',
   admin_test_url_required: 'This order has no notify URL: enter the URL to send the test to.',
@@ -156,7 +161,8 @@ export const consoleEn = {
   admin_test_show: 'Show',
   admin_flash_test_url_invalid: 'Not sent: the URL must be an absolute http:// or https:// URL.',
   admin_flash_test_no_target: 'Not sent: this order has no notify URL. Enter the URL to send the test to.',
-  admin_inbox_intro: 'Callbacks that need a human: unknown orders, amount mismatches, second payments for a paid order and late payments on closed orders. Newest first.',
+  admin_inbox_intro:
+    'Callbacks that need a human: unknown orders, amount mismatches, second payments for a paid order and late payments on closed orders. Newest first.',
   admin_inbox_unreviewed: 'To review',
   admin_inbox_reviewed: 'Reviewed',
   admin_inbox_all: 'All',
@@ -178,12 +184,15 @@ export const consoleEn = {
   admin_flash_settings_saved: 'The setting was saved and is in force on this instance; other instances follow within seconds.',
   admin_flash_settings_reset: 'The stored override was removed: the environment default applies again.',
   admin_flash_settings_unchanged: 'Nothing changed: that value was already in force.',
-  admin_settings_intro: 'Runtime settings take effect without a restart: on this instance at once, on every other instance within {n} s. The environment gives the defaults; a value stored here overrides one until it is reset. Every change is recorded in the audit log.',
+  admin_settings_intro:
+    'Runtime settings take effect without a restart: on this instance at once, on every other instance within {n} s. The environment gives the defaults; a value stored here overrides one until it is reset. Every change is recorded in the audit log.',
   admin_settings_runtime: 'Runtime settings',
   admin_settings_retry_schedule: 'Notification retry schedule',
-  admin_settings_retry_schedule_hint: 'Comma-separated delays before each retry, e.g. 15s,1m,4m,10m (units ms, s, m, h, d; at most 100 steps of at most 30d). Events already waiting use the new delays from their next attempt.',
+  admin_settings_retry_schedule_hint:
+    'Comma-separated delays before each retry, e.g. 15s,1m,4m,10m (units ms, s, m, h, d; at most 100 steps of at most 30d). Events already waiting use the new delays from their next attempt.',
   admin_settings_allowlist: 'Callback IP allowlist: {gateway}',
-  admin_settings_allowlist_hint: 'Comma-separated IPv4/IPv6 addresses and CIDR ranges, e.g. 203.0.113.0/24, 2001:db8::/32. When the environment sets an allowlist, a value here may only narrow it (every address must be in the environment’s list); saved empty, the environment’s list applies (with none there, any address may call).',
+  admin_settings_allowlist_hint:
+    'Comma-separated IPv4/IPv6 addresses and CIDR ranges, e.g. 203.0.113.0/24, 2001:db8::/32. When the environment sets an allowlist, a value here may only narrow it (every address must be in the environment’s list); saved empty, the environment’s list applies (with none there, any address may call).',
   admin_settings_effective: 'In force',
   admin_settings_source: 'Source',
   admin_settings_source_environment: 'Environment default',
@@ -193,7 +202,8 @@ export const consoleEn = {
   admin_settings_any_address: 'any address (no allowlist)',
   admin_settings_no_address: 'no address (the override and the environment’s allowlist do not overlap)',
   admin_settings_no_narrowing: 'empty (no narrowing)',
-  admin_settings_outside_env: 'Ignored: {entries} outside the environment’s allowlist. Only addresses both lists allow may call; save a narrower list or reset.',
+  admin_settings_outside_env:
+    'Ignored: {entries} outside the environment’s allowlist. Only addresses both lists allow may call; save a narrower list or reset.',
   admin_settings_stored_invalid: 'The stored value is not valid and is ignored ({detail}); the environment default applies.',
   admin_settings_new_value: 'New value',
   admin_settings_save: 'Save',
@@ -357,9 +367,12 @@ export const consoleZhCN: typeof consoleEn = {
   admin_count_attempts_one: '{n} 次投递',
   admin_count_attempts_other: '{n} 次投递',
   admin_rejected_title: '被拒绝的请求',
-  admin_rejected_counts_zero: '没有声称属于本订单的请求在验证前被拒绝（地址不允许、签名错误、格式错误、时间戳过期）。任何人都能发送此类请求，因此与时间线分开列出，每个最多保留前 4 KiB，并记录其大小和 SHA-256。',
-  admin_rejected_counts_one: '{n} 个声称属于本订单的请求在验证前即被拒绝（地址不允许、签名错误、格式错误、时间戳过期）。任何人都能发送此类请求，因此与时间线分开列出，每个最多保留前 4 KiB，并记录其大小和 SHA-256。',
-  admin_rejected_counts_other: '{n} 个声称属于本订单的请求在验证前即被拒绝（地址不允许、签名错误、格式错误、时间戳过期）；最新的在前。任何人都能发送此类请求，因此与时间线分开列出，每个最多保留前 4 KiB，并记录其大小和 SHA-256。',
+  admin_rejected_counts_zero:
+    '没有声称属于本订单的请求在验证前被拒绝（地址不允许、签名错误、格式错误、时间戳过期）。任何人都能发送此类请求，因此与时间线分开列出，每个最多保留前 4 KiB，并记录其大小和 SHA-256。',
+  admin_rejected_counts_one:
+    '{n} 个声称属于本订单的请求在验证前即被拒绝（地址不允许、签名错误、格式错误、时间戳过期）。任何人都能发送此类请求，因此与时间线分开列出，每个最多保留前 4 KiB，并记录其大小和 SHA-256。',
+  admin_rejected_counts_other:
+    '{n} 个声称属于本订单的请求在验证前即被拒绝（地址不允许、签名错误、格式错误、时间戳过期）；最新的在前。任何人都能发送此类请求，因此与时间线分开列出，每个最多保留前 4 KiB，并记录其大小和 SHA-256。',
   admin_rejected_none: '无。',
   admin_request_size: '大小',
   admin_request_bytes: '{bytes} 字节',
@@ -391,7 +404,8 @@ export const consoleZhCN: typeof consoleEn = {
   admin_audit_payment_log_review: '{who} 已审核',
   admin_audit_order_test_notification: '{who} 发送了测试通知',
   admin_test_title: '发送测试通知',
-  admin_test_intro: '类型为 "test" 的通知，使用新的事件 ID 和本订单当前的字段，签名和发送方式与真实投递完全相同（相同的密钥、请求头和地址检查）。订单及其通知不会改变；本次请求和响应记入审计日志。',
+  admin_test_intro:
+    '类型为 "test" 的通知，使用新的事件 ID 和本订单当前的字段，签名和发送方式与真实投递完全相同（相同的密钥、请求头和地址检查）。订单及其通知不会改变；本次请求和响应记入审计日志。',
   admin_test_url: '发送到',
   admin_test_url_hint: '留空则使用订单的通知地址。',
   admin_test_url_required: '该订单没有通知地址：请输入测试通知要发送到的地址。',
@@ -429,12 +443,15 @@ export const consoleZhCN: typeof consoleEn = {
   admin_flash_settings_saved: '设置已保存，本实例立即生效，其他实例将在几秒内跟进。',
   admin_flash_settings_reset: '已删除存储的覆盖值，重新使用环境变量的默认值。',
   admin_flash_settings_unchanged: '没有变化：该值已经生效。',
-  admin_settings_intro: '运行时设置无需重启即可生效：本实例立即生效，其他实例在 {n} 秒内生效。环境变量提供默认值；在此保存的值会覆盖默认值，直到被重置。每次修改都会记入审计日志。',
+  admin_settings_intro:
+    '运行时设置无需重启即可生效：本实例立即生效，其他实例在 {n} 秒内生效。环境变量提供默认值；在此保存的值会覆盖默认值，直到被重置。每次修改都会记入审计日志。',
   admin_settings_runtime: '运行时设置',
   admin_settings_retry_schedule: '通知重试计划',
-  admin_settings_retry_schedule_hint: '以逗号分隔的每次重试前的等待时间，例如 15s,1m,4m,10m（单位 ms、s、m、h、d；最多 100 步，每步不超过 30d）。已在等待的事件从下一次投递起使用新的间隔。',
+  admin_settings_retry_schedule_hint:
+    '以逗号分隔的每次重试前的等待时间，例如 15s,1m,4m,10m（单位 ms、s、m、h、d；最多 100 步，每步不超过 30d）。已在等待的事件从下一次投递起使用新的间隔。',
   admin_settings_allowlist: '回调 IP 白名单：{gateway}',
-  admin_settings_allowlist_hint: '以逗号分隔的 IPv4/IPv6 地址和 CIDR 网段，例如 203.0.113.0/24, 2001:db8::/32。环境变量设置了白名单时，此处的值只能收窄它（每个地址都必须在环境变量的白名单内）；保存为空时使用环境变量的白名单（环境变量未设置时允许任何地址调用）。',
+  admin_settings_allowlist_hint:
+    '以逗号分隔的 IPv4/IPv6 地址和 CIDR 网段，例如 203.0.113.0/24, 2001:db8::/32。环境变量设置了白名单时，此处的值只能收窄它（每个地址都必须在环境变量的白名单内）；保存为空时使用环境变量的白名单（环境变量未设置时允许任何地址调用）。',
   admin_settings_effective: '当前生效',
   admin_settings_source: '来源',
   admin_settings_source_environment: '环境变量默认值',

@@ -24,7 +24,8 @@ const en = {
   status_failed: 'Failed',
   status_closed: 'Closed',
   home_title: 'Sandbox: create a demo order',
-  home_intro: 'Create an order, then pay it in the built-in sandbox gateway. The sandbox signs a real notification that goes through the same verification and transaction as a gateway’s.',
+  home_intro:
+    'Create an order, then pay it in the built-in sandbox gateway. The sandbox signs a real notification that goes through the same verification and transaction as a gateway’s.',
   create_order: 'Create order',
   checkout_title: 'Sandbox checkout',
   checkout_intro: 'This is the sandbox gateway. Choose the outcome the gateway reports.',
@@ -50,7 +51,8 @@ const en = {
   error_text_rate_limited: 'Too many requests. Wait a moment and try again.',
   error_text_internal_error: 'Something went wrong on our side.',
   error_text_unavailable: 'The service is temporarily unavailable; trying again is safe.',
-  sandbox_not_payable: 'Order {order_no} cannot be paid in the sandbox: the sandbox pays only orders created for it (payment method "sandbox"), such as those made on the home page.',
+  sandbox_not_payable:
+    'Order {order_no} cannot be paid in the sandbox: the sandbox pays only orders created for it (payment method "sandbox"), such as those made on the home page.',
   api_reference: 'API reference',
   home_more: 'Where next',
   home_console_hint: 'Orders, callbacks and merchant notifications at a glance (sign in with ADMIN_PASSWORD).',

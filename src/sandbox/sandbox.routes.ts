@@ -49,7 +49,13 @@ export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf, pages: Result
       ...pageLocals(req, res),
       csrfToken: csrf.issue(req, res),
       payable: sandbox.isPayable(order),
-      order: { order_no: order.order_no, amount: formatAmount(order.amount_minor, order.currency), currency: order.currency, status: order.status, subject: order.subject },
+      order: {
+        order_no: order.order_no,
+        amount: formatAmount(order.amount_minor, order.currency),
+        currency: order.currency,
+        status: order.status,
+        subject: order.subject,
+      },
     });
   });
 

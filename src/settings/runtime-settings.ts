@@ -8,7 +8,16 @@ import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { entriesOutside, narrowAllowlist } from '../shared/ip-ranges.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
-import { RUNTIME_KEYS, RUNTIME_SETTINGS, SettingValidationError, formatAllowlist, formatSchedule, parseSetting, settingDef, type RuntimeSettingDef } from './settings.keys.ts';
+import {
+  RUNTIME_KEYS,
+  RUNTIME_SETTINGS,
+  SettingValidationError,
+  formatAllowlist,
+  formatSchedule,
+  parseSetting,
+  settingDef,
+  type RuntimeSettingDef,
+} from './settings.keys.ts';
 import { SETTINGS_AUDIT_ACTION } from './settings-history.repository.ts';
 import { getConfigValues, lockConfigValue, writeConfigValue } from './system-config.repository.ts';
 
@@ -149,8 +158,7 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
     apply(values);
   }
 
-  const logged = () =>
-    refresh().catch((err: unknown) => logger.warn({ err }, 'runtime settings could not be read; the last values stay in force'));
+  const logged = () => refresh().catch((err: unknown) => logger.warn({ err }, 'runtime settings could not be read; the last values stay in force'));
 
   /** Not started (e.g. an app built without main): a stale getter call re-reads in the background. */
   function lazyRefresh(): void {
@@ -168,7 +176,9 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
       const source = storedText !== null && reason === null ? 'stored' : 'environment';
       const effectiveText =
         def.kind === 'schedule'
-          ? source === 'stored' ? parseSetting(def, storedText!).text : defaultText
+          ? source === 'stored'
+            ? parseSetting(def, storedText!).text
+            : defaultText
           : formatAllowlist(allowlists.get(def.gateway!) ?? null);
       const outsideEnv = def.kind === 'allowlist' && source === 'stored' ? outsideFloor(def, storedText!) : [];
       return { ...def, defaultText, stored: storedText, invalid: reason, source, effectiveText, outsideEnv };
@@ -196,18 +206,31 @@ export function createRuntimeSettings({ db, config, clock, logger, refreshMs = 5
       if (outside.length > 0) {
         const floor = formatAllowlist(defaultAllowlist(def.gateway!));
         const what = `${outside.join(', ')} ${outside.length === 1 ? 'is' : 'are'}`;
-        throw new SettingValidationError(key, def.kind, `${what} outside the environment’s allowlist ${def.envName} (${floor}); an override may only narrow it`);
+        throw new SettingValidationError(
+          key,
+          def.kind,
+          `${what} outside the environment’s allowlist ${def.envName} (${floor}); an override may only narrow it`,
+        );
       }
     }
-    const result = await withDbRetry(() =>
-      db.kysely.transaction().execute(async (trx): Promise<UpdateResult> => {
-        const old = await lockConfigValue(trx, db.engine, key);
-        if (old === next) return { changed: false, oldValue: old, newValue: next };
-        const now = clock();
-        await writeConfigValue(trx, key, next, old !== null, def.description, now);
-        await recordAudit(trx, { actor: actor.operator, action: SETTINGS_AUDIT_ACTION, target: key, oldValue: old, newValue: next, remoteIp: actor.remoteIp ?? null, now });
-        return { changed: true, oldValue: old, newValue: next };
-      }),
+    const result = await withDbRetry(
+      () =>
+        db.kysely.transaction().execute(async (trx): Promise<UpdateResult> => {
+          const old = await lockConfigValue(trx, db.engine, key);
+          if (old === next) return { changed: false, oldValue: old, newValue: next };
+          const now = clock();
+          await writeConfigValue(trx, key, next, old !== null, def.description, now);
+          await recordAudit(trx, {
+            actor: actor.operator,
+            action: SETTINGS_AUDIT_ACTION,
+            target: key,
+            oldValue: old,
+            newValue: next,
+            remoteIp: actor.remoteIp ?? null,
+            now,
+          });
+          return { changed: true, oldValue: old, newValue: next };
+        }),
       { retryOn: WRITE_RACES },
     );
     try {

@@ -36,7 +36,12 @@ export interface RuntimeSettingDef {
 }
 
 export const RUNTIME_SETTINGS: readonly RuntimeSettingDef[] = Object.freeze([
-  { key: RETRY_SCHEDULE_KEY, kind: 'schedule', envName: 'NOTIFY_RETRY_SCHEDULE', description: 'Delays between merchant notification attempts (set in the console)' },
+  {
+    key: RETRY_SCHEDULE_KEY,
+    kind: 'schedule',
+    envName: 'NOTIFY_RETRY_SCHEDULE',
+    description: 'Delays between merchant notification attempts (set in the console)',
+  },
   ...GATEWAYS.map((gateway) => ({
     key: allowlistKey(gateway),
     kind: 'allowlist' as const,
@@ -56,14 +61,21 @@ export type ParsedSetting =
   | { kind: 'schedule'; text: string; scheduleMs: readonly number[] }
   | { kind: 'allowlist'; text: string; allowlist: IpAllowlist | null };
 
-const UNITS: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+const UNITS: Array<[string, number]> = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+];
 
 /** Milliseconds back to the notation of NOTIFY_RETRY_SCHEDULE, with the largest exact unit (`90000` → `90s`). */
 export function formatSchedule(scheduleMs: readonly number[]): string {
-  return scheduleMs.map((ms) => {
-    const unit = UNITS.find(([, size]) => ms % size === 0);
-    return unit ? `${ms / unit[1]}${unit[0]}` : `${ms}ms`;
-  }).join(',');
+  return scheduleMs
+    .map((ms) => {
+      const unit = UNITS.find(([, size]) => ms % size === 0);
+      return unit ? `${ms / unit[1]}${unit[0]}` : `${ms}ms`;
+    })
+    .join(',');
 }
 
 /** The canonical text of an allowlist (`null`: none, any address). */
@@ -79,7 +91,10 @@ export function parseSetting(def: RuntimeSettingDef, raw: string): ParsedSetting
     const scheduleMs = parseSchedule(raw);
     if (scheduleMs.length > SCHEDULE_MAX_STEPS) throw new Error(`must have at most ${SCHEDULE_MAX_STEPS} steps`);
     if (scheduleMs.some((ms) => ms > SCHEDULE_MAX_STEP_MS)) throw new Error('each delay must be at most 30d');
-    const text = raw.split(',').map((s) => s.trim()).join(',');
+    const text = raw
+      .split(',')
+      .map((s) => s.trim())
+      .join(',');
     return { kind: 'schedule', text, scheduleMs: Object.freeze(scheduleMs) };
   }
   if (raw.trim() === '') return { kind: 'allowlist', text: '', allowlist: null };

@@ -17,7 +17,12 @@ export interface ConfigRow {
 
 /** Every system_config row, by key (a small table: generated secrets and runtime settings). */
 export function listConfigRows(db: Executor, limit = 500): Promise<ConfigRow[]> {
-  return db.selectFrom('system_config').select(['config_key', 'config_value', 'description', 'created_at', 'updated_at']).orderBy('config_key').limit(limit).execute();
+  return db
+    .selectFrom('system_config')
+    .select(['config_key', 'config_value', 'description', 'created_at', 'updated_at'])
+    .orderBy('config_key')
+    .limit(limit)
+    .execute();
 }
 
 export async function getConfigValues(db: Executor, keys: readonly string[]): Promise<Map<string, string>> {
@@ -38,7 +43,10 @@ export async function lockConfigValue(db: Executor, engine: Engine, key: string)
 }
 
 function insertRow(db: Executor, key: string, value: string, description: string, now: Date) {
-  return db.insertInto('system_config').values({ config_key: key, config_value: value, description, created_at: toDbTime(now), updated_at: toDbTime(now) }).execute();
+  return db
+    .insertInto('system_config')
+    .values({ config_key: key, config_value: value, description, created_at: toDbTime(now), updated_at: toDbTime(now) })
+    .execute();
 }
 
 /** Inserts the value unless the key exists; returns false when another process got there first. */
@@ -57,7 +65,12 @@ export async function insertConfigValue(db: Executor, key: string, value: string
 /** Writes `value` under `key` (updated when the row exists, else inserted); null deletes the row. */
 export async function writeConfigValue(db: Executor, key: string, value: string | null, existed: boolean, description: string, now: Date): Promise<void> {
   if (value === null) await deleteConfigValues(db, [key]);
-  else if (existed) await db.updateTable('system_config').set({ config_value: value, updated_at: toDbTime(now) }).where('config_key', '=', key).execute();
+  else if (existed)
+    await db
+      .updateTable('system_config')
+      .set({ config_value: value, updated_at: toDbTime(now) })
+      .where('config_key', '=', key)
+      .execute();
   else await insertRow(db, key, value, description, now);
 }
 

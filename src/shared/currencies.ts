@@ -12,7 +12,9 @@ const TWO_DECIMALS = `
 
 const EXPONENTS: ReadonlyMap<string, number> = new Map([
   ...ZERO_DECIMALS.split(/\s+/).map((c) => [c, 0] as const),
-  ...TWO_DECIMALS.trim().split(/\s+/).map((c) => [c, 2] as const),
+  ...TWO_DECIMALS.trim()
+    .split(/\s+/)
+    .map((c) => [c, 2] as const),
   ...THREE_DECIMALS.split(/\s+/).map((c) => [c, 3] as const),
   ...FOUR_DECIMALS.split(/\s+/).map((c) => [c, 4] as const),
 ]);

@@ -20,7 +20,10 @@ function familyOf(ip: string): 'ipv4' | 'ipv6' | null {
 /** Parses `1.2.3.4, 10.0.0.0/8, ::1, 2001:db8::/32`; throws with the offending entry. */
 export function parseIpAllowlist(value: string): IpAllowlist {
   const list = new BlockList();
-  const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (entries.length === 0) throw new Error('must list at least one IP address or CIDR range');
   for (const entry of entries) {
     const [rawAddress, prefix, extra] = entry.split('/');

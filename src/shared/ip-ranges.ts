@@ -54,7 +54,8 @@ function rangeOf(entry: string): Range | null {
 const ranges = (entries: readonly string[]) => entries.map(rangeOf).filter((r): r is Range => r !== null);
 
 /** Whether `outer` contains `inner` (CIDR ranges are either nested or disjoint). */
-const contains = (outer: Range, inner: Range) => outer.bits <= inner.bits && outer.start >> BigInt(128 - outer.bits) === inner.start >> BigInt(128 - outer.bits);
+const contains = (outer: Range, inner: Range) =>
+  outer.bits <= inner.bits && outer.start >> BigInt(128 - outer.bits) === inner.start >> BigInt(128 - outer.bits);
 
 /** Drops ranges contained in another one of the list (the first of equal ones stays). */
 function outermost(list: Range[]): Range[] {
@@ -66,8 +67,10 @@ export function intersectEntries(a: readonly string[], b: readonly string[]): st
   const left = ranges(a);
   const right = ranges(b);
   const both: Range[] = [];
-  for (const x of right) for (const y of left) if (contains(y, x)) both.push(x);
-  else if (contains(x, y)) both.push(y);
+  for (const x of right)
+    for (const y of left)
+      if (contains(y, x)) both.push(x);
+      else if (contains(x, y)) both.push(y);
   return outermost(both).map((r) => r.entry);
 }
 

@@ -28,6 +28,8 @@ export function parseAmount(text: string, currency: string): ParseAmountResult {
 /** Formats integer minor units as the currency's exact decimal string (1234, CNY → "12.34"). */
 export function formatAmount(minor: number, currency: string): string {
   const exponent = currencyExponent(currency) ?? 2;
-  const digits = BigInt(minor).toString().padStart(exponent + 1, '0');
+  const digits = BigInt(minor)
+    .toString()
+    .padStart(exponent + 1, '0');
   return exponent === 0 ? digits : `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
 }

@@ -17,7 +17,8 @@ export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, wha
  * the storage form (toDbTime) gets a signed six-digit year, which sorts before every stored time.
  */
 export const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-export const TIME_PARAM_RULE = 'must be ISO-8601 (2026-11-25 or 2026-11-25T10:00:00Z) or unix seconds, from 1970-01-01 to 9999-12-31 (unix seconds 0 to 253402300799)';
+export const TIME_PARAM_RULE =
+  'must be ISO-8601 (2026-11-25 or 2026-11-25T10:00:00Z) or unix seconds, from 1970-01-01 to 9999-12-31 (unix seconds 0 to 253402300799)';
 
 /** True when year-month-day is a real calendar date (the Date parser rolls 2026-02-31 over to March 3). */
 function isCalendarDate(value: string): boolean {

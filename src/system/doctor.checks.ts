@@ -150,7 +150,10 @@ export async function checkSecrets(secrets: Record<SecretName, string | undefine
   let stored = new Map<string, string>();
   if (!production && missing.length > 0 && db) {
     // An un-migrated database has no system_config yet: then nothing is stored.
-    stored = await getConfigValues(db.kysely, missing.map((n) => `secret.${n}`)).catch(() => stored);
+    stored = await getConfigValues(
+      db.kysely,
+      missing.map((n) => `secret.${n}`),
+    ).catch(() => stored);
   }
   return GENERATED_SECRETS.map((name) => {
     const label = `secret ${name}`;

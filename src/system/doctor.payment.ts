@@ -57,7 +57,7 @@ export function signedNotification(payment: Payment, secret: string): Record<str
 export function missingSecretDetail(baseUrl: string): string {
   return (
     'not attempted: no GATEWAY_SECRET is known here to sign the payment notification with (not configured' +
-    ' and none stored in system_config); give the server\'s: ' +
+    " and none stored in system_config); give the server's: " +
     `GATEWAY_SECRET=… npm run doctor -- --url ${baseUrl} --api-key … (or --gateway-secret …)`
   );
 }
@@ -70,7 +70,7 @@ export function notifyHint(code: string | undefined, secret: GatewaySecret): str
     case 'replayed':
       return "is this host's clock within 300 s of the server's?";
     case 'forbidden':
-      return 'this host is outside the server\'s CALLBACK_IP_ALLOWLIST_GENERIC';
+      return "this host is outside the server's CALLBACK_IP_ALLOWLIST_GENERIC";
     default:
       return null;
   }

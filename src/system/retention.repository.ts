@@ -7,7 +7,12 @@ const BATCH = 2000;
  * Deletes rows older than `before` in batches (ids first: MariaDB refuses LIMIT inside IN subqueries), so a
  * large purge never holds long locks. Returns how many rows went.
  */
-async function purgeOlderThan(db: Executor, table: 'payment_logs' | 'notification_attempts', column: 'created_at' | 'started_at', before: Date): Promise<number> {
+async function purgeOlderThan(
+  db: Executor,
+  table: 'payment_logs' | 'notification_attempts',
+  column: 'created_at' | 'started_at',
+  before: Date,
+): Promise<number> {
   let total = 0;
   for (;;) {
     const ids = await db
@@ -18,7 +23,14 @@ async function purgeOlderThan(db: Executor, table: 'payment_logs' | 'notificatio
       .limit(BATCH)
       .execute();
     if (ids.length === 0) return total;
-    await db.deleteFrom(table).where('id', 'in', ids.map((r) => r.id)).execute();
+    await db
+      .deleteFrom(table)
+      .where(
+        'id',
+        'in',
+        ids.map((r) => r.id),
+      )
+      .execute();
     total += ids.length;
     if (ids.length < BATCH) return total;
   }

@@ -34,11 +34,34 @@ export const describeWeakness = (w: Weakness) => `${w.rule}${w.detail ? ` (${w.d
 
 // Keyboard rows and columns, forwards (their reverses are checked too); a password inside one is a walk.
 const WALKS = [
-  'qwertyuiopasdfghjklzxcvbnm', '1234567890', 'azertyuiopqsdfghjklmwxcvbn', 'qwertzuiopasdfghjklyxcvbnm',
-  '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p', 'zaq1xsw2cde3vfr4bgt5nhy6mju7ki8lo9p0', 'qazwsxedcrfvtgbyhnujmikolp',
-  '1q2w3e4r5t6y7u8i9o0p', 'q1w2e3r4t5y6u7i8o9p0', 'a1b2c3d4e5f6g7h8i9j0', '1a2b3c4d5e6f7g8h9i0j', '147258369', '789456123', '963852741',
+  'qwertyuiopasdfghjklzxcvbnm',
+  '1234567890',
+  'azertyuiopqsdfghjklmwxcvbn',
+  'qwertzuiopasdfghjklyxcvbnm',
+  '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p',
+  'zaq1xsw2cde3vfr4bgt5nhy6mju7ki8lo9p0',
+  'qazwsxedcrfvtgbyhnujmikolp',
+  '1q2w3e4r5t6y7u8i9o0p',
+  'q1w2e3r4t5y6u7i8o9p0',
+  'a1b2c3d4e5f6g7h8i9j0',
+  '1a2b3c4d5e6f7g8h9i0j',
+  '147258369',
+  '789456123',
+  '963852741',
 ];
-const LEET: Record<string, string[]> = { '0': ['o'], '1': ['i', 'l'], '3': ['e'], '4': ['a'], '5': ['s'], '7': ['t'], '8': ['b'], '@': ['a'], '$': ['s'], '!': ['i'], '|': ['l'] };
+const LEET: Record<string, string[]> = {
+  '0': ['o'],
+  '1': ['i', 'l'],
+  '3': ['e'],
+  '4': ['a'],
+  '5': ['s'],
+  '7': ['t'],
+  '8': ['b'],
+  '@': ['a'],
+  $: ['s'],
+  '!': ['i'],
+  '|': ['l'],
+};
 
 function repeatedUnit(text: string): number | null {
   for (let size = 1; size <= text.length / 2; size++) {
@@ -109,7 +132,12 @@ export function secretWeaknesses(values: SecretValues): Weakness[] {
   const found: Weakness[] = [];
   const keys = values.apiKeys ?? [];
   const short = keys.findIndex((k) => k.length < MIN_API_KEY_CHARS);
-  if (short >= 0) found.push({ name: 'API_KEYS', rule: `each key must be at least ${MIN_API_KEY_CHARS} characters`, detail: `key ${short + 1} of ${keys.length} is shorter` });
+  if (short >= 0)
+    found.push({
+      name: 'API_KEYS',
+      rule: `each key must be at least ${MIN_API_KEY_CHARS} characters`,
+      detail: `key ${short + 1} of ${keys.length} is shorter`,
+    });
   if (values.GATEWAY_SECRET !== undefined && values.GATEWAY_SECRET.length < MIN_GATEWAY_SECRET_CHARS) {
     found.push({ name: 'GATEWAY_SECRET', rule: `must be at least ${MIN_GATEWAY_SECRET_CHARS} characters` });
   }

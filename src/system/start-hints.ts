@@ -11,7 +11,8 @@ export function startHint(err: unknown): string | undefined {
       'and grant the service user its rights as INSTALL.md shows, then start again.',
     ].join('\n');
   }
-  if (e?.code === 'ER_ACCESS_DENIED_ERROR') return 'The database refused the user or password in DATABASE_URL (percent-encode special characters in the password).';
+  if (e?.code === 'ER_ACCESS_DENIED_ERROR')
+    return 'The database refused the user or password in DATABASE_URL (percent-encode special characters in the password).';
   if (e?.code === 'ECONNREFUSED') return 'Nothing answers at the database address in DATABASE_URL: is the server running and listening there?';
   if (e?.code === 'EADDRINUSE') return 'Another program already listens on that port: stop it or choose another with PORT=…';
   return undefined;

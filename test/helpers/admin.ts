@@ -24,7 +24,10 @@ export async function signedInAgent(app: Express, operator = 'Alice'): Promise<r
   const agent = request.agent(app);
   const page = await agent.get('/admin/login');
   expect(page.status).toBe(200);
-  const res = await agent.post('/admin/login').type('form').send({ _csrf: csrfOf(page.text), operator, password: ADMIN_PASSWORD });
+  const res = await agent
+    .post('/admin/login')
+    .type('form')
+    .send({ _csrf: csrfOf(page.text), operator, password: ADMIN_PASSWORD });
   expect(res.status, res.text.slice(0, 300)).toBe(303);
   return agent;
 }

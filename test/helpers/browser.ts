@@ -7,7 +7,15 @@ import { chromium, type Browser } from 'playwright-core';
 /** Debian's Chromium, driven headless; never a downloaded browser. */
 export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const LAUNCH_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** Serves `app` on 127.0.0.1 and launches Chromium; `close` stops both. */
 export async function serveWithBrowser(app: Express): Promise<{ base: string; browser: Browser; close(): Promise<void> }> {

@@ -31,14 +31,22 @@ export async function createDeliveryContext(engine: Engine, env: Record<string, 
   holder.dispatcher = d;
   d.start();
   const events = (orderNo: string) =>
-    ctx.db.kysely.selectFrom('notifications').select(['status', 'attempts', 'last_error', 'seq', 'event_id']).where('order_no', '=', orderNo).orderBy('seq').execute();
+    ctx.db.kysely
+      .selectFrom('notifications')
+      .select(['status', 'attempts', 'last_error', 'seq', 'event_id'])
+      .where('order_no', '=', orderNo)
+      .orderBy('seq')
+      .execute();
   return {
     ...ctx,
     dispatcher: d,
     async paidOrder(url, amount = '10.00') {
       const orderNo = `D${Date.now().toString(36)}${++counter}`;
       expect((await ctx.api('post', '/api/orders').send({ order_no: orderNo, amount, notify_url: url })).status).toBe(201);
-      const paid = await request(ctx.app).post('/notify').type('form').send(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount, status: 'success' }, TEST_GATEWAY_SECRET));
+      const paid = await request(ctx.app)
+        .post('/notify')
+        .type('form')
+        .send(signed({ order_no: orderNo, transaction_id: `T-${orderNo}`, amount, status: 'success' }, TEST_GATEWAY_SECRET));
       expect(paid.status).toBe(200);
       return orderNo;
     },

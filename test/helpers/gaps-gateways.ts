@@ -43,7 +43,11 @@ export function alipayNotification(orderNo: string, extra: Record<string, string
     version: '1.0',
     ...extra,
   };
-  const content = Object.keys(params).filter((k) => params[k] !== '').sort().map((k) => `${k}=${params[k]}`).join('&');
+  const content = Object.keys(params)
+    .filter((k) => params[k] !== '')
+    .sort()
+    .map((k) => `${k}=${params[k]}`)
+    .join('&');
   return { ...params, sign_type: 'RSA2', sign: createSign('RSA-SHA256').update(content, 'utf8').sign(alipayKeys.privateKey, 'base64') };
 }
 
@@ -81,7 +85,15 @@ export function wechatNotification(resource: object, timestamp: number, options:
   });
   const headerNonce = randomBytes(16).toString('hex').toUpperCase();
   const signature = sign('sha256', Buffer.from(`${timestamp}\n${headerNonce}\n${body}\n`, 'utf8'), wechatKeys.privateKey).toString('base64');
-  return { body, headers: { 'wechatpay-serial': WECHATPAY_SERIAL, 'wechatpay-signature': signature, 'wechatpay-timestamp': String(timestamp), 'wechatpay-nonce': headerNonce } };
+  return {
+    body,
+    headers: {
+      'wechatpay-serial': WECHATPAY_SERIAL,
+      'wechatpay-signature': signature,
+      'wechatpay-timestamp': String(timestamp),
+      'wechatpay-nonce': headerNonce,
+    },
+  };
 }
 
 export const postWechat = (app: Express, n: ReturnType<typeof wechatNotification>) =>
@@ -93,7 +105,16 @@ export function stripeEvent(type: string, object: Record<string, unknown>, id = 
 }
 
 export function stripeIntent(orderNo: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { id: `pi_${orderNo}`, object: 'payment_intent', amount: 1234, amount_received: 1234, currency: 'usd', metadata: { order_no: orderNo }, status: 'succeeded', ...extra };
+  return {
+    id: `pi_${orderNo}`,
+    object: 'payment_intent',
+    amount: 1234,
+    amount_received: 1234,
+    currency: 'usd',
+    metadata: { order_no: orderNo },
+    status: 'succeeded',
+    ...extra,
+  };
 }
 
 /** `Stripe-Signature: t=<t>,v1=hex(hmac_sha256(secret, "<t>.<body>"))`, as Stripe documents it. */

@@ -39,7 +39,11 @@ export async function createOrder(ctx: TestContext, fields: Record<string, unkno
 
 /** Gateway parameters for an order, signed by the independent signer with TEST_GATEWAY_SECRET. */
 export function gatewayParams(orderNo: string, extra: Record<string, string> = {}, signType: 'MD5' | 'HMAC-SHA256' = 'MD5') {
-  return signed({ order_no: orderNo, transaction_id: uid('TX'), amount: '12.34', currency: 'CNY', status: 'success', timestamp: nowSeconds(), ...extra }, TEST_GATEWAY_SECRET, signType);
+  return signed(
+    { order_no: orderNo, transaction_id: uid('TX'), amount: '12.34', currency: 'CNY', status: 'success', timestamp: nowSeconds(), ...extra },
+    TEST_GATEWAY_SECRET,
+    signType,
+  );
 }
 
 export const query = (params: Record<string, string>) => new URLSearchParams(params).toString();

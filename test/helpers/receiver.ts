@@ -10,9 +10,11 @@ export interface Received {
 export type Script = (n: number, res: ServerResponse, received: Received) => unknown;
 
 /** A real merchant endpoint on 127.0.0.1 that records every request it gets. */
-export async function startReceiver(script: Script = (_n, res) => {
-  res.end('success');
-}) {
+export async function startReceiver(
+  script: Script = (_n, res) => {
+    res.end('success');
+  },
+) {
   const received: Received[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];

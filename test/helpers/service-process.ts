@@ -49,7 +49,13 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls `check` every `intervalMs` until it returns a truthy value; throws `describe()` after `timeoutMs`. */
-export async function waitUntil<T>(what: string, check: () => Promise<T> | T, timeoutMs: number, intervalMs = 50, describe?: () => Promise<string> | string): Promise<NonNullable<T>> {
+export async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs: number,
+  intervalMs = 50,
+  describe?: () => Promise<string> | string,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -105,7 +111,10 @@ async function startOnce(name: string, env: Record<string, string>, startupMs: n
       running.delete(pgid);
     },
     exit: (ms = 15_000) =>
-      Promise.race([exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name} did not exit within ${ms} ms; output:\n${out}`)), ms).unref())]),
+      Promise.race([
+        exited,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name} did not exit within ${ms} ms; output:\n${out}`)), ms).unref()),
+      ]),
     pids: () => (members ??= groupMembers(pgid)),
   };
   try {

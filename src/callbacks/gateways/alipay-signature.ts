@@ -40,7 +40,8 @@ export function loadAlipayPublicKey(text: string): KeyObject {
   } catch (err) {
     throw new Error(`ALIPAY_PUBLIC_KEY is not a usable RSA public key: ${(err as Error).message}`, { cause: err });
   }
-  if (key.asymmetricKeyType !== 'rsa') throw new Error(`ALIPAY_PUBLIC_KEY is a ${key.asymmetricKeyType ?? 'non-RSA'} key; RSA2 needs the RSA Alipay public key`);
+  if (key.asymmetricKeyType !== 'rsa')
+    throw new Error(`ALIPAY_PUBLIC_KEY is a ${key.asymmetricKeyType ?? 'non-RSA'} key; RSA2 needs the RSA Alipay public key`);
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (bits < 2048) throw new Error(`ALIPAY_PUBLIC_KEY is a ${bits}-bit RSA key; RSA2 keys are at least 2048 bits`);
   return key;
@@ -117,9 +118,7 @@ function percentBytes(text: string): Buffer {
   return Buffer.from(bytes);
 }
 
-export type AlipayParamsCheck =
-  | { ok: true; params: FlatParams; fields: Record<string, string>; orderNo?: string }
-  | { ok: false; rejection: Rejection };
+export type AlipayParamsCheck = { ok: true; params: FlatParams; fields: Record<string, string>; orderNo?: string } | { ok: false; rejection: Rejection };
 
 /** The order number a request claims (`out_trade_no`), for the log even when nothing else is valid. */
 export function claimedAlipayOrderNo(input: unknown): string | undefined {
@@ -135,11 +134,15 @@ export function claimedAlipayOrderNo(input: unknown): string | undefined {
 export function verifyAlipayParams(input: unknown, config: AlipayConfig, rawBody?: Buffer): AlipayParamsCheck {
   const key = typeof config.publicKey === 'string' ? loadAlipayPublicKey(config.publicKey) : config.publicKey;
   const claimed = claimedAlipayOrderNo(input);
-  const reject = (verdict: Rejection['verdict'], code: Rejection['code'], message: string): AlipayParamsCheck => ({ ok: false, rejection: { verdict, code, message, claimedOrderNo: claimed } });
+  const reject = (verdict: Rejection['verdict'], code: Rejection['code'], message: string): AlipayParamsCheck => ({
+    ok: false,
+    rejection: { verdict, code, message, claimedOrderNo: claimed },
+  });
   let flat = flattenParams(input);
   if (!flat.ok) return reject('malformed', 'validation_failed', flat.message);
   const redecoded = redecodeForm(rawBody, flat.params.charset);
-  if (redecoded === 'unsupported') return reject('malformed', 'validation_failed', `charset ${JSON.stringify(flat.params.charset?.slice(0, 32))} is not supported`);
+  if (redecoded === 'unsupported')
+    return reject('malformed', 'validation_failed', `charset ${JSON.stringify(flat.params.charset?.slice(0, 32))} is not supported`);
   if (redecoded) {
     flat = flattenParams(Object.fromEntries(Object.entries(redecoded).map(([k, v]) => [k, v.length === 1 ? v[0] : v])));
     if (!flat.ok) return reject('malformed', 'validation_failed', flat.message);
@@ -147,9 +150,11 @@ export function verifyAlipayParams(input: unknown, config: AlipayConfig, rawBody
   const params = flat.params;
   if (!params.sign) return reject('bad_signature', 'bad_signature', 'The sign parameter is missing');
   if (params.sign_type !== undefined && params.sign_type !== 'RSA2') return reject('malformed', 'validation_failed', 'sign_type must be RSA2');
-  if (!verifyRsa2(alipaySigningContent(params), params.sign, key)) return reject('bad_signature', 'bad_signature', 'The RSA2 signature does not match ALIPAY_PUBLIC_KEY');
+  if (!verifyRsa2(alipaySigningContent(params), params.sign, key))
+    return reject('bad_signature', 'bad_signature', 'The RSA2 signature does not match ALIPAY_PUBLIC_KEY');
   if (!params.app_id) return reject('malformed', 'validation_failed', 'app_id is missing');
-  if (params.app_id !== config.appId) return reject('forbidden', 'forbidden', `app_id ${JSON.stringify(params.app_id.slice(0, 64))} is not this service's ALIPAY_APP_ID`);
+  if (params.app_id !== config.appId)
+    return reject('forbidden', 'forbidden', `app_id ${JSON.stringify(params.app_id.slice(0, 64))} is not this service's ALIPAY_APP_ID`);
   const { sign: _sign, ...fields } = params;
   const orderNo = isOrderNo(params.out_trade_no) ? params.out_trade_no : undefined;
   return { ok: true, params, fields, orderNo };

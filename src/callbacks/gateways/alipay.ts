@@ -49,19 +49,25 @@ export function createAlipayGateway(config: { appId: string; publicKey: string }
       const status = params.trade_status ?? '';
       const outcome = TRADE_STATUS[status];
       if (!outcome) {
-        const message = status ? `trade_status ${JSON.stringify(status.slice(0, 32))} changes no order; acknowledged and ignored` : 'no trade_status; acknowledged and ignored';
+        const message = status
+          ? `trade_status ${JSON.stringify(status.slice(0, 32))} changes no order; acknowledged and ignored`
+          : 'no trade_status; acknowledged and ignored';
         return { ok: 'ignored', message, claimedOrderNo: orderNo };
       }
       const problems: string[] = [];
       if (!orderNo) problems.push(`out_trade_no ${ORDER_NO_RULE}`);
       if (!params.trade_no || !TRADE_NO.test(params.trade_no)) problems.push('trade_no must be 1-64 printable ASCII characters');
       if (!params.total_amount || !AMOUNT.test(params.total_amount)) problems.push('total_amount must be a plain decimal such as 12.34');
-      if (params.notify_id !== undefined && params.notify_id !== '' && !NOTIFY_ID.test(params.notify_id)) problems.push('notify_id must be 1-128 printable ASCII characters');
+      if (params.notify_id !== undefined && params.notify_id !== '' && !NOTIFY_ID.test(params.notify_id))
+        problems.push('notify_id must be 1-128 printable ASCII characters');
       // Cross-border trades state the currency total_amount is in; domestic ones are CNY and say nothing.
       const currency = params.trans_currency || params.currency || undefined;
       if (currency !== undefined && !CURRENCY.test(currency)) problems.push('trans_currency must be an ISO 4217 code');
       if (problems.length > 0 || !orderNo) {
-        return { ok: false, rejection: { verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${problems.join('; ')}`, claimedOrderNo: orderNo } };
+        return {
+          ok: false,
+          rejection: { verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${problems.join('; ')}`, claimedOrderNo: orderNo },
+        };
       }
       return {
         ok: true,

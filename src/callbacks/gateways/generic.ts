@@ -15,10 +15,19 @@ const fieldsSchema = z.object({
   order_no: z.string().regex(ORDER_NO_PATTERN, ORDER_NO_RULE),
   transaction_id: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters'),
   amount: z.string().regex(/^\d{1,18}(\.\d{1,18})?$/, 'must be a plain decimal such as 12.34'),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code').optional(),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code')
+    .optional(),
   status: z.enum(['success', 'failed'], { error: 'must be success or failed' }),
-  timestamp: z.string().regex(/^\d{1,12}$/, 'must be unix seconds').optional(),
-  nonce: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters').optional(),
+  timestamp: z
+    .string()
+    .regex(/^\d{1,12}$/, 'must be unix seconds')
+    .optional(),
+  nonce: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters')
+    .optional(),
 });
 
 const reject = (rejection: Rejection): Verification => ({ ok: false, rejection });
@@ -34,7 +43,8 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
       const params = flat.params;
       if (!params.sign) return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The sign parameter is missing', claimedOrderNo: claimed });
       const signType = params.sign_type ?? 'MD5';
-      if (!isSignType(signType)) return reject({ verdict: 'malformed', code: 'validation_failed', message: 'sign_type must be MD5 or HMAC-SHA256', claimedOrderNo: claimed });
+      if (!isSignType(signType))
+        return reject({ verdict: 'malformed', code: 'validation_failed', message: 'sign_type must be MD5 or HMAC-SHA256', claimedOrderNo: claimed });
       if (!verifySign(params, secret, signType, params.sign)) {
         return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The signature does not match', claimedOrderNo: claimed });
       }
@@ -53,7 +63,12 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
       }
       const f = fields.data;
       if (f.timestamp !== undefined && Math.abs(now.getTime() / 1000 - Number(f.timestamp)) > TIMESTAMP_WINDOW_S) {
-        return reject({ verdict: 'replayed', code: 'replayed', message: `timestamp is more than ${TIMESTAMP_WINDOW_S} s away from now`, claimedOrderNo: f.order_no });
+        return reject({
+          verdict: 'replayed',
+          code: 'replayed',
+          message: `timestamp is more than ${TIMESTAMP_WINDOW_S} s away from now`,
+          claimedOrderNo: f.order_no,
+        });
       }
       return {
         ok: true,

@@ -125,7 +125,12 @@ function mapEvent(event: Json): Verification {
   const id = event.id;
   const type = event.type;
   if (typeof id !== 'string' || !STRIPE_ID.test(id) || typeof type !== 'string' || object === undefined) {
-    return reject({ verdict: 'malformed', code: 'validation_failed', message: 'The event must have an id, a type and data.object', claimedOrderNo: claimedOrderNo(event) });
+    return reject({
+      verdict: 'malformed',
+      code: 'validation_failed',
+      message: 'The event must have an id, a type and data.object',
+      claimedOrderNo: claimedOrderNo(event),
+    });
   }
   const mapping = HANDLED[type];
   if (!mapping) return ignore(`Stripe event ${type.slice(0, 128)} is not handled; acknowledged and ignored`, claimedOrderNo(event), event);
@@ -157,11 +162,21 @@ function mapEvent(event: Json): Verification {
   const intent = isObject(object.payment_intent) ? object.payment_intent.id : object.payment_intent;
   const transactionId = mapping.session ? (intent ?? objectId) : objectId;
   if (typeof transactionId !== 'string' || !STRIPE_ID.test(transactionId) || swallowsPair(transactionId)) {
-    return reject({ verdict: 'malformed', code: 'validation_failed', message: `${type} has no usable ${mapping.session ? 'payment_intent or session id' : 'payment intent id'}`, claimedOrderNo: orderNo });
+    return reject({
+      verdict: 'malformed',
+      code: 'validation_failed',
+      message: `${type} has no usable ${mapping.session ? 'payment_intent or session id' : 'payment intent id'}`,
+      claimedOrderNo: orderNo,
+    });
   }
   const amount = object[mapping.amountField];
   if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0 || amount > MAX_AMOUNT) {
-    return reject({ verdict: 'malformed', code: 'validation_failed', message: `${mapping.amountField} must be a non-negative integer amount in the smallest currency unit`, claimedOrderNo: orderNo });
+    return reject({
+      verdict: 'malformed',
+      code: 'validation_failed',
+      message: `${mapping.amountField} must be a non-negative integer amount in the smallest currency unit`,
+      claimedOrderNo: orderNo,
+    });
   }
   const currency = object.currency;
   if (typeof currency !== 'string' || !/^[A-Za-z]{3}$/.test(currency)) {
@@ -189,18 +204,40 @@ export function createStripeGateway(config: StripeConfig): GatewayAdapter {
     verify({ params, rawBody, headers, now }: CallbackRequest): Verification {
       const claimed = claimedOrderNo(params);
       const value = header(headers, 'stripe-signature');
-      if (!value) return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The Stripe-Signature header is missing', claimedOrderNo: claimed });
+      if (!value)
+        return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The Stripe-Signature header is missing', claimedOrderNo: claimed });
       const parsed = parseSignatureHeader(value);
-      if (!parsed) return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'The Stripe-Signature header must be t=<timestamp>,v1=<signature>', claimedOrderNo: claimed });
+      if (!parsed)
+        return reject({
+          verdict: 'bad_signature',
+          code: 'bad_signature',
+          message: 'The Stripe-Signature header must be t=<timestamp>,v1=<signature>',
+          claimedOrderNo: claimed,
+        });
       if (!rawBody || rawBody.length === 0) {
-        return reject({ verdict: 'malformed', code: 'validation_failed', message: 'The body must be the JSON event Stripe sent, as application/json', claimedOrderNo: claimed });
+        return reject({
+          verdict: 'malformed',
+          code: 'validation_failed',
+          message: 'The body must be the JSON event Stripe sent, as application/json',
+          claimedOrderNo: claimed,
+        });
       }
       if (!signatureMatches(secret, parsed, rawBody)) {
-        return reject({ verdict: 'bad_signature', code: 'bad_signature', message: 'No v1 signature matches the body and the webhook signing secret', claimedOrderNo: claimed });
+        return reject({
+          verdict: 'bad_signature',
+          code: 'bad_signature',
+          message: 'No v1 signature matches the body and the webhook signing secret',
+          claimedOrderNo: claimed,
+        });
       }
       const skew = Math.floor(now.getTime() / 1000) - parsed.timestamp;
       if (Math.abs(skew) > STRIPE_TOLERANCE_S) {
-        return reject({ verdict: 'replayed', code: 'replayed', message: `The signature timestamp is ${Math.abs(skew)} s ${skew > 0 ? 'old' : 'ahead'}; at most ${STRIPE_TOLERANCE_S} s is accepted`, claimedOrderNo: claimed });
+        return reject({
+          verdict: 'replayed',
+          code: 'replayed',
+          message: `The signature timestamp is ${Math.abs(skew)} s ${skew > 0 ? 'old' : 'ahead'}; at most ${STRIPE_TOLERANCE_S} s is accepted`,
+          claimedOrderNo: claimed,
+        });
       }
       // Only now is the body trusted, and it is read from the verified bytes, never from what a parser made of them.
       let event: unknown;
@@ -209,7 +246,8 @@ export function createStripeGateway(config: StripeConfig): GatewayAdapter {
       } catch {
         return reject({ verdict: 'malformed', code: 'validation_failed', message: 'The body is not valid JSON', claimedOrderNo: claimed });
       }
-      if (!isObject(event)) return reject({ verdict: 'malformed', code: 'validation_failed', message: 'The body must be a Stripe event object', claimedOrderNo: claimed });
+      if (!isObject(event))
+        return reject({ verdict: 'malformed', code: 'validation_failed', message: 'The body must be a Stripe event object', claimedOrderNo: claimed });
       return mapEvent(event);
     },
     acknowledge(res: Response, outcome: CallbackOutcome) {

@@ -16,7 +16,11 @@ export type PlatformKeys = ReadonlyMap<string, KeyObject>;
 
 const normalSerial = (serial: string) => serial.trim().toUpperCase();
 /** Certificate serial numbers compare as hex numbers: case and leading zeros do not matter. */
-const hexSerial = (serial: string) => serial.trim().toUpperCase().replace(/^0+(?=.)/, '');
+const hexSerial = (serial: string) =>
+  serial
+    .trim()
+    .toUpperCase()
+    .replace(/^0+(?=.)/, '');
 
 /** A PEM public key, a PEM certificate, or the bare base64 of an SPKI public key, to an RSA public KeyObject. */
 function platformKey(serial: string, value: unknown): KeyObject {
@@ -85,7 +89,8 @@ export function parsePlatformKeys(json: string): PlatformKeys {
   }
   const keys = new Map<string, KeyObject>();
   for (const [serial, value] of Object.entries(parsed)) {
-    if (!/^[\x21-\x7e]{1,128}$/.test(serial)) throw new Error(`WECHATPAY_PLATFORM_KEYS: serial ${JSON.stringify(serial)} must be 1-128 printable ASCII characters without spaces`);
+    if (!/^[\x21-\x7e]{1,128}$/.test(serial))
+      throw new Error(`WECHATPAY_PLATFORM_KEYS: serial ${JSON.stringify(serial)} must be 1-128 printable ASCII characters without spaces`);
     const normal = normalSerial(serial);
     if (keys.has(normal)) throw new Error(`WECHATPAY_PLATFORM_KEYS: serial ${JSON.stringify(serial)} is listed twice`);
     keys.set(normal, platformKey(serial, value));

@@ -83,11 +83,19 @@ export function createWechatpayGateway(config: WechatpayConfig): GatewayAdapter 
     if (!serial || !signature || !timestamp || !nonce) {
       const given = { 'Wechatpay-Serial': serial, 'Wechatpay-Signature': signature, 'Wechatpay-Timestamp': timestamp, 'Wechatpay-Nonce': nonce };
       const missing = Object.keys(given).filter((k) => given[k as keyof typeof given] === undefined);
-      return reject({ verdict: 'bad_signature', code: 'bad_signature', message: `Missing or repeated header${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` });
+      return reject({
+        verdict: 'bad_signature',
+        code: 'bad_signature',
+        message: `Missing or repeated header${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
+      });
     }
     const key = findPlatformKey(platformKeys, serial);
     if (!key) {
-      return reject({ verdict: 'bad_signature', code: 'bad_signature', message: `Wechatpay-Serial ${serial} is not in WECHATPAY_PLATFORM_KEYS (a new platform key? add its serial)` });
+      return reject({
+        verdict: 'bad_signature',
+        code: 'bad_signature',
+        message: `Wechatpay-Serial ${serial} is not in WECHATPAY_PLATFORM_KEYS (a new platform key? add its serial)`,
+      });
     }
     const body = rawBody ?? Buffer.alloc(0);
     if (!verifyNotificationSignature(key, timestamp, nonce, body, signature)) {
@@ -103,29 +111,46 @@ export function createWechatpayGateway(config: WechatpayConfig): GatewayAdapter 
     if (!envelope.success) return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid notification body: ${issues(envelope.error)}` });
     const { id, event_type: eventType, resource } = envelope.data;
     if (resource.algorithm !== 'AEAD_AES_256_GCM') {
-      return reject({ verdict: 'malformed', code: 'validation_failed', message: `resource.algorithm ${resource.algorithm} is not supported (expected AEAD_AES_256_GCM)` });
+      return reject({
+        verdict: 'malformed',
+        code: 'validation_failed',
+        message: `resource.algorithm ${resource.algorithm} is not supported (expected AEAD_AES_256_GCM)`,
+      });
     }
     // The body is WeChat's (signed), so a resource that fails its GCM tag was sealed under another key: most
     // likely WECHATPAY_APIV3_KEY is not the key set on the merchant platform. Refused like a bad signature.
     const plaintext = decryptResource(aesKey, resource);
     if (plaintext === null) {
-      return reject({ verdict: 'bad_signature', code: 'bad_signature', message: `resource of notification ${id} does not decrypt (AEAD tag mismatch): check WECHATPAY_APIV3_KEY` });
+      return reject({
+        verdict: 'bad_signature',
+        code: 'bad_signature',
+        message: `resource of notification ${id} does not decrypt (AEAD tag mismatch): check WECHATPAY_APIV3_KEY`,
+      });
     }
     const fields = parseJsonObject(plaintext);
     if (!fields) return reject({ verdict: 'malformed', code: 'validation_failed', message: `resource of notification ${id} is not a JSON object` });
     const claimed = typeof fields.out_trade_no === 'string' ? fields.out_trade_no.slice(0, 64) : undefined;
     if (fields.mchid !== undefined && fields.mchid !== config.mchId) {
-      return reject({ verdict: 'forbidden', code: 'forbidden', message: `mchid ${String(fields.mchid).slice(0, 64)} is not this merchant (WECHATPAY_MCH_ID)`, claimedOrderNo: claimed });
+      return reject({
+        verdict: 'forbidden',
+        code: 'forbidden',
+        message: `mchid ${String(fields.mchid).slice(0, 64)} is not this merchant (WECHATPAY_MCH_ID)`,
+        claimedOrderNo: claimed,
+      });
     }
     const tradeState = fields.trade_state;
-    if (tradeState === undefined) return { ok: 'ignored', message: `${eventType} notification ${id} carries no trade_state; ignored`, claimedOrderNo: claimed, fields };
-    if (fields.mchid === undefined) return reject({ verdict: 'malformed', code: 'validation_failed', message: 'resource.mchid is missing', claimedOrderNo: claimed });
+    if (tradeState === undefined)
+      return { ok: 'ignored', message: `${eventType} notification ${id} carries no trade_state; ignored`, claimedOrderNo: claimed, fields };
+    if (fields.mchid === undefined)
+      return reject({ verdict: 'malformed', code: 'validation_failed', message: 'resource.mchid is missing', claimedOrderNo: claimed });
     const transaction = transactionSchema.safeParse(fields);
-    if (!transaction.success) return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid resource: ${issues(transaction.error)}`, claimedOrderNo: claimed });
+    if (!transaction.success)
+      return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid resource: ${issues(transaction.error)}`, claimedOrderNo: claimed });
     const t = transaction.data;
     const outcome = TRADE_OUTCOMES[t.trade_state];
     // NOTPAY, USERPAYING, REFUND, REVOKED (and any state WeChat adds) change no order here: acknowledged, logged.
-    if (!outcome) return { ok: 'ignored', message: `trade_state ${t.trade_state.slice(0, 32)} changes no order; ignored`, claimedOrderNo: t.out_trade_no, fields };
+    if (!outcome)
+      return { ok: 'ignored', message: `trade_state ${t.trade_state.slice(0, 32)} changes no order; ignored`, claimedOrderNo: t.out_trade_no, fields };
     return {
       ok: true,
       result: {

@@ -1,7 +1,19 @@
 import { CompiledQuery, type DatabaseConnection, type Kysely, type QueryResult } from 'kysely';
 import type { Database, Engine } from '../database.ts';
 import type { DB } from '../schema.ts';
-import { BEGIN, COMMIT, plan, planOne, place, ROLLBACK, SET_READ_COMMITTED, type Planned, type Results, type Statement, type Statements } from './batch-statements.ts';
+import {
+  BEGIN,
+  COMMIT,
+  plan,
+  planOne,
+  place,
+  ROLLBACK,
+  SET_READ_COMMITTED,
+  type Planned,
+  type Results,
+  type Statement,
+  type Statements,
+} from './batch-statements.ts';
 
 /** A write that changed a different number of rows than the caller required; nothing after it ran. */
 export class UnexpectedRowCount extends Error {

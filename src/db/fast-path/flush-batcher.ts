@@ -59,7 +59,10 @@ export function createFlushBatcher<T, R>(options: FlushBatcherOptions<T, R>) {
   async function write(batch: Queued<T, R>[], first: boolean): Promise<void> {
     let results: R[];
     try {
-      results = await options.write(batch.map((q) => q.item), first);
+      results = await options.write(
+        batch.map((q) => q.item),
+        first,
+      );
     } catch (err) {
       // One bad item must not cost the others theirs.
       if (batch.length > 1 && options.split(err)) {
@@ -68,7 +71,10 @@ export function createFlushBatcher<T, R>(options: FlushBatcherOptions<T, R>) {
       }
       for (const q of batch) q.reject(err);
       try {
-        options.failed?.(batch.map((q) => q.item), err);
+        options.failed?.(
+          batch.map((q) => q.item),
+          err,
+        );
       } catch {
         // ignored on purpose: its callers have their answer, and the next flush must still run
       }

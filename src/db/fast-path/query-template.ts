@@ -130,7 +130,10 @@ export const GROUP_LIST_ROWS = 64;
  */
 export class ListQueryTemplate<I extends Inputs, T extends Inputs, R> {
   private readonly fields: readonly string[];
-  private readonly bySize = new Map<number, { template: QueryTemplate<Record<string, unknown>, R>; slots: ReadonlyMap<string, { row: number; field: string }> }>();
+  private readonly bySize = new Map<
+    number,
+    { template: QueryTemplate<Record<string, unknown>, R>; slots: ReadonlyMap<string, { row: number; field: string }> }
+  >();
 
   constructor(
     private readonly inputs: InputNames<I>,
