@@ -5,7 +5,7 @@ import { parseSchedule } from './shared/duration.ts';
 import { gatewayKeyProblems } from './callbacks/gateways/gateway-keys.ts';
 import { describeWeakness, secretWeaknesses } from './system/secret-strength.ts';
 
-/** The one reader of process.env: every setting of DESIGN A2, validated once and frozen. */
+/** The one reader of process.env: every setting, validated once and frozen. */
 
 export const GATEWAYS = ['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'] as const;
 export type GatewayName = (typeof GATEWAYS)[number];

@@ -39,7 +39,7 @@ export interface AdminDeps {
   logger?: Logger;
 }
 
-/** The operator console (DESIGN A8) under `/admin`: login, dashboard, orders, flagged inbox, settings. */
+/** The operator console under `/admin`: login, dashboard, orders, flagged inbox, settings. */
 export function adminRoutes(deps: AdminDeps): Router {
   const { config, db, clock } = deps;
   const readDb = deps.readDb ?? db;

@@ -69,7 +69,7 @@ export type Plan =
   | { kind: 'record'; entry: NewPaymentLog; outcome: CallbackOutcome }
   | { kind: 'apply'; entry: NewPaymentLog; outcome: CallbackOutcome; change: TransitionChange; event: ReturnType<typeof orderEvent> };
 
-/** Decides a verified callback against the locked order row (DESIGN A4). */
+/** Decides a verified callback against the locked order row. */
 export function planCallback({ logBase, result, now }: VerifiedCallback, row: OrderRow | undefined): Plan {
   const checked = checkOrder(logBase, result, row);
   if (!checked.ok) return { kind: 'refuse', entry: checked.entry, outcome: checked.outcome };

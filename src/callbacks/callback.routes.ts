@@ -46,7 +46,7 @@ export function callbackInput(req: Request, gateway: GatewayAdapter, kind: Callb
   return { gateway, kind, params, rawBody, raw: rawOf(req, bodyText), headers: req.headers, remoteIp: req.ip ?? null };
 }
 
-/** `/notify` (server to server) and `/callback` (the shopper's browser) for the generic gateway (DESIGN A5). */
+/** `/notify` (server to server) and `/callback` (the shopper's browser) for the generic gateway. */
 export function callbackRoutes(callbacks: CallbackService, generic: GatewayAdapter, pages: ResultPages): Router {
   const router = Router();
   router.post(['/notify', '/notify/generic', '/notify.php'], ...notifyBodyParsers(), async (req: Request, res: Response) => {

@@ -48,7 +48,7 @@ function notifyHandler(callbacks: CallbackService, adapter: GatewayAdapter) {
   };
 }
 
-/** `POST /notify/alipay|wechatpay|stripe` and Alipay's return URL `GET /callback/alipay` (DESIGN A6). */
+/** `POST /notify/alipay|wechatpay|stripe` and Alipay's return URL `GET /callback/alipay`. */
 export function gatewayRoutes(callbacks: CallbackService, adapters: ReturnType<typeof createGatewayAdapters>, pages: ResultPages): Router {
   const router = Router();
   const bodies = notifyBodyParsers();

@@ -10,7 +10,7 @@ type PageKind = 'success' | 'failure' | 'pending' | 'closed';
 
 const KIND_BY_STATUS: Record<string, PageKind> = { paid: 'success', failed: 'failure', pending: 'pending', closed: 'closed' };
 
-/** Result pages of `/callback` (DESIGN A5): success for paid, failure otherwise, with a signed way back to the merchant. */
+/** Result pages of `/callback`: success for paid, failure otherwise, with a signed way back to the merchant. */
 export function createResultPages(config: AppConfig) {
   /** callback_url + signed order_no, status, amount, currency, timestamp, sign_type, sign (A7's rule, NOTIFY_SECRET). */
   function returnUrl(order: OrderRow, now: Date): string | null {

@@ -16,7 +16,7 @@ import {
 import { pickGatewaySecret, storedGatewaySecret } from '../system/doctor.payment.ts';
 import { runSelfTest } from '../system/doctor.selftest.ts';
 
-/** `npm run doctor` (DESIGN A8): one ✓/⚠/✗ line per check (⚠: passes, but production refuses it), exit status 1 when any fails. */
+/** `npm run doctor`: one ✓/⚠/✗ line per check (⚠: passes, but production refuses it), exit status 1 when any fails. */
 
 const USAGE = `Usage: npm run doctor [-- --url <base URL> --api-key <key> [--gateway-secret <secret>]]
   Checks configuration, secrets, database, migrations, clock and data directory.

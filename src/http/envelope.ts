@@ -19,7 +19,7 @@ function sendJson(res: Response, status: number, body: object): void {
   res.end(text);
 }
 
-/** `{"success": true, "data": …, "message": "…"}` (DESIGN A3). */
+/** `{"success": true, "data": …, "message": "…"}`. */
 export function sendData(res: Response, data: unknown, message = 'ok', status = 200): void {
   sendJson(res, status, { success: true, data, message });
 }

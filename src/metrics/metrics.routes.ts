@@ -21,7 +21,7 @@ export function requireMetricsToken(token: string | null): RequestHandler {
   };
 }
 
-/** `GET /metrics`: Prometheus text format (DESIGN A8), behind METRICS_TOKEN when it is set. */
+/** `GET /metrics`: Prometheus text format, behind METRICS_TOKEN when it is set. */
 export function metricsRoutes(metrics: AppMetrics, token: string | null): Router {
   const router = Router();
   router.get('/metrics', requireMetricsToken(token), async (_req, res) => {

@@ -27,7 +27,7 @@ export interface DispatcherDeps {
   retryScheduleMs?: () => readonly number[];
 }
 
-/** The in-process delivery loop of DESIGN A7: woken by commits, polling for due retries, bounded concurrency. */
+/** The in-process delivery loop: woken by commits, polling for due retries, bounded concurrency. */
 export function createDispatcher({
   db,
   config,

@@ -7,7 +7,7 @@ import type { NotificationService } from './notification.service.ts';
 
 const params = z.object({ order_no: orderNoSchema });
 
-/** `POST /api/orders/:order_no/notifications/resend` → 202 (DESIGN A4). */
+/** `POST /api/orders/:order_no/notifications/resend` → 202. */
 export function notificationRoutes(notifications: NotificationService): Router {
   const router = Router();
   router.post('/:order_no/notifications/resend', async (req, res) => {

@@ -14,7 +14,7 @@ import {
   resendResultSchema,
 } from './response.schemas.ts';
 
-/** The operations of the JSON API (DESIGN A3-A5, A8); request parts come from the routes' own zod schemas. */
+/** The operations of the JSON API; request parts come from the routes' own zod schemas. */
 
 const API_AUTH = [{ ApiKey: [] }, { BearerApiKey: [] }];
 const GUARDED = [401, 403, 429]; // every /api and /query_order call: key, API_IP_ALLOWLIST, rate limit

@@ -66,7 +66,7 @@ for (const option of querySchema.options) {
 export { createOrderSchema, listOrdersSchema, orderNoSchema, pageSchema, querySchema };
 
 /**
- * The generic gateway's parameters (DESIGN A5). The adapter checks the signature over the raw parameters
+ * The generic gateway's parameters. The adapter checks the signature over the raw parameters
  * before it parses any field, so its own schema is internal; this one mirrors the contract for readers.
  */
 const printable = (max: number) => z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${max}}$`));

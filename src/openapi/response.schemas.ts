@@ -5,7 +5,7 @@ import { ORDER_STATUSES, PAYMENT_METHODS, orderNoSchema } from '../orders/order.
 import { ERROR_STATUS, type ErrorCode } from '../shared/errors.ts';
 import { doc } from './registry.ts';
 
-/** Response shapes of the JSON API (DESIGN A3/A4), as zod schemas so the document is generated, not written. */
+/** Response shapes of the JSON API, as zod schemas so the document is generated, not written. */
 
 const time = doc(z.iso.datetime(), { description: 'ISO-8601 UTC time', examples: ['2026-11-25T14:32:08.588Z'] });
 const nullableTime = time.nullable();

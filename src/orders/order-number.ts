@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 
-/** A merchant order number (DESIGN A4): the one rule every entry point checks, API, gateways and CLI alike. */
+/** A merchant order number: the one rule every entry point checks, API, gateways and CLI alike. */
 export const ORDER_NO_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** The rule in words, for the validation messages that name the field. */
 export const ORDER_NO_RULE = 'must be 1-64 characters of A-Z, a-z, 0-9, _ or -';

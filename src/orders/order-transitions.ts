@@ -8,7 +8,7 @@ export function canClose(status: string): boolean {
   return status === 'pending' || status === 'failed';
 }
 
-/** What a verified payment result means for an order in its current state (DESIGN A4 transitions). */
+/** What a verified payment result means for an order in its current state. */
 export type Decision =
   | { kind: 'apply'; to: Exclude<OrderStatus, 'pending'>; flagged: boolean; message: string }
   | { kind: 'duplicate'; message: string }

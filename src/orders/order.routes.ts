@@ -9,7 +9,7 @@ import type { OrderService } from './order.service.ts';
 
 const orderNoParams = z.object({ order_no: orderNoSchema });
 
-/** `/api/orders` (DESIGN A4). */
+/** `/api/orders`. */
 export function orderRoutes(orders: OrderService): Router {
   const router = Router();
 

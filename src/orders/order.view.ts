@@ -3,7 +3,7 @@ import { toIsoTime } from '../shared/time.ts';
 import type { NotificationWithAttempts, PaymentLogSummary, RejectedCallbackSummary } from './order-history.repository.ts';
 import type { OrderRow } from './order.repository.ts';
 
-/** The public order JSON of DESIGN A4. */
+/** The public order JSON (order JSON). */
 export function toOrderJson(row: OrderRow) {
   return {
     order_no: row.order_no,

@@ -5,7 +5,7 @@ import { parseOrThrow } from '../shared/validation.ts';
 import { listOrdersSchema, orderNoSchema, timeWindow } from './order.schema.ts';
 import type { OrderService } from './order.service.ts';
 
-/** The heritage `query_order.php` API: one path, an `action` parameter (DESIGN A4). */
+/** The heritage `query_order.php` API: one path, an `action` parameter. */
 export const querySchema = z.discriminatedUnion(
   'action',
   [

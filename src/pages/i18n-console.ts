@@ -1,4 +1,4 @@
-/** Operator console texts (DESIGN A8), merged into the page dictionaries of i18n.ts. `{x}` marks a value filled in. */
+/** Operator console texts, merged into the page dictionaries of i18n.ts. `{x}` marks a value filled in. */
 
 export const consoleEn = {
   admin_console: 'Operator console',

@@ -1,4 +1,4 @@
-/** Stable error codes (DESIGN A3) and the one place they map to HTTP statuses. */
+/** Stable error codes and the one place they map to HTTP statuses. */
 export const ERROR_STATUS = {
   validation_failed: 400,
   unauthorized: 401,

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
-/** The heritage signature of DESIGN A5 (also used for outbound notifications, A7). */
+/** The heritage signature (also used for outbound notifications, A7). */
 export const SIGN_TYPES = ['MD5', 'HMAC-SHA256'] as const;
 export type SignType = (typeof SIGN_TYPES)[number];
 

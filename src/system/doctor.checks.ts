@@ -11,7 +11,7 @@ import { fromDbTime } from '../shared/time.ts';
 import { describeWeakness, MIN_API_KEY_CHARS, MIN_GATEWAY_SECRET_CHARS, secretWeaknesses } from './secret-strength.ts';
 import { getConfigValues } from '../settings/system-config.repository.ts';
 
-/** The checks of `npm run doctor` (DESIGN A8). They report; they never migrate, generate or create anything. */
+/** The checks of `npm run doctor`. They report; they never migrate, generate or create anything. */
 
 export interface CheckResult {
   name: string;

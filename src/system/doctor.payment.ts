@@ -4,7 +4,7 @@ import { computeSign } from '../shared/signing.ts';
 import { getConfigValues } from '../settings/system-config.repository.ts';
 
 /**
- * The self-test's payment (DESIGN A5): a generic notification signed with the GATEWAY_SECRET this host knows.
+ * The self-test's payment: a generic notification signed with the GATEWAY_SECRET this host knows.
  * The secret is looked up, never generated, and never printed (only where it came from).
  */
 

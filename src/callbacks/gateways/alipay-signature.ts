@@ -4,7 +4,7 @@ import { isOrderNo } from '../../orders/order-number.ts';
 import { flattenParams, type FlatParams } from '../params.ts';
 import type { Rejection } from './gateway.ts';
 
-/** What an Alipay merchant configures (DESIGN A2: ALIPAY_APP_ID, ALIPAY_PUBLIC_KEY). */
+/** What an Alipay merchant configures (ALIPAY_APP_ID, ALIPAY_PUBLIC_KEY). */
 export interface AlipayConfig {
   appId: string;
   /** The Alipay public key (支付宝公钥), PEM or bare base64; or a key already loaded by loadAlipayPublicKey. */

@@ -31,7 +31,7 @@ export interface AlipayGateway extends GatewayAdapter {
 }
 
 /**
- * Alipay asynchronous notifications (DESIGN A6): RSA2 over the sorted form parameters, verified with the
+ * Alipay asynchronous notifications: RSA2 over the sorted form parameters, verified with the
  * Alipay public key parsed once at start-up (gateway-keys.ts: an unusable key throws then, not on the first callback).
  */
 export function createAlipayGateway(config: { appId: string; publicKey: string }): AlipayGateway {

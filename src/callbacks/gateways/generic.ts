@@ -6,7 +6,7 @@ import { isSignType, verifySign } from '../../shared/signing.ts';
 import { claimedOrderNo, flattenParams } from '../params.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, Rejection, Verification } from './gateway.ts';
 
-/** ±300 s around now (DESIGN A5). */
+/** ±300 s around now. */
 export const TIMESTAMP_WINDOW_S = 300;
 /** Nonces are remembered well past the window in which their timestamp could be accepted. */
 const NONCE_TTL_MS = 24 * 3600_000;
@@ -32,7 +32,7 @@ const fieldsSchema = z.object({
 
 const reject = (rejection: Rejection): Verification => ({ ok: false, rejection });
 
-/** The heritage MD5 / HMAC-SHA256 sorted-parameter gateway (DESIGN A5), also used by the sandbox. */
+/** The heritage MD5 / HMAC-SHA256 sorted-parameter gateway, also used by the sandbox. */
 export function createGenericGateway(name: 'generic' | 'sandbox', secret: string): GatewayAdapter {
   return {
     name,

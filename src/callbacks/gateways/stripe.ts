@@ -196,7 +196,7 @@ function mapEvent(event: Json): Verification {
   return { ok: true, result };
 }
 
-/** Stripe webhooks (DESIGN A6): `Stripe-Signature` HMAC over the exact body, event id as idempotency key. */
+/** Stripe webhooks: `Stripe-Signature` HMAC over the exact body, event id as idempotency key. */
 export function createStripeGateway(config: StripeConfig): GatewayAdapter {
   const secret = config.webhookSecret;
   return {

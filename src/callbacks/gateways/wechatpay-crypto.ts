@@ -1,7 +1,7 @@
 import { createDecipheriv, createPublicKey, verify, X509Certificate, type KeyObject } from 'node:crypto';
 
 /**
- * The cryptography of WeChat Pay API v3 notifications (DESIGN A6):
+ * The cryptography of WeChat Pay API v3 notifications:
  * - the `Wechatpay-Signature` header is base64 SHA256withRSA over `<timestamp>\n<nonce>\n<raw body>\n`,
  *   made with the platform key that `Wechatpay-Serial` names;
  * - `resource.ciphertext` is base64(AES-256-GCM ciphertext || 16-byte tag) under the APIv3 key, with

@@ -6,7 +6,7 @@ import { swallowsPair } from '../../shared/signing.ts';
 import { wechatpayPlatformKeys } from './gateway-keys.ts';
 import { apiV3KeyBytes, decryptResource, findPlatformKey, verifyNotificationSignature } from './wechatpay-crypto.ts';
 
-/** Notifications whose `Wechatpay-Timestamp` is further than this from now are refused as replays (DESIGN A6). */
+/** Notifications whose `Wechatpay-Timestamp` is further than this from now are refused as replays. */
 export const WECHATPAY_TIMESTAMP_WINDOW_S = 300;
 
 export interface WechatpayConfig {
@@ -65,7 +65,7 @@ function parseJsonObject(text: string): Record<string, unknown> | null {
 }
 
 /**
- * WeChat Pay API v3 payment notifications (`POST /notify/wechatpay`, DESIGN A6). The header signature is checked
+ * WeChat Pay API v3 payment notifications (`POST /notify/wechatpay`). The header signature is checked
  * over the exact request bytes before anything in the body is believed; then `resource` is decrypted with the
  * APIv3 key, and only the decrypted transaction is trusted for the order, amount, currency and state.
  * Construction throws, naming the setting (and the serial), when the configuration cannot work.
