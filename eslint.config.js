@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
  * The layers of src/, checked on every import (relative paths: `../<folder>/…` from a feature, `./<folder>/…`
  * from a file at the top of src/). A folder lists the folders it must not import, each with the reason.
  * Bottom up (a folder may import those to its left): shared → db, pages (i18n) → audit, auth → http, settings →
- * orders → notifications, callbacks → metrics, openapi, health, system, cli → admin, sandbox → app.ts, main.ts.
+ * orders → notifications, callbacks → reconcile → metrics, openapi, health, system, cli → admin, sandbox → app.ts, main.ts.
  */
 const FOLDERS = [
   'admin',
@@ -21,6 +21,7 @@ const FOLDERS = [
   'openapi',
   'orders',
   'pages',
+  'reconcile',
   'sandbox',
   'settings',
   'shared',
@@ -67,11 +68,17 @@ const layers = [
     all('shared', 'db', 'http', 'orders', 'pages'),
     'src/callbacks may import only shared, db, http, orders and pages (settings come injected).',
   ),
+  // The reconciler asks gateways and applies their answers through the callbacks' own decision and transaction.
+  layer(
+    'reconcile',
+    all('shared', 'db', 'http', 'orders', 'callbacks'),
+    'src/reconcile may import only shared, db, http, orders and callbacks (settings and delivery come injected).',
+  ),
   // Runtime settings are read by callbacks and delivery through injection, so they must not depend on them.
   layer('settings', all('shared', 'db', 'audit'), 'src/settings may import only shared, db and audit.'),
   // Metrics, the API description and health name what features expose, above them and below the front ends.
-  layer('metrics', all('shared', 'db', 'http', 'orders', 'notifications', 'callbacks'), 'src/metrics may not import settings, system or a front end.'),
-  layer('openapi', all('shared', 'db', 'http', 'pages', 'orders', 'notifications', 'callbacks'), 'src/openapi may not import settings, system or a front end.'),
+  layer('metrics', all('shared', 'db', 'http', 'orders', 'notifications', 'callbacks', 'reconcile'), 'src/metrics may not import settings, system or a front end.'),
+  layer('openapi', all('shared', 'db', 'http', 'pages', 'orders', 'notifications', 'callbacks', 'reconcile'), 'src/openapi may not import settings, system or a front end.'),
   layer('health', all('shared', 'db', 'http'), 'src/health may import only shared, db and http.'),
   // Operations (doctor, maintenance, secrets) sit above the features they check and clean; no feature imports system.
   layer('system', ['admin', 'sandbox', 'cli', 'metrics', 'openapi', 'health'], 'src/system may not import a front end, the CLI or the HTTP-only features.'),

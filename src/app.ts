@@ -74,7 +74,14 @@ export function createApp(deps: AppDeps): Express {
   const clock = deps.clock ?? systemClock;
   const readDb = deps.readDb ?? db;
   const settings = deps.settings ?? createRuntimeSettings({ db, config, clock, logger });
-  const orders = createOrderService({ db, readDb, clock, onEventQueued });
+  const orders = createOrderService({
+    db,
+    readDb,
+    clock,
+    onEventQueued,
+    orderTtlMs: config.orderTtlMs,
+    reconcileAfterMs: config.reconcile.afterMs,
+  });
   const apiKeys = createApiKeyService(db, config.apiKeys, clock);
   const notifications = createNotificationService({ db, clock, metrics: deps.deliveryMetrics, onEventQueued });
   const metrics = createMetrics({

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIpAllowlist, type IpAllowlist } from './shared/ip-allowlist.ts';
-import { parseSchedule } from './shared/duration.ts';
+import { parseDuration, parseSchedule } from './shared/duration.ts';
 import { gatewayKeyProblems } from './callbacks/gateways/gateway-keys.ts';
 import { describeWeakness, secretWeaknesses } from './system/secret-strength.ts';
 
@@ -37,6 +37,34 @@ const notifySecret = z
     (v) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v.slice(6), 'base64').length >= 24,
     'must be whsec_ followed by the base64 of at least 24 bytes',
   );
+
+const duration = z.string().transform((value, ctx): number => {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const schedule = z.string().transform((value, ctx): number[] => {
+  try {
+    return parseSchedule(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** A gateway API base: absolute http(s), no credentials, query or fragment (paths are appended to it). */
+const baseUrl = z.string().refine((v) => {
+  try {
+    const url = new URL(v);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && !url.username && !url.password && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}, 'must be an absolute http(s) URL without credentials, query or fragment');
 
 const databaseUrl = z.string().refine((v) => /^mysql:\/\/.+/.test(v) || /^sqlite:.+/.test(v), 'must start with mysql:// or sqlite:');
 
@@ -82,12 +110,24 @@ const envSchema = z.object({
   // Production serves /metrics without METRICS_TOKEN only when this says so.
   METRICS_PUBLIC: opt(bool),
   RETENTION_DAYS: opt(int(1, 36500)),
+  ORDER_TTL: withDefault(duration, '30m'),
+  RECONCILE_AFTER: withDefault(duration, '1m'),
+  RECONCILE_SCHEDULE: withDefault(schedule, '2m,5m,10m,30m'),
+  RECONCILE_CONCURRENCY: withDefault(int(1, 256), '4'),
+  GENERIC_QUERY_URL: opt(baseUrl),
   ALIPAY_APP_ID: opt(z.string()),
   ALIPAY_PUBLIC_KEY: opt(z.string()),
   WECHATPAY_MCH_ID: opt(z.string()),
   WECHATPAY_APIV3_KEY: opt(z.string().length(32, 'must be exactly 32 characters')),
   WECHATPAY_PLATFORM_KEYS: opt(z.string()),
   STRIPE_WEBHOOK_SECRET: opt(z.string()),
+  ALIPAY_PRIVATE_KEY: opt(z.string()),
+  ALIPAY_GATEWAY_URL: withDefault(baseUrl, 'https://openapi.alipay.com/gateway.do'),
+  WECHATPAY_MCH_PRIVATE_KEY: opt(z.string()),
+  WECHATPAY_MCH_SERIAL: opt(z.string().regex(/^[0-9A-Fa-f]{8,64}$/, 'must be the hexadecimal serial number of the merchant API certificate')),
+  WECHATPAY_API_BASE: withDefault(baseUrl, 'https://api.mch.weixin.qq.com'),
+  STRIPE_SECRET_KEY: opt(z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)')),
+  STRIPE_API_BASE: withDefault(baseUrl, 'https://api.stripe.com'),
 });
 
 type ParsedEnv = z.infer<typeof envSchema>;
@@ -142,6 +182,34 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
         ? { mchId: env.WECHATPAY_MCH_ID, apiV3Key: env.WECHATPAY_APIV3_KEY, platformKeys: env.WECHATPAY_PLATFORM_KEYS }
         : null,
     stripe: env.STRIPE_WEBHOOK_SECRET ? { webhookSecret: env.STRIPE_WEBHOOK_SECRET } : null,
+    orderTtlMs: env.ORDER_TTL,
+    reconcile: {
+      afterMs: env.RECONCILE_AFTER,
+      scheduleMs: env.RECONCILE_SCHEDULE,
+      concurrency: env.RECONCILE_CONCURRENCY,
+      // Gateway calls share the delivery attempt's limit: both are one outbound request the loop waits for.
+      timeoutMs: env.NOTIFY_TIMEOUT_MS,
+      pollIntervalMs: env.NOTIFY_POLL_INTERVAL_MS,
+    },
+    /** The gateways' query (and close) APIs; null where one is not configured, so its orders only expire. */
+    gatewayApis: {
+      generic: env.GENERIC_QUERY_URL ? { queryUrl: env.GENERIC_QUERY_URL } : null,
+      alipay:
+        env.ALIPAY_APP_ID && env.ALIPAY_PUBLIC_KEY && env.ALIPAY_PRIVATE_KEY
+          ? { appId: env.ALIPAY_APP_ID, publicKey: env.ALIPAY_PUBLIC_KEY, privateKey: env.ALIPAY_PRIVATE_KEY, gatewayUrl: env.ALIPAY_GATEWAY_URL }
+          : null,
+      wechatpay:
+        env.WECHATPAY_MCH_ID && env.WECHATPAY_PLATFORM_KEYS && env.WECHATPAY_MCH_PRIVATE_KEY && env.WECHATPAY_MCH_SERIAL
+          ? {
+              mchId: env.WECHATPAY_MCH_ID,
+              platformKeys: env.WECHATPAY_PLATFORM_KEYS,
+              privateKey: env.WECHATPAY_MCH_PRIVATE_KEY,
+              serial: env.WECHATPAY_MCH_SERIAL,
+              apiBase: env.WECHATPAY_API_BASE,
+            }
+          : null,
+      stripe: env.STRIPE_SECRET_KEY ? { secretKey: env.STRIPE_SECRET_KEY, apiBase: env.STRIPE_API_BASE } : null,
+    },
   };
 }
 
@@ -186,6 +254,14 @@ function pairProblems(source: Env): string[] {
   } catch (err) {
     problems.push(`NOTIFY_RETRY_SCHEDULE: ${(err as Error).message}`);
   }
+  const set = (name: string) => blankToUndefined(source[name]) !== undefined;
+  // A signing key without the rest of its gateway's settings would silently do nothing: say so instead.
+  if (set('ALIPAY_PRIVATE_KEY') && !(set('ALIPAY_APP_ID') && set('ALIPAY_PUBLIC_KEY')))
+    problems.push('ALIPAY_PRIVATE_KEY: also needs ALIPAY_APP_ID and ALIPAY_PUBLIC_KEY (the answers are verified with it)');
+  if (set('WECHATPAY_MCH_PRIVATE_KEY') !== set('WECHATPAY_MCH_SERIAL'))
+    problems.push('WECHATPAY_MCH_PRIVATE_KEY and WECHATPAY_MCH_SERIAL: set both or neither');
+  if (set('WECHATPAY_MCH_PRIVATE_KEY') && !(set('WECHATPAY_MCH_ID') && set('WECHATPAY_PLATFORM_KEYS')))
+    problems.push('WECHATPAY_MCH_PRIVATE_KEY: also needs WECHATPAY_MCH_ID and WECHATPAY_PLATFORM_KEYS (the answers are verified with them)');
   const shutdownMs = Number(blankToUndefined(source.SHUTDOWN_TIMEOUT_MS));
   const notifyMs = Number(blankToUndefined(source.NOTIFY_TIMEOUT_MS) ?? 10_000);
   // Shorter, a stop could cut a delivery short before it is recorded, and the merchant would get it twice.

@@ -7,7 +7,7 @@ import type { IpAllowlist } from '../shared/ip-allowlist.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
 import { applyGroup, applyOne, EventRepeated, groupMayRunAlone, NonceReplayed, type Applied } from './callback-apply.ts';
 import { checkOrder, rejected, type LogBase, type VerifiedCallback } from './callback-plan.ts';
-import type { CallbackOutcome, GatewayAdapter, Rejection } from './gateways/gateway.ts';
+import type { CallbackOutcome, GatewayAdapter, PaymentResult, Rejection } from './gateways/gateway.ts';
 import { createGroupCommit, QueueFull } from '../db/fast-path/group-commit.ts';
 import { GROUP_LIST_ROWS } from '../db/fast-path/query-template.ts';
 import { claimedOrderNo } from './params.ts';
@@ -188,7 +188,30 @@ export function createCallbackService(deps: CallbackServiceDeps) {
     return { verdict: 'duplicate', status: 200, message: 'verified return', orderNo: order.order_no, orderStatus: order.status, order };
   }
 
-  return { handle, inspect, queuedCallbacks: group.queued };
+  /**
+   * A payment result the reconciler obtained by asking the gateway (its answer already authenticated): the same
+   * decision and transaction as a callback, so a callback and a query of one payment apply once (its transaction id).
+   */
+  async function applyQueried(gateway: GatewayName, result: PaymentResult, answer: string): Promise<CallbackOutcome> {
+    const now = clock();
+    const { fields, ...normalized } = result;
+    const logBase: LogBase = {
+      gateway,
+      kind: 'query',
+      callbackData: answer,
+      remoteIp: null,
+      now: toDbTime(now),
+      transactionId: result.transactionId,
+      currency: result.currency ?? null,
+      status: result.outcome,
+      paymentData: JSON.stringify(fields ?? normalized),
+    };
+    const { outcome, queued } = await group.submit({ logBase, result, now });
+    if (queued) onEventQueued?.();
+    return outcome;
+  }
+
+  return { handle, inspect, applyQueried, queuedCallbacks: group.queued };
 }
 
 /** Nothing was decided or stored: the gateway retries later, as after a storage failure. */

@@ -6,7 +6,8 @@ import type { PaymentLogsTable } from '../db/schema.ts';
 export interface NewPaymentLog {
   orderNo: string | null;
   gateway: string;
-  kind: 'notify' | 'return';
+  /** `query`: the gateway's answer to the reconciler's question, not a callback. */
+  kind: 'notify' | 'return' | 'query';
   transactionId?: string | null;
   amountMinor?: number | null;
   currency?: string | null;

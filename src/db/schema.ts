@@ -19,6 +19,14 @@ export interface OrdersTable {
   paid_at: string | null;
   created_at: string;
   updated_at: string;
+  /** A pending order past this time is closed (after asking its gateway); null for orders older than expiry. */
+  expires_at: Generated<string | null>;
+  /** When the reconciler next looks at the order (query or expiry); null: nothing left to do. */
+  reconcile_at: Generated<string | null>;
+  /** Position in RECONCILE_SCHEDULE. */
+  reconcile_step: Generated<number>;
+  /** The claim of the instance asking the gateway now. */
+  reconcile_lease: Generated<string | null>;
 }
 
 export interface PaymentLogsTable {
@@ -126,6 +134,39 @@ export interface AuditLogTable {
   created_at: string;
 }
 
+/** migrations/0005: every time the reconciler asked a gateway about an order (or closed it there), and what came of it. */
+export interface ReconcileAttemptsTable {
+  id: Generated<number>;
+  order_no: string;
+  gateway: string;
+  /** schedule | expiry | manual */
+  trigger: string;
+  /** query | close */
+  action: string;
+  /** What the gateway said the payment is (paid, pending, closed, failed, not_found), when it answered. */
+  gateway_state: string | null;
+  /** recovered | unchanged | closed | mismatch | error | … (the metric's outcome label) */
+  outcome: string;
+  message: string | null;
+  /** The start of the gateway's answer. */
+  answer: string | null;
+  duration_ms: number;
+  created_at: string;
+}
+
+/** migrations/0005: the sandbox gateway's own books (what it would answer a query with). */
+export interface SandboxPaymentsTable {
+  id: Generated<number>;
+  order_no: string;
+  transaction_id: string;
+  status: string;
+  amount_minor: number;
+  currency: string;
+  /** 1: paid with "lose the notification": no callback was sent. */
+  notification_lost: Generated<number>;
+  created_at: string;
+}
+
 export interface DB {
   orders: OrdersTable;
   payment_logs: PaymentLogsTable;
@@ -136,4 +177,6 @@ export interface DB {
   replay_nonces: ReplayNoncesTable;
   payment_log_reviews: PaymentLogReviewsTable;
   audit_log: AuditLogTable;
+  reconcile_attempts: ReconcileAttemptsTable;
+  sandbox_payments: SandboxPaymentsTable;
 }

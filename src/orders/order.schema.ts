@@ -8,6 +8,10 @@ export const ORDER_STATUSES = ['pending', 'paid', 'failed', 'closed'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export const PAYMENT_METHODS = ['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'] as const;
 
+/** Bounds of an order's lifetime given at creation (expires_in, or expires_at from now). */
+export const MIN_EXPIRES_IN = 60;
+export const MAX_EXPIRES_IN = 604_800;
+
 export const orderNoSchema = z.string().regex(ORDER_NO_PATTERN, ORDER_NO_RULE);
 
 export const httpUrl = z
@@ -62,6 +66,18 @@ export const createOrderSchema = z
     callback_url: httpUrl.optional(),
     notify_url: httpUrl.optional(),
     metadata: metadataSchema.optional(),
+    // Seconds from now (JSON number or form text); the service default is ORDER_TTL.
+    expires_in: z.coerce
+      .number({ error: 'must be a whole number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(MIN_EXPIRES_IN, `must be at least ${MIN_EXPIRES_IN} seconds`)
+      .max(MAX_EXPIRES_IN, `must be at most ${MAX_EXPIRES_IN} seconds (7 days)`)
+      .optional(),
+    expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as 2026-12-07T10:00:00Z' }).optional(),
+  })
+  .superRefine((input, ctx) => {
+    if (input.expires_in !== undefined && input.expires_at !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['expires_at'], message: 'give expires_in or expires_at, not both' });
   })
   .transform((input, ctx) => {
     const parsed = parseAmount(input.amount, input.currency);

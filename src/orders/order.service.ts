@@ -1,5 +1,5 @@
 import type { Database, Executor } from '../db/database.ts';
-import { AppError, InvalidStateError, NotFoundError } from '../shared/errors.ts';
+import { AppError, InvalidStateError, NotFoundError, ValidationError } from '../shared/errors.ts';
 import { toDbTime, type Clock } from '../shared/time.ts';
 import { isUniqueViolation } from '../db/db-errors.ts';
 import { recordOrderEvent } from './order-event.ts';
@@ -26,7 +26,22 @@ function canonicalMetadata(metadata: Record<string, unknown> | undefined): strin
 
 function sameOrder(
   existing: repo.OrderRow,
-  wanted: Omit<repo.OrderRow, 'id' | 'seq' | 'flagged' | 'created_at' | 'updated_at' | 'paid_at' | 'status' | 'transaction_id'>,
+  // The expiry is not compared: a replay with the same expires_in names a later time, and is still the same order.
+  wanted: Omit<
+    repo.OrderRow,
+    | 'id'
+    | 'seq'
+    | 'flagged'
+    | 'created_at'
+    | 'updated_at'
+    | 'paid_at'
+    | 'status'
+    | 'transaction_id'
+    | 'expires_at'
+    | 'reconcile_at'
+    | 'reconcile_step'
+    | 'reconcile_lease'
+  >,
 ) {
   return (
     existing.amount_minor === wanted.amount_minor &&
@@ -46,11 +61,27 @@ export interface OrderServiceDeps {
   clock: Clock;
   /** Called after a commit that queued a merchant notification (wakes the delivery loop). */
   onEventQueued?: () => void;
+  /** ORDER_TTL: an order's lifetime when the request names none. */
+  orderTtlMs?: number;
+  /** RECONCILE_AFTER: when the reconciler first looks at a pending order. */
+  reconcileAfterMs?: number;
 }
 
-export function createOrderService({ db, readDb, clock, onEventQueued }: OrderServiceDeps) {
+/** When the order expires: expires_in or expires_at from the request, else ORDER_TTL from now. */
+function expiryOf(input: CreateOrderInput, now: Date, ttlMs: number): Date {
+  if (input.expires_in !== undefined) return new Date(now.getTime() + input.expires_in * 1000);
+  if (input.expires_at === undefined) return new Date(now.getTime() + ttlMs);
+  const at = new Date(input.expires_at);
+  if (at.getTime() <= now.getTime()) throw new ValidationError('expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
+  return at;
+}
+
+export function createOrderService({ db, readDb, clock, onEventQueued, orderTtlMs = 30 * 60_000, reconcileAfterMs = 60_000 }: OrderServiceDeps) {
   async function create(input: CreateOrderInput): Promise<{ order: ReturnType<typeof toOrderJson>; created: boolean }> {
     const now = clock();
+    const expiresAt = expiryOf(input, now, orderTtlMs);
+    // The first look: a query after RECONCILE_AFTER, or the expiry when that comes first.
+    const reconcileAt = new Date(Math.min(now.getTime() + reconcileAfterMs, expiresAt.getTime()));
     const fields = {
       order_no: input.order_no ?? generateOrderNo(now),
       amount_minor: input.amountMinor,
@@ -62,11 +93,20 @@ export function createOrderService({ db, readDb, clock, onEventQueued }: OrderSe
       metadata: canonicalMetadata(input.metadata),
     };
     const stamp = toDbTime(now);
-    const row = { ...fields, status: 'pending', transaction_id: null, paid_at: null, created_at: stamp, updated_at: stamp };
+    const row = {
+      ...fields,
+      status: 'pending',
+      transaction_id: null,
+      paid_at: null,
+      created_at: stamp,
+      updated_at: stamp,
+      expires_at: toDbTime(expiresAt),
+      reconcile_at: toDbTime(reconcileAt),
+    };
     try {
       const id = await repo.insertOrder(db.kysely, row);
       // The answer is the row as written (the column defaults are seq 0, flagged 0): no second round trip to read it back.
-      return { order: toOrderJson({ ...row, id, seq: 0, flagged: 0 }), created: true };
+      return { order: toOrderJson({ ...row, id, seq: 0, flagged: 0, reconcile_step: 0, reconcile_lease: null }), created: true };
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       if (!input.order_no) return create(input); // a generated number collided: draw another

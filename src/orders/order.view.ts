@@ -17,6 +17,7 @@ export function toOrderJson(row: OrderRow) {
     notify_url: row.notify_url,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
     paid_at: toIsoTime(row.paid_at),
+    expires_at: toIsoTime(row.expires_at),
     created_at: toIsoTime(row.created_at),
     updated_at: toIsoTime(row.updated_at),
   };

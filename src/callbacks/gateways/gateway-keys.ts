@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { loadAlipayPublicKey } from './alipay-signature.ts';
 import { parsePlatformKeys, type PlatformKeys } from './wechatpay-crypto.ts';
 
@@ -24,9 +24,33 @@ export const alipayPublicKey = (text: string): KeyObject => once('ALIPAY_PUBLIC_
 /** WECHATPAY_PLATFORM_KEYS as the platform keys by serial (see parsePlatformKeys). */
 export const wechatpayPlatformKeys = (text: string): PlatformKeys => once('WECHATPAY_PLATFORM_KEYS', text, parsePlatformKeys);
 
+/** A PEM private key (PKCS#8 or PKCS#1), or the bare base64 of either, as the gateways' consoles hand them out. */
+function loadPrivateKey(text: string): KeyObject {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('-----BEGIN')) return createPrivateKey(trimmed.replace(/\\n/g, '\n'));
+  const der = Buffer.from(trimmed.replace(/\s+/g, ''), 'base64');
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } catch {
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs1' });
+    } catch {
+      throw new Error('is not a PEM or base64 (PKCS#8 or PKCS#1) RSA private key');
+    }
+  }
+}
+
+/** ALIPAY_PRIVATE_KEY (the app's key that signs requests to Alipay's OpenAPI). */
+export const alipayPrivateKey = (text: string): KeyObject => once('ALIPAY_PRIVATE_KEY', text, loadPrivateKey);
+
+/** WECHATPAY_MCH_PRIVATE_KEY (the merchant API key that signs requests to WeChat Pay). */
+export const wechatpayMerchantKey = (text: string): KeyObject => once('WECHATPAY_MCH_PRIVATE_KEY', text, loadPrivateKey);
+
 const PARSERS: ReadonlyArray<readonly [name: string, parse: (text: string) => unknown]> = [
   ['ALIPAY_PUBLIC_KEY', alipayPublicKey],
   ['WECHATPAY_PLATFORM_KEYS', wechatpayPlatformKeys],
+  ['ALIPAY_PRIVATE_KEY', alipayPrivateKey],
+  ['WECHATPAY_MCH_PRIVATE_KEY', wechatpayMerchantKey],
 ];
 
 /** What is wrong with the gateway keys set in `env` (blank ones count as unset), each problem named by its variable. */

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { ambiguityOf, computeSign, isSignType, verifySign, type SignType } from '../shared/signing.ts';
+
+/*
+ * The generic query protocol: `POST <url>` form {order_no, timestamp, nonce, sign_type, sign} signed with the
+ * heritage signature; the gateway answers JSON {order_no, status, amount, currency, transaction_id, timestamp,
+ * sign_type, sign} signed the same way with the same key. Both directions are built and checked here (the
+ * reconciler asks, the sandbox answers).
+ */
+
+export const QUERY_STATUSES = ['success', 'failed', 'pending', 'closed'] as const;
+export type QueryStatus = (typeof QUERY_STATUSES)[number];
+
+/** An answer older or newer than this is refused (a replayed answer must not pay an order). */
+export const ANSWER_WINDOW_S = 300;
+
+export interface QueryAnswerFields {
+  order_no: string;
+  status: QueryStatus;
+  amount?: string;
+  currency?: string;
+  transaction_id?: string;
+}
+
+const unix = (now: Date) => Math.floor(now.getTime() / 1000);
+
+/** The signed form asking about `orderNo`. */
+export function signQueryRequest(orderNo: string, secret: string, now: Date, signType: SignType = 'HMAC-SHA256'): Record<string, string> {
+  const params = { order_no: orderNo, timestamp: String(unix(now)), nonce: randomBytes(12).toString('hex'), sign_type: signType };
+  return { ...params, sign: computeSign(params, secret, signType) };
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; reason: 'bad_signature' | 'malformed' | 'stale'; message: string };
+
+const signTypeOf = (value: unknown): SignType | null =>
+  value === undefined || value === '' ? 'MD5' : typeof value === 'string' && isSignType(value) ? value : null;
+
+/** Checks a query request (the gateway's side): signature, window, and an order number. */
+export function verifyQueryRequest(form: Record<string, unknown>, secret: string, now: Date): Checked<{ orderNo: string }> {
+  const params: Record<string, string> = {};
+  for (const [key, value] of Object.entries(form)) {
+    if (typeof value !== 'string') return { ok: false, reason: 'malformed', message: `${key} must be a single text value` };
+    params[key] = value;
+  }
+  const ambiguity = ambiguityOf(params);
+  if (ambiguity) return { ok: false, reason: 'malformed', message: ambiguity };
+  const signType = signTypeOf(params.sign_type);
+  if (!signType) return { ok: false, reason: 'malformed', message: 'sign_type must be MD5 or HMAC-SHA256' };
+  if (!params.sign || !verifySign(params, secret, signType, params.sign)) return { ok: false, reason: 'bad_signature', message: 'sign does not match' };
+  if (!params.order_no) return { ok: false, reason: 'malformed', message: 'order_no is required' };
+  const ts = Number(params.timestamp);
+  if (!/^\d{1,12}$/.test(params.timestamp ?? '') || Math.abs(unix(now) - ts) > ANSWER_WINDOW_S)
+    return { ok: false, reason: 'stale', message: `timestamp must be unix seconds within ${ANSWER_WINDOW_S} s of now` };
+  return { ok: true, value: { orderNo: params.order_no } };
+}
+
+/** The signed JSON answer (the gateway's side). */
+export function signQueryAnswer(fields: QueryAnswerFields, secret: string, now: Date, signType: SignType = 'HMAC-SHA256'): string {
+  const body: Record<string, string> = { ...stripEmpty(fields), timestamp: String(unix(now)), sign_type: signType };
+  return JSON.stringify({ ...body, sign: computeSign(body, secret, signType) });
+}
+
+function stripEmpty(fields: QueryAnswerFields): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '')) as Record<string, string>;
+}
+
+/** Checks an answer (the asker's side): JSON object of flat values, signed, fresh, about the order asked. */
+export function verifyQueryAnswer(text: string, secret: string, orderNo: string, now: Date): Checked<QueryAnswerFields> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'malformed', message: 'the answer is not JSON' };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    return { ok: false, reason: 'malformed', message: 'the answer is not a JSON object' };
+  const params: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (value === null) continue;
+    // Numbers are signed as JSON writes them, like the outbound notifications.
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') params[key] = String(value);
+    else return { ok: false, reason: 'malformed', message: `${key} must be a flat value` };
+  }
+  const signType = signTypeOf(params.sign_type);
+  if (!params.sign) return { ok: false, reason: 'bad_signature', message: 'the answer is not signed' };
+  if (!signType) return { ok: false, reason: 'malformed', message: 'sign_type must be MD5 or HMAC-SHA256' };
+  const ambiguity = ambiguityOf(params);
+  if (ambiguity) return { ok: false, reason: 'malformed', message: ambiguity };
+  if (!verifySign(params, secret, signType, params.sign)) return { ok: false, reason: 'bad_signature', message: 'the answer signature does not match' };
+  if (params.order_no !== orderNo) return { ok: false, reason: 'malformed', message: `the answer is about order ${params.order_no ?? '?'}, not ${orderNo}` };
+  const ts = Number(params.timestamp);
+  if (!/^\d{1,12}$/.test(params.timestamp ?? '') || Math.abs(unix(now) - ts) > ANSWER_WINDOW_S)
+    return { ok: false, reason: 'stale', message: `the answer's timestamp is not within ${ANSWER_WINDOW_S} s of now` };
+  const status = params.status as QueryStatus;
+  if (!QUERY_STATUSES.includes(status))
+    return { ok: false, reason: 'malformed', message: `status ${JSON.stringify(params.status)} is not one of ${QUERY_STATUSES.join(', ')}` };
+  if (status === 'success' && (!params.transaction_id || !params.amount))
+    return { ok: false, reason: 'malformed', message: 'a success answer needs transaction_id and amount' };
+  return {
+    ok: true,
+    value: { order_no: orderNo, status, amount: params.amount, currency: params.currency, transaction_id: params.transaction_id },
+  };
+}
