@@ -241,7 +241,7 @@ describe('Alipay client: answers that tell nothing', () => {
       'refused',
       'Alipay refused the request: 40004 Business Failed, ACQ.SOMETHING_NEW',
     ],
-  ])('a signed answer with %s is %s', async (_name, response, kind, message) => {
+  ])('a signed answer with %s throws the kind and message named', async (_name, response, kind, message) => {
     const no = orderNo();
     const answered = JSON.parse(JSON.stringify(response).replace('"$"', JSON.stringify(no))) as Record<string, unknown>;
     standin.setBehaviour(signed(answered));
