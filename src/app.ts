@@ -29,6 +29,11 @@ import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
 import { queryOrderRoutes } from './orders/query-order.routes.ts';
 import { createResultPages } from './callbacks/result.page.ts';
+import { createGatewayClients } from './reconcile/clients/index.ts';
+import { reconcileRoutes } from './reconcile/reconcile.routes.ts';
+import { createReconcileService } from './reconcile/reconcile.service.ts';
+import { createReconciler, type Reconciler } from './reconcile/reconciler.ts';
+import { createSandboxGateway } from './sandbox/sandbox-gateway.ts';
 import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
 import { createSandboxService } from './sandbox/sandbox.service.ts';
 import { createRuntimeSettings, type RuntimeSettings } from './settings/runtime-settings.ts';
@@ -53,12 +58,21 @@ export interface AppDeps {
   onEventQueued?: () => void;
   /** Outcome counters of this process's delivery loop, when it runs one. */
   deliveryMetrics?: DeliveryMetrics;
+  /** The reconcile loop's own pool (main.ts gives it the delivery loop's); `db` when absent. */
+  reconcileDb?: Database;
   /** Runtime settings shared with the delivery loop (main starts them); created here, unstarted, when absent. */
   settings?: RuntimeSettings;
 }
 
 /** What an app started itself and must end before its pools close (see stopApp). */
 const OWNED = new WeakMap<object, () => Promise<void>>();
+
+const RECONCILERS = new WeakMap<object, Reconciler>();
+
+/** The app's reconcile loop (unstarted: main.ts starts it in the worker process; tests run it step by step). */
+export function reconcilerOf(app: Express): Reconciler {
+  return RECONCILERS.get(app)!;
+}
 
 /** Ends the background work of what createApp made itself (runtime settings it was not given); resolves when it has finished. */
 export async function stopApp(app: Express): Promise<void> {
@@ -112,12 +126,28 @@ export function createApp(deps: AppDeps): Express {
   });
   metrics.observeCallbackQueue(callbacks.queuedCallbacks);
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
+  // The sandbox gateway's books answer the reconciler's questions in process, through the same signed protocol.
+  const sandboxBooks = config.sandboxEnabled ? createSandboxGateway(db, config.secrets.GATEWAY_SECRET, clock) : null;
+  const reconcile = createReconcileService({
+    db,
+    clock,
+    logger,
+    clients: createGatewayClients(config, clock, sandboxBooks ? (form) => sandboxBooks.answerQuery(form) : null),
+    callbacks,
+    orders,
+    recordReconcile: metrics.recordReconcile,
+  });
+  const reconciler = createReconciler({ db: deps.reconcileDb ?? db, service: reconcile, clock, logger, options: config.reconcile });
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);
 
   const app = express();
   bindMetrics(app, metrics);
-  if (!deps.settings) OWNED.set(app, () => settings.stop());
+  RECONCILERS.set(app, reconciler);
+  OWNED.set(app, async () => {
+    await reconciler.stop();
+    if (!deps.settings) await settings.stop();
+  });
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('views', VIEWS_DIR);
@@ -144,11 +174,21 @@ export function createApp(deps: AppDeps): Express {
   app.use(['/query_order', '/query_order.php'], ...apiGuard);
   app.use('/api/orders', orderRoutes(orders));
   app.use('/api/orders', notificationRoutes(notifications));
+  app.use('/api/orders', reconcileRoutes(reconcile));
   app.use(queryOrderRoutes(orders));
 
-  if (config.sandboxEnabled) {
+  if (sandboxBooks) {
     const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
-    const sandbox = createSandboxService({ db, orders, callbacks, gateway: sandboxGateway, gatewaySecret: config.secrets.GATEWAY_SECRET, clock });
+    const sandbox = createSandboxService({
+      db,
+      orders,
+      callbacks,
+      gateway: sandboxGateway,
+      gatewaySecret: config.secrets.GATEWAY_SECRET,
+      clock,
+      books: sandboxBooks,
+      reconcileAfterMs: config.reconcile.afterMs,
+    });
     app.use(sandboxRoutes(sandbox, csrf, pages));
   }
 

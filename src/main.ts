@@ -1,4 +1,4 @@
-import { createApp } from './app.ts';
+import { createApp, reconcilerOf } from './app.ts';
 import { bootstrap } from './bootstrap.ts';
 import { ConfigError } from './config.ts';
 import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
@@ -54,7 +54,9 @@ async function main(): Promise<void> {
     onEventQueued,
     deliveryMetrics: worker ? dispatcher.metrics : undefined,
     settings,
+    reconcileDb: deliveryDb,
   });
+  const reconciler = reconcilerOf(app);
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';
@@ -69,8 +71,11 @@ async function main(): Promise<void> {
     console.log('');
   }
 
-  if (worker) dispatcher.start();
-  else logger.warn('NOTIFY_WORKER=false: this process delivers no merchant notifications; another instance on this database must');
+  if (worker) {
+    dispatcher.start();
+    // The reconciler works where deliveries do (the worker of a web + worker layout): it is leased, so several may run.
+    reconciler.start();
+  } else logger.warn('NOTIFY_WORKER=false: this process delivers no notifications and asks no gateway; another instance on this database must');
   const stopMaintenance = startMaintenance(db, systemClock, logger, { retentionDays: config.retentionDays });
 
   let stopping = false;
@@ -82,16 +87,17 @@ async function main(): Promise<void> {
     const left = () => Math.max(0, deadline - performance.now());
     try {
       // Everything that uses the pools drains first, within one deadline: requests, deliveries and their records, housekeeping, settings reads.
-      const [requests, deliveries, housekeeping, settingsRead] = await Promise.all([
+      const [requests, deliveries, reconciling, housekeeping, settingsRead] = await Promise.all([
         closeServer(server, left()),
         dispatcher.stop(left()),
+        reconciler.stop(left()),
         stopMaintenance(left()),
         within(settings.stop(), left()),
       ]);
-      const drained = requests && deliveries && housekeeping && settingsRead;
+      const drained = requests && deliveries && reconciling && housekeeping && settingsRead;
       if (!drained)
         logger.warn(
-          { requests, deliveries, housekeeping, settingsRead },
+          { requests, deliveries, reconciling, housekeeping, settingsRead },
           'shutdown: SHUTDOWN_TIMEOUT_MS passed with work in flight (false above); closing anyway',
         );
       if (deliveryDb !== db) await deliveryDb.close();

@@ -54,6 +54,7 @@ describe.each(ENGINES)('POST /api/orders on %s', (engine) => {
         'notify_url',
         'order_no',
         'paid_at',
+        'expires_at',
         'payment_method',
         'status',
         'subject',

@@ -131,8 +131,13 @@ describe.each(ENGINES)('sandbox on %s', (engine) => {
     expect(page).toContain('Sandbox &lt;tea&gt;');
     expect(attrOf(page, 'pay-button', 'type')).toBe('submit');
     expect(attrOf(page, 'fail-button', 'type')).toBe('submit');
-    expect(csrfTokens(page)).toEqual([token, token]);
-    expect(page.match(/name="action" value="(pay|fail)"/g)).toEqual(['name="action" value="pay"', 'name="action" value="fail"']);
+    expect(attrOf(page, 'lose-button', 'type')).toBe('submit');
+    expect(csrfTokens(page)).toEqual([token, token, token]);
+    expect(page.match(/name="action" value="(pay|fail|lose)"/g)).toEqual([
+      'name="action" value="pay"',
+      'name="action" value="fail"',
+      'name="action" value="lose"',
+    ]);
   });
 
   it('pay → 303 to /callback → success page; a sandbox notify applied and the return trip a duplicate', async () => {

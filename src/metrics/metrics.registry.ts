@@ -145,6 +145,19 @@ export function createMetrics(deps: MetricsDeps = {}) {
     registers: [registry],
   });
 
+  const reconcileQueries = new Counter({
+    name: 'reconcile_queries_total',
+    help: 'Questions the reconciler asked gateways about orders, by gateway and outcome (recovered, unchanged, closed, expired, mismatch, error, …)',
+    labelNames: ['gateway', 'outcome'] as const,
+    registers: [registry],
+  });
+  const paymentsRecovered = new Counter({
+    name: 'payments_recovered_total',
+    help: 'Payments found by asking the gateway (their callback never arrived): a rising count means callbacks are being lost',
+    labelNames: ['gateway'] as const,
+    registers: [registry],
+  });
+
   const scrape = Registry.merge([processMetrics(), registry]);
 
   return {
@@ -162,6 +175,11 @@ export function createMetrics(deps: MetricsDeps = {}) {
     recordCallbackGroup: (size: number, retried: boolean): void => {
       if (retried) callbackGroupRetries.inc();
       else callbackGroups.observe(size);
+    },
+    /** The hook for the reconciler: one call per gateway question, with its outcome. */
+    recordReconcile: (gateway: string, outcome: string): void => {
+      reconcileQueries.inc({ gateway, outcome });
+      if (outcome === 'recovered') paymentsRecovered.inc({ gateway });
     },
     /** The callback service's queue, read at each scrape. */
     observeCallbackQueue: (depth: () => number): void => {

@@ -30,6 +30,9 @@ export const orderJsonSchema = doc(
     notify_url: z.string().nullable(),
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).nullable(),
     paid_at: nullableTime,
+    expires_at: doc(nullableTime, {
+      description: 'When a still pending order is closed (after asking its gateway, which may find it paid); null only for orders created before expiry existed',
+    }),
     created_at: time,
     updated_at: time,
   }),
@@ -49,6 +52,7 @@ export const orderJsonSchema = doc(
         notify_url: 'https://shop.example/payments/notify',
         metadata: { customer_id: 'c-42' },
         paid_at: null,
+        expires_at: '2026-11-25T15:02:08.588Z',
         created_at: '2026-11-25T14:32:08.588Z',
         updated_at: '2026-11-25T14:32:08.588Z',
       },

@@ -75,11 +75,11 @@ export const createOrderSchema = z
       .optional(),
     expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as 2026-12-07T10:00:00Z' }).optional(),
   })
-  .superRefine((input, ctx) => {
-    if (input.expires_in !== undefined && input.expires_at !== undefined)
-      ctx.addIssue({ code: 'custom', path: ['expires_at'], message: 'give expires_in or expires_at, not both' });
-  })
   .transform((input, ctx) => {
+    if (input.expires_in !== undefined && input.expires_at !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['expires_at'], message: 'give expires_in or expires_at, not both' });
+      return z.NEVER;
+    }
     const parsed = parseAmount(input.amount, input.currency);
     if (!parsed.ok) {
       ctx.addIssue({ code: 'custom', path: ['amount'], message: parsed.message });

@@ -32,6 +32,12 @@ const en = {
   pay: 'Pay',
   fail: 'Simulate failure',
   checkout_done: 'This order is no longer awaiting payment.',
+  pay_lose_notification: 'Pay, but lose the notification',
+  pay_lose_notification_hint:
+    'The last button pays at the sandbox gateway but never tells the service, as when a gateway loses a callback: watch the service find the payment by asking the gateway.',
+  notification_lost:
+    'Paid at the sandbox gateway, and its notification was lost on purpose. The service asks the gateway about pending orders after {seconds} s and will find the payment; this page refreshes by itself.',
+  notification_recovered: 'The lost payment was found by asking the gateway: the order is paid. Its timeline in the console shows the query.',
   view_result: 'View result',
   new_order: 'Create another order',
   error_title: 'Error',
@@ -86,6 +92,10 @@ const zhCN: typeof en = {
   pay: '支付',
   fail: '模拟失败',
   checkout_done: '该订单已不在待支付状态。',
+  pay_lose_notification: '支付，但丢失通知',
+  pay_lose_notification_hint: '最后一个按钮在沙箱网关完成支付，但不通知本服务，就像网关丢失了回调：看看服务如何通过主动查询网关找回这笔支付。',
+  notification_lost: '已在沙箱网关支付，且通知被故意丢弃。服务会在 {seconds} 秒后向网关查询待支付订单并找回这笔支付；本页面会自动刷新。',
+  notification_recovered: '通过主动查询网关找回了丢失的支付：订单已支付。控制台中该订单的时间线显示了这次查询。',
   view_result: '查看结果',
   new_order: '再创建一个订单',
   error_title: '错误',

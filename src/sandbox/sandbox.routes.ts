@@ -11,7 +11,8 @@ import { NotSandboxOrderError, type SandboxService } from './sandbox.service.ts'
 
 const DEMO_CURRENCIES = ['CNY', 'USD', 'EUR', 'JPY', 'GBP', 'HKD'];
 const payParams = z.object({ order_no: orderNoSchema });
-const payBody = z.object({ action: z.enum(['pay', 'fail']) });
+const payBody = z.object({ action: z.enum(['pay', 'fail', 'lose']) });
+const payQuery = z.object({ lost: z.literal('1').optional() });
 
 /** A browser asking for an order the sandbox will not pay gets the error page saying so, in its language. */
 const notPayablePage: ErrorRequestHandler = (err, req, res, next) => {
@@ -44,11 +45,16 @@ export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf, pages: Result
 
   router.get('/sandbox/pay/:order_no', async (req, res) => {
     const { order_no } = parseOrThrow(payParams, req.params, 'order number');
+    const { lost } = parseOrThrow(payQuery, req.query, 'query');
     const order = await sandbox.findOrder(order_no);
+    const payment = await sandbox.books.find(order.order_no);
     res.render('sandbox-pay', {
       ...pageLocals(req, res),
       csrfToken: csrf.issue(req, res),
-      payable: sandbox.isPayable(order),
+      payable: sandbox.isPayable(order) && !payment,
+      // Paid at the sandbox, its notification lost: the page refreshes until the service has found the payment.
+      lost: lost === '1' && payment?.notification_lost === 1,
+      reconcileAfterSeconds: sandbox.reconcileAfterSeconds,
       order: {
         order_no: order.order_no,
         amount: formatAmount(order.amount_minor, order.currency),
@@ -63,7 +69,14 @@ export function sandboxRoutes(sandbox: SandboxService, csrf: Csrf, pages: Result
     const { order_no } = parseOrThrow(payParams, req.params, 'order number');
     const { action } = parseOrThrow(payBody, req.body, 'form');
     const returnParams = await sandbox.pay(order_no, action, req.ip ?? null);
+    if (returnParams === null) return res.redirect(303, `/sandbox/pay/${encodeURIComponent(order_no)}?lost=1`);
     res.redirect(303, `/callback/sandbox?${returnParams.toString()}`);
+  });
+
+  // The query protocol, answered from the sandbox gateway's books (the reconciler asks it in process; this is the same over HTTP).
+  router.post('/sandbox/query', async (req, res) => {
+    const { status, body } = await sandbox.books.answerQuery((req.body ?? {}) as Record<string, unknown>);
+    res.status(status).type('application/json').send(body);
   });
 
   // The browser's trip back, like a gateway's return URL: verified and logged as the sandbox (not as generic).

@@ -9,6 +9,7 @@ import { InvalidStateError, NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import { computeSign } from '../shared/signing.ts';
 import type { Clock } from '../shared/time.ts';
+import type { SandboxGateway } from './sandbox-gateway.ts';
 
 export interface SandboxDeps {
   db: Database;
@@ -18,6 +19,10 @@ export interface SandboxDeps {
   gateway: GatewayAdapter;
   gatewaySecret: string;
   clock: Clock;
+  /** The sandbox gateway's own books (what it answers queries from). */
+  books: SandboxGateway;
+  /** RECONCILE_AFTER: told to the shopper who chose to lose the notification. */
+  reconcileAfterMs: number;
 }
 
 /**
@@ -33,7 +38,7 @@ export class NotSandboxOrderError extends NotFoundError {
 }
 
 /** The built-in sandbox gateway: it signs real A5 notifications with GATEWAY_SECRET. */
-export function createSandboxService({ db, orders, callbacks, gateway, gatewaySecret, clock }: SandboxDeps) {
+export function createSandboxService({ db, orders, callbacks, gateway, gatewaySecret, clock, books, reconcileAfterMs }: SandboxDeps) {
   function signedParams(order: OrderRow, transactionId: string, status: 'success' | 'failed'): Record<string, string> {
     const params: Record<string, string> = {
       order_no: order.order_no,
@@ -69,11 +74,16 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
    * Sends the gateway's signed notification through the same service call as POST /notify, then
    * returns freshly signed parameters for the browser's trip through /callback.
    */
-  async function pay(orderNo: string, action: 'pay' | 'fail', remoteIp: string | null): Promise<URLSearchParams> {
+  async function pay(orderNo: string, action: 'pay' | 'fail' | 'lose', remoteIp: string | null): Promise<URLSearchParams | null> {
     const order = await findOrder(orderNo);
     if (!isPayable(order)) throw new InvalidStateError(`Sandbox order ${orderNo} is ${order.status}, not pending: it can no longer be paid or failed`);
-    const status = action === 'pay' ? 'success' : 'failed';
+    const status = action === 'fail' ? 'failed' : 'success';
     const transactionId = `SBX${clock().getTime()}${randomBytes(4).toString('hex').toUpperCase()}`;
+    // The gateway's books first, as at a real gateway: the money has moved before anyone is told.
+    const payment = { orderNo: order.order_no, transactionId, status, amountMinor: order.amount_minor, currency: order.currency } as const;
+    await books.record(db.kysely, { ...payment, notificationLost: action === 'lose' });
+    // Paid, but the notification never leaves: only asking the gateway (the reconciler) finds the payment.
+    if (action === 'lose') return null;
     const params = signedParams(order, transactionId, status);
     await callbacks.handle({ gateway, kind: 'notify', params, raw: new URLSearchParams(params).toString(), headers: {}, remoteIp, trusted: true });
     return new URLSearchParams(signedParams(order, transactionId, status));
@@ -88,7 +98,7 @@ export function createSandboxService({ db, orders, callbacks, gateway, gatewaySe
     return callbacks.handle({ ...input, gateway });
   }
 
-  return { findOrder, isPayable, createDemoOrder, pay, returnTrip, gateway };
+  return { findOrder, isPayable, createDemoOrder, pay, returnTrip, gateway, books, reconcileAfterSeconds: Math.max(1, Math.ceil(reconcileAfterMs / 1000)) };
 }
 
 export type SandboxService = ReturnType<typeof createSandboxService>;

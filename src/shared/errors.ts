@@ -7,12 +7,14 @@ export const ERROR_STATUS = {
   not_found: 404,
   order_exists: 409,
   invalid_state: 409,
+  not_queryable: 409,
   replayed: 409,
   amount_mismatch: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
+  gateway_error: 502,
   unavailable: 503,
 } as const;
 
