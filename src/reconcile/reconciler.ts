@@ -38,6 +38,8 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
       const result = await service.check(order, trigger, abort.signal);
       // Only a look that left the order pending needs another; one after the expiry comes from nextCheck too.
       if (result.stop) next = { at: null, step: order.reconcile_step };
+      // Nothing to ask: the next look is the expiry (none for an order without one).
+      else if (result.outcome === 'not_queryable') next = { at: expiresAt, step: order.reconcile_step };
       else next = nextCheck(order.reconcile_step, options.scheduleMs, clock(), expiresAt);
     } catch (err) {
       logger.warn({ err, orderNo: order.order_no }, 'reconcile: the look failed (storage?); asked again at the next step');
