@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
@@ -15,9 +17,12 @@ import {
   readySchema,
   resendResultSchema,
 } from '../src/openapi/response.schemas.ts';
+import { orderSyncSchema, reconcileResultSchema } from '../src/openapi/sync.schemas.ts';
 import { ERROR_STATUS } from '../src/shared/errors.ts';
+import { toDbTime } from '../src/shared/time.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { ENGINES } from './helpers/engines.ts';
+import { uid } from './helpers/pages.ts';
 import { startReceiver, type Receiver } from './helpers/receiver.ts';
 
 type Json = Record<string, unknown>;
@@ -27,6 +32,7 @@ const OPERATIONS: Array<[string, string]> = [
   ['get', '/api/orders'],
   ['get', '/api/orders/{order_no}'],
   ['post', '/api/orders/{order_no}/close'],
+  ['post', '/api/orders/{order_no}/sync'],
   ['post', '/api/orders/{order_no}/notifications/resend'],
   ['get', '/query_order'],
   ['post', '/notify'],
@@ -67,17 +73,32 @@ function expectShape(schema: z.ZodObject, value: unknown, what: string): void {
   expect(undocumented, what).toEqual([]);
 }
 
+/** A generic gateway query API that is down: every question to it answers 503, so a sync of a generic order is a gateway_error. */
+async function startDownGateway(): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((_req, res) => res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/query`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe('GET /openapi.json', () => {
   let ctx: DeliveryContext;
   let doc: Json;
+  let downGateway: Awaited<ReturnType<typeof startDownGateway>>;
   beforeAll(async () => {
-    ctx = await createDeliveryContext('sqlite');
+    downGateway = await startDownGateway();
+    ctx = await createDeliveryContext('sqlite', { GENERIC_QUERY_URL: downGateway.url });
     const res = await request(ctx.app).get('/openapi.json');
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     doc = res.body as Json;
   });
-  afterAll(() => ctx?.close());
+  afterAll(async () => {
+    await ctx?.close();
+    await downGateway?.close();
+  });
 
   it('is an OpenAPI 3.1 document covering every JSON endpoint', () => {
     expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
@@ -140,6 +161,33 @@ describe('GET /openapi.json', () => {
     const form = resolve(doc, content['application/x-www-form-urlencoded']!.schema.$ref as string) as Json;
     expect(Object.keys(form.properties as Json)).not.toContain('metadata');
     expect(form.required).toEqual(['amount']);
+    // The order's lifetime: seconds from now, or a time; the default ORDER_TTL applies without either.
+    for (const schema of [props, form.properties as Record<string, Json>]) {
+      expect(schema.expires_in).toMatchObject({ type: 'integer', minimum: 60, maximum: 604800, description: expect.stringContaining('ORDER_TTL') });
+      expect(schema.expires_at).toMatchObject({ type: 'string', format: 'date-time', description: expect.stringContaining('expires_in') });
+    }
+  });
+
+  it('describes POST /api/orders/{order_no}/sync: the order with what the gateway said, and every failure', () => {
+    const post = (doc.paths as Record<string, Record<string, Json>>)['/api/orders/{order_no}/sync']!.post!;
+    expect(post.security).toEqual([{ ApiKey: [] }, { BearerApiKey: [] }]);
+    expect(post.requestBody).toBeUndefined();
+    const responses = post.responses as Record<string, Json>;
+    expect(Object.keys(responses).sort()).toEqual(['200', '400', '401', '403', '404', '409', '429', '500', '502', '503']);
+    expect(responses['502']).toEqual({ $ref: '#/components/responses/Error502' });
+    const errors = (status: string) =>
+      Object.keys((((resolve(doc, responses[status]!.$ref as string) as Json).content as Json)['application/json'] as Json).examples as Json);
+    expect(errors('409')).toContain('not_queryable');
+    expect(errors('502')).toEqual(['gateway_error']);
+    const envelope = resolve(doc, (((responses['200']!.content as Json)['application/json'] as Json).schema as Json).$ref as string) as Json;
+    const data = resolve(doc, (envelope.properties as Record<string, Json>).data!.$ref as string) as Json;
+    expect(data.required).toEqual(expect.arrayContaining(['order_no', 'status', 'expires_at', 'reconcile']));
+    const reconcile = resolve(doc, (data.properties as Record<string, Json>).reconcile!.$ref as string) as Json;
+    expect(reconcile.required).toEqual(['gateway', 'gateway_state', 'outcome', 'message']);
+    const props = reconcile.properties as Record<string, Json>;
+    expect(props.outcome!.enum).toEqual(['recovered', 'already_paid', 'unchanged', 'closed', 'mismatch']);
+    expect(props.gateway_state).toMatchObject({ type: 'string', enum: ['paid', 'pending', 'failed', 'closed', 'not_found'] });
+    expect(props.gateway).toMatchObject({ enum: ['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'] });
   });
 
   it('lists query parameters from the zod schemas, including the heritage action union', () => {
@@ -173,6 +221,7 @@ describe('GET /openapi.json', () => {
     expect(createOrderSchema.safeParse(first('CreateOrderRequest')).success).toBe(true);
     expect(genericNotifySchema.safeParse(first('GenericNotifyParams')).success).toBe(true);
     expectShape(orderJsonSchema, first('Order'), 'Order example');
+    expectShape(orderSyncSchema, (first('OrderSyncResponse') as { data: unknown }).data, 'OrderSyncResponse example');
     expectShape(errorEnvelopeSchema, first('Error'), 'Error example');
   });
 
@@ -180,7 +229,7 @@ describe('GET /openapi.json', () => {
     let live: DeliveryContext;
     let receiver: Receiver;
     beforeAll(async () => {
-      live = engine === 'sqlite' ? ctx : await createDeliveryContext(engine);
+      live = engine === 'sqlite' ? ctx : await createDeliveryContext(engine, { GENERIC_QUERY_URL: downGateway.url });
       receiver = await startReceiver();
     });
     afterAll(async () => {
@@ -217,6 +266,56 @@ describe('GET /openapi.json', () => {
       expectShape(errorEnvelopeSchema, (await live.api('post', '/api/orders').send({ amount: '1.234' })).body, 'validation error');
       expectShape(healthSchema, (await request(live.app).get('/healthz')).body.data, 'healthz');
       expectShape(readySchema, (await request(live.app).get('/readyz')).body.data, 'readyz');
+    });
+
+    it('sync: 200 with the order and what the gateway said (payments of kind query included); 404, 409, 502 and 401 as documented', async () => {
+      const documented = Object.keys((doc.paths as Record<string, Record<string, Json>>)['/api/orders/{order_no}/sync']!.post!.responses as Json);
+      const sync = async (orderNo: string, status: number, withKey = true) => {
+        const res = withKey ? await live.api('post', `/api/orders/${orderNo}/sync`) : await request(live.app).post(`/api/orders/${orderNo}/sync`);
+        expect(res.status, JSON.stringify(res.body)).toBe(status);
+        expect(documented).toContain(String(status));
+        if (status === 200) {
+          expectShape(orderSyncSchema, res.body.data, 'synced order');
+          expectShape(reconcileResultSchema, res.body.data.reconcile, 'reconcile');
+        } else expectShape(errorEnvelopeSchema, res.body, `sync ${status}`);
+        return res.body as { data: Json & { reconcile: Json }; code?: string };
+      };
+      const create = async (fields: Json) => {
+        const order_no = uid('SY');
+        expect((await live.api('post', '/api/orders').send({ order_no, amount: '7.25', ...fields })).status).toBe(201);
+        return order_no;
+      };
+
+      // Paid at the sandbox gateway, its notification lost: the sync finds the payment.
+      const lost = await create({ payment_method: 'sandbox' });
+      await live.db.kysely
+        .insertInto('sandbox_payments')
+        .values({
+          order_no: lost,
+          transaction_id: `SBX-${lost}`,
+          status: 'success',
+          amount_minor: 725,
+          currency: 'CNY',
+          notification_lost: 1,
+          created_at: toDbTime(new Date()),
+        })
+        .execute();
+      const recovered = await sync(lost, 200);
+      expect(recovered.data).toMatchObject({ order_no: lost, status: 'paid', transaction_id: `SBX-${lost}` });
+      expect(recovered.data.reconcile).toMatchObject({ gateway: 'sandbox', gateway_state: 'paid', outcome: 'recovered' });
+      const payments = (await live.api('get', `/api/orders/${lost}`)).body.data.payments as Json[];
+      expect(payments.map((p) => `${String(p.gateway)}/${String(p.kind)}/${String(p.verdict)}`)).toEqual(['sandbox/query/applied']);
+      payments.forEach((p, i) => expectShape(paymentJsonSchema, p, `payment ${i}`));
+      expect((await sync(lost, 200)).data.reconcile).toMatchObject({ gateway_state: 'paid', outcome: 'already_paid' });
+
+      const unpaid = await create({ payment_method: 'sandbox' });
+      const asked = await sync(unpaid, 200);
+      expect(asked.data).toMatchObject({ status: 'pending', reconcile: { gateway: 'sandbox', gateway_state: 'pending', outcome: 'unchanged' } });
+
+      expect((await sync(await create({ payment_method: 'alipay' }), 409)).code).toBe('not_queryable');
+      expect((await sync(await create({}), 502)).code).toBe('gateway_error');
+      expect((await sync(uid('NONE'), 404)).code).toBe('not_found');
+      expect((await sync(unpaid, 401, false)).code).toBe('unauthorized');
     });
   });
 });

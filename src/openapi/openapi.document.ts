@@ -85,7 +85,7 @@ export function openApiDocument(): OpenApiDocument {
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
     servers: [{ url: '/', description: 'This instance' }],
     tags: [
-      { name: 'Orders', description: 'Create, read, list and close orders' },
+      { name: 'Orders', description: 'Create, read, list and close orders, and ask their gateway about them' },
       { name: 'Notifications', description: 'Outbound merchant notifications' },
       { name: 'Heritage query API', description: 'The query_order.php compatible API' },
       { name: 'Gateway callbacks', description: 'Signed notifications from payment gateways' },

@@ -13,6 +13,7 @@ import {
   rejectedCallbackListSchema,
   resendResultSchema,
 } from './response.schemas.ts';
+import { ORDER_SYNC_EXAMPLE, orderSyncSchema } from './sync.schemas.ts';
 
 /** The operations of the JSON API; request parts come from the routes' own zod schemas. */
 
@@ -63,6 +64,7 @@ envelope('OrderResponse', orderJsonSchema);
 envelope('OrderDetailResponse', orderDetailSchema);
 envelope('OrderListResponse', orderListSchema);
 envelope('RejectedCallbackListResponse', rejectedCallbackListSchema);
+envelope('OrderSyncResponse', orderSyncSchema, ORDER_SYNC_EXAMPLE);
 envelope('OrderStatusResponse', orderStatusSchema, { order_no: 'ORD-1001', status: 'paid' });
 envelope('ResendResponse', resendResultSchema, { order_no: 'ORD-1001', event_id: 'evt_d68b04457fc08be6cdc89816bd1db35d', status: 'pending' });
 envelope('NotifyResponse', notifyResultSchema, { order_no: 'ORD-1001', status: 'paid' });
@@ -128,6 +130,21 @@ export const paths = {
       description: 'pending | failed → closed (queues an order.closed notification when the order has a notify_url); any other status → 409 invalid_state.',
       parameters: [orderNoParam],
       responses: { ...ok(200, 'OrderResponse', 'The closed order'), ...errors(400, ...GUARDED, 404, 409, 503) },
+    },
+  },
+  '/api/orders/{order_no}/sync': {
+    post: {
+      tags: ['Orders'],
+      operationId: 'syncOrder',
+      summary: "Ask the order's gateway now",
+      security: API_AUTH,
+      description:
+        "Asks the order's gateway about its payment now, as the reconciler does on its schedule, and applies the answer: paid there → paid here " +
+        '(the same transition as a callback, a payment-log entry of kind query and the order.paid notification); closed there → closed here. ' +
+        "409 not_queryable when the order's gateway has no query API configured; 502 gateway_error when the gateway could not be asked " +
+        '(timeout, network, HTTP error, a bad signature): the order did not change.',
+      parameters: [orderNoParam],
+      responses: { ...ok(200, 'OrderSyncResponse', 'The order after asking, with what the gateway said'), ...errors(400, ...GUARDED, 404, 409, 502, 503) },
     },
   },
   '/api/orders/{order_no}/notifications/resend': {
@@ -199,7 +216,8 @@ export const paths = {
       summary: 'Prometheus metrics',
       description:
         'Text exposition format: payment_callbacks_total{gateway,verdict}, payment_callbacks_dropped_total{gateway}, notification_deliveries_total{outcome}, notification_backlog, ' +
-        'notification_oldest_due_age_seconds, http_request_duration_seconds{method,route,status_code} and process metrics. ' +
+        'notification_oldest_due_age_seconds, reconcile_queries_total{gateway,outcome}, payments_recovered_total{gateway}, ' +
+        'http_request_duration_seconds{method,route,status_code} and process metrics. ' +
         'Needs Authorization: Bearer <METRICS_TOKEN> when METRICS_TOKEN is set; open otherwise.',
       security: [{ MetricsToken: [] }, {}],
       responses: {

@@ -21,6 +21,15 @@ doc(order.payment_method, { description: 'The gateway the shopper is expected to
 doc(order.subject, { description: 'What is being paid for', examples: ['Annual plan'] });
 doc(order.callback_url, { description: "Absolute http(s) URL the shopper's browser returns to (gets signed order_no, status, amount, …)", format: 'uri' });
 doc(order.notify_url, { description: 'Absolute http(s) URL that receives signed merchant notifications', format: 'uri' });
+doc(order.expires_in, {
+  description:
+    'Seconds from now (60-604800) until a still pending order is closed (after asking its gateway); without expires_in or expires_at, ORDER_TTL (default 30m)',
+  examples: [900],
+});
+doc(order.expires_at, {
+  description: 'When a still pending order is closed: an ISO-8601 time with Z or an offset, in the future; give this or expires_in, not both',
+  examples: ['2026-11-25T15:02:08Z'],
+});
 doc(order.metadata, { description: 'JSON bodies only: a flat object, ≤ 50 keys of [A-Za-z0-9_.-]{1,64}, values strings (≤ 1024), numbers, booleans or null' });
 
 doc(createOrderSchema, {

@@ -31,7 +31,8 @@ export const orderJsonSchema = doc(
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).nullable(),
     paid_at: nullableTime,
     expires_at: doc(nullableTime, {
-      description: 'When a still pending order is closed (after asking its gateway, which may find it paid); null only for orders created before expiry existed',
+      description:
+        'When a still pending order is closed (after asking its gateway, which may find it paid); null only for orders created before expiry existed',
     }),
     created_at: time,
     updated_at: time,
@@ -64,7 +65,9 @@ export const paymentJsonSchema = doc(
   z.object({
     id: z.number().int(),
     gateway: z.enum(GATEWAYS),
-    kind: doc(z.enum(['notify', 'return']), { description: 'notify: server-to-server; return: the shopper’s browser' }),
+    kind: doc(z.enum(['notify', 'return', 'query']), {
+      description: 'notify: server-to-server; return: the shopper’s browser; query: the gateway’s answer when the service asked it (reconciler or sync)',
+    }),
     transaction_id: z.string().nullable(),
     amount: decimal.nullable(),
     currency: currencyCode.nullable(),
@@ -75,7 +78,7 @@ export const paymentJsonSchema = doc(
     remote_ip: z.string().nullable(),
     created_at: time,
   }),
-  { id: 'PaymentLogEntry', description: 'A verified gateway callback as recorded in payment_logs' },
+  { id: 'PaymentLogEntry', description: 'A verified gateway callback, or a gateway’s answer to a query, as recorded in payment_logs' },
 );
 
 export const rejectedCallbackJsonSchema = doc(
