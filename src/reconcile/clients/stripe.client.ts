@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { fetch as undiciFetch } from 'undici';
 import { excerptOf, GatewayCallError, type GatewayClient, type QueryAnswer, type QueryTarget } from '../gateway-client.ts';
 import { answerOf, CANCELABLE, evidenceOf, oursOnly, readIntent, searchSchema, stripeSearchQuery, type Intent } from './stripe-intents.ts';
 
@@ -90,11 +91,16 @@ export function createStripeClient(options: StripeClientOptions): GatewayClient 
   async function call<T>(what: string, signal: AbortSignal, run: (stripe: Stripe) => Promise<T>, expected?: (err: unknown) => T | undefined): Promise<T> {
     if (signal.aborted) throw new GatewayCallError('network', `${what}: aborted before it was sent`);
     let status: number | undefined;
-    const fetchWithSignal: typeof fetch = async (input, init) => {
-      const res = await fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+    // undici's own fetch: importing undici 7 makes its Agent the global dispatcher, which Node 20's built-in fetch
+    // (undici 6) then uses and which refuses the Content-Length header the SDK sets on every POST.
+    const fetchWithSignal = (async (input: string | URL, init?: RequestInit) => {
+      const res = await undiciFetch(input, {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal,
+      });
       status = res.status;
       return res;
-    };
+    }) as unknown as typeof fetch;
     const stripe = new Stripe(options.secretKey, {
       ...endpoint,
       timeout: timeoutMs,
