@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,9 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseVersion, openDatabase } from '../src/db/database.ts';
 import { migrateToLatest, pendingMigrations } from '../src/db/migrator.ts';
 import { migrations } from '../migrations/index.ts';
+import { ALIPAY_STANDIN_KEYS } from './helpers/alipay-standin.ts';
 import { createTestContext, TEST_API_KEY, TEST_ENV, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { ENGINES, MYSQL_URL } from './helpers/engines.ts';
+import { STRIPE_STANDIN_KEYS } from './helpers/stripe-standin.ts';
+import { WECHATPAY_STANDIN_KEYS } from './helpers/wechatpay-standin.ts';
 
 /** `npm run doctor` as operators run it: a child process with an explicit environment, judged by its lines and exit status. */
 
@@ -61,6 +65,7 @@ const LOCAL_CHECKS = [
   'API keys',
   'clock and timezone',
   'data directory',
+  'reconciliation',
 ];
 
 function expectAllPassed(run: DoctorRun, count: number) {
@@ -96,6 +101,7 @@ describe('npm run doctor on SQLite', () => {
     expect(line(run, 'database version')).toMatch(/SQLite 3\.\d+/);
     expect(line(run, 'migrations')).toContain('current');
     expect(line(run, 'data directory')).toContain('writable');
+    expect(line(run, 'reconciliation')).toBe('✓ reconciliation: sandbox can be asked; generic cannot (set GENERIC_QUERY_URL)');
     expect(run.stdout).not.toMatch(/\d+ passed, \d+ failed/);
     expectNoSecrets(run, [TEST_API_KEY, TEST_ENV.GATEWAY_SECRET!, TEST_ENV.NOTIFY_SECRET!, TEST_ENV.ADMIN_PASSWORD!, TEST_ENV.SESSION_SECRET!]);
   });
@@ -105,7 +111,7 @@ describe('npm run doctor on SQLite', () => {
     expect(run.code).toBe(1);
     expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✗ .*too weak: 8 characters, at least 16/);
     expect(line(run, 'secret NOTIFY_SECRET')).toMatch(/^✓ /);
-    expect(run.stdout).toContain('doctor: 1 of 11 checks failed');
+    expect(run.stdout).toContain('doctor: 1 of 12 checks failed');
     expectNoSecrets(run, ['weak1234']);
   });
 
@@ -222,7 +228,9 @@ describe('npm run doctor in production', () => {
     }
     expect(line(run, 'API keys')).toMatch(/^✗ API keys: none: set API_KEYS/);
     expect(line(run, 'migrations')).toMatch(/^✓ /);
-    expect(run.stdout).toContain('doctor: 6 of 11 checks failed');
+    // Production's sandbox is off by default, also while the configuration is invalid.
+    expect(line(run, 'reconciliation')).toBe('✓ reconciliation: no gateway can be asked; generic cannot (set GENERIC_QUERY_URL)');
+    expect(run.stdout).toContain('doctor: 6 of 12 checks failed');
     expect(run.stdout + run.stderr).not.toMatch(/^\s+at /m);
   });
 
@@ -268,6 +276,113 @@ describe.skipIf(!MYSQL_URL)('npm run doctor on MariaDB/MySQL', () => {
     expect(line(run, 'database version')).toMatch(new RegExp(`^✓ database version: ${product} \\d+\\.\\d+`));
     expect(line(run, 'clock and timezone')).toMatch(/^✓ clock and timezone: database clock (ahead of|behind) this host by \d+\.\d\d s/);
     expect(line(run, 'data directory')).toBe('✓ data directory: not used (MySQL)');
+  });
+});
+
+describe('npm run doctor: reconciliation', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext('sqlite');
+  });
+  afterAll(() => ctx?.close());
+
+  const ALIPAY = { ALIPAY_APP_ID: ALIPAY_STANDIN_KEYS.appId, ALIPAY_PUBLIC_KEY: ALIPAY_STANDIN_KEYS.platformPublicKeyBare };
+  const ALIPAY_QUERY = { ...ALIPAY, ALIPAY_PRIVATE_KEY: ALIPAY_STANDIN_KEYS.appPrivatePkcs8Pem };
+  const WECHATPAY = {
+    WECHATPAY_MCH_ID: WECHATPAY_STANDIN_KEYS.mchId,
+    WECHATPAY_APIV3_KEY: 'Vw3xK9pQ2mR7tY5uB8nL4cJ6hF1dS0aZ',
+    WECHATPAY_PLATFORM_KEYS: WECHATPAY_STANDIN_KEYS.platformKeysJson,
+  };
+  const WECHATPAY_QUERY = {
+    ...WECHATPAY,
+    WECHATPAY_MCH_PRIVATE_KEY: WECHATPAY_STANDIN_KEYS.merchantPrivateKeyPem,
+    WECHATPAY_MCH_SERIAL: WECHATPAY_STANDIN_KEYS.merchantSerial,
+  };
+  const STRIPE_KEY = 'sk_test_doctorReconcile0123456789';
+  /** A production configuration every other check passes with (fresh strong values, never printed). */
+  const production = () => ({
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: ctx.database.url,
+    API_KEYS: randomBytes(24).toString('hex'),
+    GATEWAY_SECRET: randomBytes(24).toString('hex'),
+    NOTIFY_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+    ADMIN_PASSWORD: randomBytes(12).toString('hex'),
+    SESSION_SECRET: randomBytes(24).toString('hex'),
+    METRICS_TOKEN: randomBytes(16).toString('hex'),
+  });
+
+  it('names the gateways that can be asked and what each other configured gateway needs, without failing for them', async () => {
+    const run = await doctor({
+      ...TEST_ENV,
+      DATABASE_URL: ctx.database.url,
+      ...ALIPAY_QUERY,
+      ...WECHATPAY,
+      STRIPE_WEBHOOK_SECRET: STRIPE_STANDIN_KEYS.webhookSecret,
+    });
+    expectAllPassed(run, LOCAL_CHECKS.length);
+    expect(line(run, 'reconciliation')).toBe(
+      '✓ reconciliation: sandbox, alipay can be asked; generic cannot (set GENERIC_QUERY_URL); wechatpay cannot (set WECHATPAY_MCH_PRIVATE_KEY and WECHATPAY_MCH_SERIAL); stripe cannot (set STRIPE_SECRET_KEY)',
+    );
+    expectNoSecrets(run, [ALIPAY_STANDIN_KEYS.appPrivatePkcs8Pem.split('\n')[1]!, WECHATPAY.WECHATPAY_APIV3_KEY]);
+  });
+
+  it('lists every gateway that can be asked, and only gateways that are configured', async () => {
+    const run = await doctor({
+      ...TEST_ENV,
+      DATABASE_URL: ctx.database.url,
+      SANDBOX_ENABLED: 'false',
+      GENERIC_QUERY_URL: 'https://pay.example.com/query',
+      ...WECHATPAY_QUERY,
+      STRIPE_SECRET_KEY: STRIPE_KEY,
+    });
+    expectAllPassed(run, LOCAL_CHECKS.length);
+    expect(line(run, 'reconciliation')).toBe('✓ reconciliation: generic, wechatpay, stripe can be asked');
+    expectNoSecrets(run, [STRIPE_KEY, WECHATPAY_STANDIN_KEYS.merchantPrivateKeyPem.split('\n')[1]!]);
+  });
+
+  it('production: ✓ with no optional gateway at all, and with https or plain http to loopback gateway APIs', async () => {
+    const bare = await doctor(production());
+    expectAllPassed(bare, LOCAL_CHECKS.length);
+    expect(line(bare, 'reconciliation')).toBe('✓ reconciliation: no gateway can be asked; generic cannot (set GENERIC_QUERY_URL)');
+    const local = await doctor({
+      ...production(),
+      ...ALIPAY_QUERY,
+      ALIPAY_GATEWAY_URL: 'http://127.0.0.1:9000/gateway.do',
+      ...WECHATPAY_QUERY,
+      WECHATPAY_API_BASE: 'http://[::1]:9001',
+      STRIPE_SECRET_KEY: STRIPE_KEY,
+      STRIPE_API_BASE: 'http://localhost:12111',
+    });
+    expectAllPassed(local, LOCAL_CHECKS.length);
+    expect(line(local, 'reconciliation')).toBe('✓ reconciliation: alipay, wechatpay, stripe can be asked; generic cannot (set GENERIC_QUERY_URL)');
+  });
+
+  it.each([
+    ['ALIPAY_GATEWAY_URL', { ...ALIPAY_QUERY, ALIPAY_GATEWAY_URL: 'http://openapi.alipay.com/gateway.do' }, 'openapi.alipay.com', 'alipay'],
+    ['WECHATPAY_API_BASE', { ...WECHATPAY_QUERY, WECHATPAY_API_BASE: 'http://10.0.0.8:8080' }, '10.0.0.8', 'wechatpay'],
+    ['STRIPE_API_BASE', { STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_API_BASE: 'http://stripe-proxy.internal' }, 'stripe-proxy.internal', 'stripe'],
+  ])('production: %s in plain http to a host that is not loopback is ✗', async (name, env, host, gateway) => {
+    const run = await doctor({ ...production(), ...env });
+    expect(run.code).toBe(1);
+    expect(run.checks.filter((l) => l.startsWith('✗'))).toEqual([
+      `✗ reconciliation: ${name} is plain http to ${host}: use https (plain http only to this host's loopback); ${gateway} can be asked; generic cannot (set GENERIC_QUERY_URL)`,
+    ]);
+    expect(run.stdout).toContain(`doctor: 1 of ${LOCAL_CHECKS.length} checks failed`);
+    expectNoSecrets(run, [STRIPE_KEY]);
+  });
+
+  it('elsewhere plain http to a host that is not loopback is a warning, and an unused gateway URL is not judged', async () => {
+    const run = await doctor({ ...TEST_ENV, DATABASE_URL: ctx.database.url, STRIPE_SECRET_KEY: STRIPE_KEY, STRIPE_API_BASE: 'http://stripe-proxy.internal' });
+    expect(run.code).toBe(0);
+    expect(line(run, 'reconciliation')).toBe(
+      "⚠ reconciliation: STRIPE_API_BASE is plain http to stripe-proxy.internal: use https (plain http only to this host's loopback), doctor fails it in production; sandbox, stripe can be asked; generic cannot (set GENERIC_QUERY_URL)",
+    );
+    const unused = await doctor({ ...production(), ...ALIPAY, ALIPAY_GATEWAY_URL: 'http://openapi.alipay.com/gateway.do' });
+    expectAllPassed(unused, LOCAL_CHECKS.length);
+    expect(line(unused, 'reconciliation')).toBe(
+      '✓ reconciliation: no gateway can be asked; generic cannot (set GENERIC_QUERY_URL); alipay cannot (set ALIPAY_PRIVATE_KEY)',
+    );
   });
 });
 

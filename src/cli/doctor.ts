@@ -14,12 +14,14 @@ import {
   type CheckResult,
 } from '../system/doctor.checks.ts';
 import { pickGatewaySecret, storedGatewaySecret } from '../system/doctor.payment.ts';
+import { checkReconciliation, type ReconcileSettings } from '../system/doctor.reconcile.ts';
 import { runSelfTest } from '../system/doctor.selftest.ts';
 
 /** `npm run doctor`: one ✓/⚠/✗ line per check (⚠: passes, but production refuses it), exit status 1 when any fails. */
 
 const USAGE = `Usage: npm run doctor [-- --url <base URL> --api-key <key> [--gateway-secret <secret>]]
-  Checks configuration, secrets, database, migrations, clock and data directory.
+  Checks configuration, secrets, database, migrations, clock, data directory and
+  which gateways the reconciler can ask about pending orders.
   With --url and --api-key it also runs an end-to-end self-test against a running
   instance: it creates a 0.01 CNY order named doctor_<timestamp>, pays it with a
   notification to /notify signed with the instance's GATEWAY_SECRET (--gateway-secret,
@@ -62,6 +64,7 @@ interface Settings {
   secrets: Record<SecretName, string | undefined>;
   apiKeys: readonly string[];
   databaseUrl: string | null;
+  reconcile: ReconcileSettings;
 }
 
 const settingsOf = (config: Config, production: boolean, databaseUrl: string | null, env?: Env): Settings => ({
@@ -75,6 +78,7 @@ const settingsOf = (config: Config, production: boolean, databaseUrl: string | n
         .filter(Boolean)
     : config.apiKeys,
   databaseUrl,
+  reconcile: config,
 });
 
 function loadSettings(env: Env): { result: CheckResult; settings: Settings | null } {
@@ -91,6 +95,8 @@ function loadSettings(env: Env): { result: CheckResult; settings: Settings | nul
     const production = env.NODE_ENV === 'production';
     const relaxed: Env = Object.fromEntries(Object.entries(env).filter(([name]) => !bad.has(name)));
     if (production) relaxed.NODE_ENV = 'development';
+    // ...keeping production's default of no sandbox, which development would turn on.
+    if (production && !relaxed.SANDBOX_ENABLED?.trim()) relaxed.SANDBOX_ENABLED = 'false';
     try {
       const config = loadConfig(relaxed);
       return { result, settings: settingsOf(config, production, bad.has('DATABASE_URL') ? null : config.database.url, env) };
@@ -111,6 +117,7 @@ async function runLocalChecks(settings: Settings, report: (result: CheckResult) 
     report(await checkApiKeys(settings.apiKeys, settings.production, probe.db));
     report(await checkClock(probe));
     report(checkDataDirectory(settings.databaseUrl));
+    report(checkReconciliation(settings.reconcile, settings.production));
     return wantStoredGatewaySecret && !settings.production && !settings.secrets.GATEWAY_SECRET ? await storedGatewaySecret(probe.db) : undefined;
   } finally {
     await probe.db?.close().catch(() => undefined);
@@ -119,7 +126,15 @@ async function runLocalChecks(settings: Settings, report: (result: CheckResult) 
 
 /** Belt and braces: whatever a check or an error message says, configured secret values never reach the terminal. */
 function redactor(env: Env, given: (string | undefined)[]): (text: string) => string {
-  const values: (string | undefined)[] = [...GENERATED_SECRETS, 'METRICS_TOKEN', 'WECHATPAY_APIV3_KEY', 'STRIPE_WEBHOOK_SECRET'].map((n) => env[n]);
+  const values: (string | undefined)[] = [
+    ...GENERATED_SECRETS,
+    'METRICS_TOKEN',
+    'WECHATPAY_APIV3_KEY',
+    'STRIPE_WEBHOOK_SECRET',
+    'STRIPE_SECRET_KEY',
+    'ALIPAY_PRIVATE_KEY',
+    'WECHATPAY_MCH_PRIVATE_KEY',
+  ].map((n) => env[n]);
   values.push(...(env.API_KEYS ?? '').split(','), ...given);
   for (const name of ['DATABASE_URL', 'DATABASE_READ_URL', 'REDIS_URL']) {
     try {
