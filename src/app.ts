@@ -192,7 +192,10 @@ export function createApp(deps: AppDeps): Express {
     app.use(sandboxRoutes(sandbox, csrf, pages));
   }
 
-  app.use('/admin', adminRoutes({ config, db, readDb, clock, orders, notifications, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore, logger }));
+  app.use(
+    '/admin',
+    adminRoutes({ config, db, readDb, clock, orders, notifications, reconcile, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore, logger }),
+  );
 
   app.use(notFoundHandler);
   app.use(errorHandler);

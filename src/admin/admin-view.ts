@@ -29,6 +29,13 @@ const FLASH = {
   settings_unchanged: 'info',
   test_url_invalid: 'danger',
   test_no_target: 'warning',
+  sync_recovered: 'success',
+  sync_already_paid: 'info',
+  sync_unchanged: 'info',
+  sync_closed: 'warning',
+  sync_mismatch: 'warning',
+  sync_not_queryable: 'danger',
+  sync_gateway_error: 'danger',
 } as const;
 export type FlashKey = keyof typeof FLASH;
 

@@ -5,6 +5,7 @@ import type { Database } from '../db/database.ts';
 import type { Csrf } from '../http/csrf.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import type { OrderService } from '../orders/order.service.ts';
+import type { ReconcileService } from '../reconcile/reconcile.service.ts';
 import type { RuntimeSettings } from '../settings/runtime-settings.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -15,6 +16,7 @@ import { createDashboardService } from './dashboard.service.ts';
 import { createInbox } from './inbox.service.ts';
 import { inboxRoutes } from './inbox.routes.ts';
 import { loginRoutes } from './login.routes.ts';
+import { createOrderSync } from './order-sync.service.ts';
 import { createConsoleOrders } from './orders.service.ts';
 import { consoleOrderRoutes } from './orders.routes.ts';
 import { consoleRenderer } from './render-console.ts';
@@ -31,6 +33,8 @@ export interface AdminDeps {
   orders: OrderService;
   notifications: NotificationService;
   csrf: Csrf;
+  /** Asks gateways about orders: the order page's "Ask the gateway now" and its looks on the timeline. */
+  reconcile: Pick<ReconcileService, 'isQueryable' | 'syncOrder'>;
   /** Runtime settings (retry schedule, callback allowlists) edited on the settings page. */
   settings: RuntimeSettings;
   /** Shared failed-login counters (Redis) for several instances; in this process's memory when absent. */
@@ -62,7 +66,8 @@ export function adminRoutes(deps: AdminDeps): Router {
 
   router.use(dashboardRoutes(createDashboardService({ readDb, clock, notifications: deps.notifications }), render));
   const tests = createTestNotifications({ db, clock, config });
-  router.use('/orders', consoleOrderRoutes(createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications }), tests, render));
+  const consoleOrders = createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications, reconcile: deps.reconcile });
+  router.use('/orders', consoleOrderRoutes(consoleOrders, createOrderSync({ db, clock, reconcile: deps.reconcile }), tests, render));
   router.use('/inbox', inboxRoutes(inbox, render));
   router.use('/settings', settingsRoutes(createConsoleSettings({ db, settings: deps.settings }), render));
 

@@ -101,3 +101,18 @@ export async function queueTimes(db: Executor): Promise<{ oldestCreatedAt: strin
   ]);
   return { oldestCreatedAt: oldest?.created_at ?? null, nextAttemptAt: (next?.at as string | null | undefined) ?? null };
 }
+
+/**
+ * Payments the service learnt of only by asking the gateway (payment-log entries of kind `query` that were
+ * applied), since `since` and in all: a seek on (verdict, created_at), reading only the applied rows.
+ */
+export async function recoveredByQuery(db: Executor, since: string): Promise<{ recent: number; total: number }> {
+  const base = () =>
+    db
+      .selectFrom('payment_logs')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('verdict', '=', 'applied')
+      .where('kind', '=', 'query');
+  const [recent, total] = await Promise.all([base().where('created_at', '>=', since).executeTakeFirst(), base().executeTakeFirst()]);
+  return { recent: count(recent), total: count(total) };
+}

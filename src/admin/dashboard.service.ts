@@ -4,7 +4,16 @@ import { ORDER_STATUSES } from '../orders/order.schema.ts';
 import type { Messages } from '../pages/i18n.ts';
 import { fromDbTime, toDbTime, type Clock } from '../shared/time.ts';
 import { horizontalBars, stackedColumns } from './charts.ts';
-import { callbacksByBucket, deliveriesByStatus, ordersByStatus, queueTimes, QUEUED, SETTLED, type BucketUnit } from './dashboard.repository.ts';
+import {
+  callbacksByBucket,
+  deliveriesByStatus,
+  ordersByStatus,
+  queueTimes,
+  recoveredByQuery,
+  QUEUED,
+  SETTLED,
+  type BucketUnit,
+} from './dashboard.repository.ts';
 import { VERDICTS } from './verdicts.ts';
 
 export const PERIODS = { '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000 } as const;
@@ -36,12 +45,14 @@ export function createDashboardService(deps: { readDb: Database; clock: Clock; n
     const shape = BUCKETS[period];
     const keys = buckets(now, shape.unit, shape.count);
     const firstBucket = shape.unit === 'hour' ? `${keys[0]}:00:00.000` : `${keys[0]} 00:00:00.000`;
-    const [orders, counted, deliveries, queue, times] = await Promise.all([
+    const [orders, counted, deliveries, queue, times, recovered] = await Promise.all([
       ordersByStatus(deps.readDb.kysely, since),
       callbacksByBucket(deps.readDb, firstBucket, shape.unit),
       deliveriesByStatus(deps.readDb.kysely, since),
       deps.notifications.deliveryMetrics(),
       queueTimes(deps.readDb.kysely),
+      // Always the last 24 hours, whatever the period: a recent recovery is what needs looking into.
+      recoveredByQuery(deps.readDb.kysely, toDbTime(new Date(now.getTime() - PERIODS['24h']))),
     ]);
 
     const byBucket = new Map<string, Map<string, number>>();
@@ -89,6 +100,8 @@ export function createDashboardService(deps: { readDb: Database; clock: Clock; n
         nextAttemptInSeconds: queue.backlog === 0 ? null : nextAttemptIn,
         chart: horizontalBars([...SETTLED, ...QUEUED].map((s) => ({ key: s, label: label(t, `delivery_${s}`), value: deliveries[s] }))),
       },
+      /** Payments found by asking the gateway: each is a callback that never arrived. */
+      recovered: { last24h: recovered.recent, total: recovered.total, warning: recovered.recent > 0 },
     };
   }
 

@@ -3,6 +3,7 @@ import { parseOrThrow } from '../shared/validation.ts';
 import { operatorOf } from './admin-session.ts';
 import type { RenderConsole } from './render-console.ts';
 import { withQuery } from './admin-view.ts';
+import type { OrderSync } from './order-sync.service.ts';
 import { orderNoParam, type ConsoleOrders } from './orders.service.ts';
 import type { TestNotifications } from './test-notification.service.ts';
 
@@ -11,8 +12,11 @@ const orderPath = (orderNo: string) => `/admin/orders/${encodeURIComponent(order
 /** `?test=<audit id>`: a test notification to show on the order page. */
 const testIdOf = (value: unknown) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : null);
 
-/** `/admin/orders`: filtered list, the order timeline, the close, resend and test-notification actions (POST + CSRF, then redirect). */
-export function consoleOrderRoutes(orders: ConsoleOrders, tests: TestNotifications, render: RenderConsole): Router {
+/**
+ * `/admin/orders`: filtered list, the order timeline, the close, resend, sync (ask the gateway now) and
+ * test-notification actions (POST + CSRF, then redirect).
+ */
+export function consoleOrderRoutes(orders: ConsoleOrders, sync: OrderSync, tests: TestNotifications, render: RenderConsole): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
@@ -39,6 +43,12 @@ export function consoleOrderRoutes(orders: ConsoleOrders, tests: TestNotificatio
   };
   router.post('/:order_no/close', action('close'));
   router.post('/:order_no/resend', action('resend'));
+
+  router.post('/:order_no/sync', async (req, res) => {
+    const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
+    const flash = await sync.sync(order_no, { operator: operatorOf(res), remoteIp: req.ip ?? null });
+    res.redirect(303, `${orderPath(order_no)}?flash=${flash}`);
+  });
 
   router.post('/:order_no/test-notification', async (req, res) => {
     const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');

@@ -11,10 +11,14 @@ import { AppError, NotFoundError } from '../shared/errors.ts';
 import { formatAmount } from '../shared/money.ts';
 import type { Clock } from '../shared/time.ts';
 import { auditForTarget, recordAudit } from '../audit/audit.repository.ts';
+import { listReconcileAttempts } from '../reconcile/reconcile.repository.ts';
+import type { ReconcileService } from '../reconcile/reconcile.service.ts';
 import { prettyPayload, verifiedFields } from './format.ts';
 import { countSearch, eventsOfOrder, paymentLogsOfOrder, rejectedCallbacksOfOrder, searchOrders } from './order-timeline.repository.ts';
 
 export const PAGE_SIZE = 25;
+/** Looks at the gateway shown on the order timeline (the newest). */
+export const ATTEMPTS_SHOWN = 200;
 
 /** `?rejected_page=` of the order page: a page number, 1 when absent or not one. */
 const rejectedPageOf = (value: unknown) => (typeof value === 'string' && /^\d{1,6}$/.test(value) && Number(value) > 0 ? Number(value) : 1);
@@ -33,7 +37,14 @@ export interface ConsoleActor {
 }
 
 /** The console's order list, order timeline and operator actions (each action audit-logged). */
-export function createConsoleOrders(deps: { db: Database; readDb: Database; clock: Clock; orders: OrderService; notifications: NotificationService }) {
+export function createConsoleOrders(deps: {
+  db: Database;
+  readDb: Database;
+  clock: Clock;
+  orders: OrderService;
+  notifications: NotificationService;
+  reconcile: Pick<ReconcileService, 'isQueryable'>;
+}) {
   /** Filters as typed in the form; invalid ones are reported back on the page, not as an error page. */
   async function list(query: Record<string, unknown>) {
     const form = cleaned(query);
@@ -63,34 +74,43 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
     const db = deps.db.kysely;
     const row = await findOrderByNo(db, orderNo);
     if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-    const [payments, events, audit, rejectedTotal] = await Promise.all([
+    const [payments, events, audit, rejectedTotal, looks] = await Promise.all([
       paymentLogsOfOrder(db, orderNo),
       eventsOfOrder(db, orderNo),
       auditForTarget(db, `order:${orderNo}`),
       countRejectedCallbacksForOrder(db, orderNo),
+      listReconcileAttempts(db, orderNo, ATTEMPTS_SHOWN),
     ]);
     const pages = Math.max(1, Math.ceil(rejectedTotal / PAGE_SIZE));
     const page = Math.min(rejectedPageOf(query.rejected_page), pages);
     const rejected = rejectedTotal === 0 ? [] : await rejectedCallbacksOfOrder(db, orderNo, PAGE_SIZE, (page - 1) * PAGE_SIZE);
+    // Equal times: a look at the gateway comes before the payment it found and the event that followed; looks oldest first.
     const timeline = [
       { at: row.created_at, rank: 0, kind: 'created' as const },
+      ...looks.toReversed().map((a) => ({ at: a.created_at, rank: 1, kind: 'reconcile' as const, attempt: a, answer: prettyPayload(a.answer) })),
       ...payments.map((p) => ({
         at: p.created_at,
-        rank: 1,
+        rank: 2,
         kind: 'payment' as const,
         entry: p,
         amount: p.amount_minor === null || p.currency === null ? null : formatAmount(Number(p.amount_minor), p.currency),
         request: prettyPayload(p.callback_data),
         verified: verifiedFields(p.payment_data),
       })),
-      ...events.map((e) => ({ at: e.created_at, rank: 2, kind: 'event' as const, event: e, payload: prettyPayload(e.payload) })),
-      ...audit.map((a) => ({ at: a.created_at, rank: 3, kind: 'audit' as const, audit: a })),
+      ...events.map((e) => ({ at: e.created_at, rank: 3, kind: 'event' as const, event: e, payload: prettyPayload(e.payload) })),
+      ...audit.map((a) => ({ at: a.created_at, rank: 4, kind: 'audit' as const, audit: a })),
     ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.rank - b.rank));
     return {
       order: toOrderJson(row),
       flagged: row.flagged === 1,
       timeline,
-      counts: { payments: payments.length, events: events.length, attempts: events.reduce((s, e) => s + e.attemptRows.length, 0) },
+      counts: {
+        payments: payments.length,
+        events: events.length,
+        attempts: events.reduce((s, e) => s + e.attemptRows.length, 0),
+        looks: looks.length,
+        looksCapped: looks.length === ATTEMPTS_SHOWN,
+      },
       rejected: {
         total: rejectedTotal,
         page,
@@ -99,6 +119,8 @@ export function createConsoleOrders(deps: { db: Database; readDb: Database; cloc
       },
       canClose: canClose(row.status),
       canResend: events.length > 0,
+      /** "Ask the gateway now": only where the order's gateway has a configured query API. */
+      canSync: deps.reconcile.isQueryable(row.payment_method),
     };
   }
 
