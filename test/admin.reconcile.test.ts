@@ -171,20 +171,14 @@ describe.each(ENGINES)('console reconciliation on %s', (engine) => {
     expect(textOf(html, 'kpi-recovered-total')).toBe('2 in total');
     // One of them two days old: still in the total, no longer in the last 24 h.
     const old = toDbTime(new Date(clock().getTime() - 2 * 86_400_000));
-    const first = await ctx.db.kysely
-      .selectFrom('payment_logs')
-      .select('id')
-      .where('kind', '=', 'query')
-      .where('verdict', '=', 'applied')
-      .orderBy('id')
-      .executeTakeFirstOrThrow();
-    await ctx.db.kysely.updateTable('payment_logs').set({ created_at: old }).where('id', '=', first.id).execute();
+    const first = await ctx.db.kysely.selectFrom('reconcile_attempts').select('id').where('outcome', '=', 'recovered').orderBy('id').executeTakeFirstOrThrow();
+    await ctx.db.kysely.updateTable('reconcile_attempts').set({ created_at: old }).where('id', '=', first.id).execute();
     const later = await consolePage(agent, '/admin?period=7d');
     expect(textOf(later.html, 'kpi-recovered-24h')).toBe('1');
     expect(textOf(later.html, 'kpi-recovered-total')).toBe('2 in total');
     expect(later.html).toMatch(/id="recovered-tile" data-state="warning"/);
     // Only old recoveries: counted in the total, no longer a warning.
-    await ctx.db.kysely.updateTable('payment_logs').set({ created_at: old }).where('kind', '=', 'query').execute();
+    await ctx.db.kysely.updateTable('reconcile_attempts').set({ created_at: old }).where('outcome', '=', 'recovered').execute();
     const calm = await consolePage(agent, '/admin');
     expect(textOf(calm.html, 'kpi-recovered-24h')).toBe('0');
     expect(textOf(calm.html, 'kpi-recovered-total')).toBe('2 in total');

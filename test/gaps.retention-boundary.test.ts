@@ -41,7 +41,7 @@ describe.each(ENGINES)('RETENTION_DAYS boundary on %s', (engine) => {
   });
 
   it('purges the entry one ms past RETENTION_DAYS and keeps the one exactly RETENTION_DAYS old and the newer one', async () => {
-    expect(await runMaintenance(ctx.db, now, DAYS)).toEqual({ nonces: 0, paymentLogs: 1, attempts: 1 });
+    expect(await runMaintenance(ctx.db, now, DAYS)).toEqual({ nonces: 0, paymentLogs: 1, attempts: 1, looks: 0 });
     const logs = await ctx.db.kysely.selectFrom('payment_logs').select('message').orderBy('id').execute();
     expect(logs.map((l) => l.message)).toEqual(['exactly the window', 'one ms newer than the window']);
     const attempts = await ctx.db.kysely.selectFrom('notification_attempts').select('error').orderBy('attempt_no').execute();
@@ -49,7 +49,7 @@ describe.each(ENGINES)('RETENTION_DAYS boundary on %s', (engine) => {
   });
 
   it('a millisecond later, the entry that was exactly RETENTION_DAYS old goes too', async () => {
-    expect(await runMaintenance(ctx.db, new Date(now.getTime() + 1), DAYS)).toEqual({ nonces: 0, paymentLogs: 1, attempts: 1 });
+    expect(await runMaintenance(ctx.db, new Date(now.getTime() + 1), DAYS)).toEqual({ nonces: 0, paymentLogs: 1, attempts: 1, looks: 0 });
     expect((await ctx.db.kysely.selectFrom('payment_logs').select('message').execute()).map((l) => l.message)).toEqual(['one ms newer than the window']);
     expect((await ctx.db.kysely.selectFrom('notification_attempts').select('error').execute()).map((a) => a.error)).toEqual(['one ms newer than the window']);
   });

@@ -26,6 +26,15 @@ describe.each(ENGINES)('retention and nonce purge on %s', (engine) => {
         { notification_id: 1, attempt_no: 2, started_at: daysAgo(2), duration_ms: 5 },
       ])
       .execute();
+    const look = { order_no: 'R1', gateway: 'sandbox', trigger: 'schedule', action: 'query', outcome: 'unchanged', duration_ms: 3 };
+    await ctx.db.kysely
+      .insertInto('reconcile_attempts')
+      .values([
+        { ...look, created_at: daysAgo(45) },
+        { ...look, created_at: daysAgo(31) },
+        { ...look, created_at: daysAgo(3) },
+      ])
+      .execute();
     await ctx.db.kysely
       .insertInto('replay_nonces')
       .values([
@@ -36,7 +45,7 @@ describe.each(ENGINES)('retention and nonce purge on %s', (engine) => {
   });
   afterAll(() => ctx.close());
 
-  const count = async (table: 'payment_logs' | 'notification_attempts' | 'replay_nonces') =>
+  const count = async (table: 'payment_logs' | 'notification_attempts' | 'replay_nonces' | 'reconcile_attempts') =>
     Number(
       (
         await ctx.db.kysely
@@ -47,15 +56,17 @@ describe.each(ENGINES)('retention and nonce purge on %s', (engine) => {
     );
 
   it('keeps logs and attempts when RETENTION_DAYS is unset, but always purges expired nonces', async () => {
-    expect(await runMaintenance(ctx.db, now, null)).toEqual({ nonces: 1, paymentLogs: 0, attempts: 0 });
+    expect(await runMaintenance(ctx.db, now, null)).toEqual({ nonces: 1, paymentLogs: 0, attempts: 0, looks: 0 });
     expect(await count('payment_logs')).toBe(2502);
+    expect(await count('reconcile_attempts')).toBe(3);
     expect(await count('replay_nonces')).toBe(1);
   });
 
-  it('purges payment logs and delivery attempts older than RETENTION_DAYS, in batches', async () => {
-    expect(await runMaintenance(ctx.db, now, 30)).toEqual({ nonces: 0, paymentLogs: 2500, attempts: 1 });
+  it("purges payment logs, delivery attempts and the reconciler's looks older than RETENTION_DAYS, in batches", async () => {
+    expect(await runMaintenance(ctx.db, now, 30)).toEqual({ nonces: 0, paymentLogs: 2500, attempts: 1, looks: 2 });
     expect(await count('payment_logs')).toBe(2);
     expect(await count('notification_attempts')).toBe(1);
-    expect(await runMaintenance(ctx.db, now, 30)).toEqual({ nonces: 0, paymentLogs: 0, attempts: 0 });
+    expect(await count('reconcile_attempts')).toBe(1);
+    expect(await runMaintenance(ctx.db, now, 30)).toEqual({ nonces: 0, paymentLogs: 0, attempts: 0, looks: 0 });
   });
 });

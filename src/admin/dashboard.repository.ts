@@ -103,16 +103,15 @@ export async function queueTimes(db: Executor): Promise<{ oldestCreatedAt: strin
 }
 
 /**
- * Payments the service learnt of only by asking the gateway (payment-log entries of kind `query` that were
- * applied), since `since` and in all: a seek on (verdict, created_at), reading only the applied rows.
+ * Payments the service learnt of only by asking the gateway (looks whose outcome was `recovered`), since
+ * `since` and in all: range counts on reconcile_attempts (outcome, created_at), cheap at any size.
  */
 export async function recoveredByQuery(db: Executor, since: string): Promise<{ recent: number; total: number }> {
   const base = () =>
     db
-      .selectFrom('payment_logs')
+      .selectFrom('reconcile_attempts')
       .select((eb) => eb.fn.countAll().as('n'))
-      .where('verdict', '=', 'applied')
-      .where('kind', '=', 'query');
+      .where('outcome', '=', 'recovered');
   const [recent, total] = await Promise.all([base().where('created_at', '>=', since).executeTakeFirst(), base().executeTakeFirst()]);
   return { recent: count(recent), total: count(total) };
 }

@@ -9,7 +9,7 @@ const BATCH = 2000;
  */
 async function purgeOlderThan(
   db: Executor,
-  table: 'payment_logs' | 'notification_attempts',
+  table: 'payment_logs' | 'notification_attempts' | 'reconcile_attempts',
   column: 'created_at' | 'started_at',
   before: Date,
 ): Promise<number> {
@@ -42,4 +42,9 @@ export function purgePaymentLogs(db: Executor, before: Date): Promise<number> {
 
 export function purgeDeliveryAttempts(db: Executor, before: Date): Promise<number> {
   return purgeOlderThan(db, 'notification_attempts', 'started_at', before);
+}
+
+/** The reconciler's looks at gateways (the order timeline's questions), kept as long as the payment logs. */
+export function purgeReconcileAttempts(db: Executor, before: Date): Promise<number> {
+  return purgeOlderThan(db, 'reconcile_attempts', 'created_at', before);
 }
