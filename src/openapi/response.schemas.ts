@@ -68,6 +68,9 @@ export const paymentJsonSchema = doc(
     kind: doc(z.enum(['notify', 'return', 'query']), {
       description: 'notify: server-to-server; return: the shopper’s browser; query: the gateway’s answer when the service asked it (reconciler or sync)',
     }),
+    source: doc(z.enum(['callback', 'query']), {
+      description: 'callback: the gateway told the service (notify or return); query: the service asked the gateway (a lost callback found)',
+    }),
     transaction_id: z.string().nullable(),
     amount: decimal.nullable(),
     currency: currencyCode.nullable(),

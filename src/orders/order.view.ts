@@ -30,6 +30,7 @@ export function toPaymentJson(row: PaymentLogSummary) {
     id: row.id,
     gateway: row.gateway,
     kind: row.kind,
+    source: row.kind === 'query' ? 'query' : 'callback',
     transaction_id: row.transaction_id,
     amount: row.amount_minor === null || row.currency === null ? null : formatAmount(row.amount_minor, row.currency),
     currency: row.currency,
