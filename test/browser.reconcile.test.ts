@@ -112,7 +112,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('lost notification recovere
     expect(after.status).toBe('paid');
     expect(after.paid_at).not.toBeNull();
     expect(after.payments).toHaveLength(1);
-    expect(after.payments[0]).toMatchObject({ gateway: 'sandbox', kind: 'query', verdict: 'applied', status: 'paid', amount: '18.80' });
+    expect(after.payments[0]).toMatchObject({ gateway: 'sandbox', kind: 'query', source: 'query', verdict: 'applied', status: 'paid', amount: '18.80' });
     expect(after.transaction_id).toBeTruthy();
     expect(after.payments[0]!.transaction_id).toBe(after.transaction_id);
     expect(problems).toEqual([]);
