@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Database, Executor } from '../db/database.ts';
 import type { ReconcileAttemptsTable } from '../db/schema.ts';
 import { toDbTime } from '../shared/time.ts';
@@ -20,23 +20,40 @@ const DUE_COLUMNS = ['id', 'order_no', 'amount_minor', 'currency', 'payment_meth
 /**
  * Leases up to `limit` pending orders whose look is due to `owner`: the lease is stored as reconcile_at (a
  * crashed instance's orders are simply due again when it runs out), so one index serves both. MySQL: FOR
- * UPDATE SKIP LOCKED, so several instances never claim one order; SQLite has one writer.
+ * UPDATE SKIP LOCKED, so several instances never claim one order; SQLite: one writer, one atomic statement.
  */
 export async function claimDueOrders(db: Database, owner: string, limit: number, leaseMs: number, now: Date): Promise<DueOrder[]> {
+  const lease = { reconcile_at: toDbTime(new Date(now.getTime() + leaseMs)), reconcile_lease: owner };
+  if (db.engine === 'sqlite') {
+    // One UPDATE … RETURNING, a write from its start: another process's write is waited for (busy_timeout); read-then-write failed SQLITE_BUSY.
+    const due = db.kysely
+      .selectFrom('orders')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('reconcile_at', '<=', toDbTime(now))
+      .orderBy('reconcile_at')
+      .limit(limit);
+    const rows = await db.kysely
+      .updateTable('orders')
+      .set(lease)
+      .where('id', 'in', due)
+      .returning([...DUE_COLUMNS])
+      .execute();
+    return rows.map(({ id: _id, ...row }) => ({ ...row, amount_minor: Number(row.amount_minor) }));
+  }
   return db.kysely.transaction().execute(async (trx) => {
-    let query = trx
+    const query = trx
       .selectFrom('orders')
       .select([...DUE_COLUMNS])
       .where('status', '=', 'pending')
       .where('reconcile_at', '<=', toDbTime(now))
       .orderBy('reconcile_at')
       .limit(limit);
-    if (db.engine === 'mysql') query = query.forUpdate().skipLocked();
-    const rows = await query.execute();
+    const rows = await query.forUpdate().skipLocked().execute();
     if (rows.length === 0) return [];
     await trx
       .updateTable('orders')
-      .set({ reconcile_at: toDbTime(new Date(now.getTime() + leaseMs)), reconcile_lease: owner })
+      .set(lease)
       .where(
         'id',
         'in',
@@ -51,7 +68,12 @@ export async function claimDueOrders(db: Database, owner: string, limit: number,
 export async function finishCheck(db: Executor, orderNo: string, owner: string, next: { at: Date | null; step: number }): Promise<boolean> {
   const result = await db
     .updateTable('orders')
-    .set({ reconcile_at: next.at ? toDbTime(next.at) : null, reconcile_step: next.step, reconcile_lease: null })
+    .set({
+      // Paid or closed during the look: nothing left to do (null), whatever the schedule said.
+      reconcile_at: sql<string | null>`case when status = 'pending' then ${next.at ? toDbTime(next.at) : null} else null end`,
+      reconcile_step: next.step,
+      reconcile_lease: null,
+    })
     .where('order_no', '=', orderNo)
     .where('reconcile_lease', '=', owner)
     .executeTakeFirst();

@@ -26,6 +26,7 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
   const leaseMs = options.timeoutMs * 3 + 5_000;
   const inFlight = new Map<string, { task: Promise<void>; abort: AbortController }>();
   let running = false;
+  let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<number> | null = null;
 
@@ -63,7 +64,8 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
     if (polling) return polling;
     polling = (async () => {
       const free = options.concurrency - inFlight.size;
-      if (free <= 0) return 0;
+      // After stop() nothing more is leased, not even by a runOnce still looping (its leases were just given back).
+      if (free <= 0 || stopped) return 0;
       try {
         const due = await claimDueOrders(db, owner, free, leaseMs, clock());
         for (const order of due) void start(order);
@@ -81,6 +83,7 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
     start() {
       if (running) return;
       running = true;
+      stopped = false;
       timer = setInterval(() => void poll(), options.pollIntervalMs);
       timer.unref();
       void poll();
@@ -98,6 +101,7 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
     /** Stops leasing and waits for the looks in flight (each bounded by the gateway timeouts); past `waitMs` their leases are handed back. */
     async stop(waitMs = leaseMs): Promise<boolean> {
       running = false;
+      stopped = true;
       clearInterval(timer);
       let waitTimer: NodeJS.Timeout | undefined;
       const gaveUp = new Promise<false>((resolve) => (waitTimer = setTimeout(() => resolve(false), Math.min(waitMs, 2 ** 31 - 1))));
