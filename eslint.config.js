@@ -77,8 +77,16 @@ const layers = [
   // Runtime settings are read by callbacks and delivery through injection, so they must not depend on them.
   layer('settings', all('shared', 'db', 'audit'), 'src/settings may import only shared, db and audit.'),
   // Metrics, the API description and health name what features expose, above them and below the front ends.
-  layer('metrics', all('shared', 'db', 'http', 'orders', 'notifications', 'callbacks', 'reconcile'), 'src/metrics may not import settings, system or a front end.'),
-  layer('openapi', all('shared', 'db', 'http', 'pages', 'orders', 'notifications', 'callbacks', 'reconcile'), 'src/openapi may not import settings, system or a front end.'),
+  layer(
+    'metrics',
+    all('shared', 'db', 'http', 'orders', 'notifications', 'callbacks', 'reconcile'),
+    'src/metrics may not import settings, system or a front end.',
+  ),
+  layer(
+    'openapi',
+    all('shared', 'db', 'http', 'pages', 'orders', 'notifications', 'callbacks', 'reconcile'),
+    'src/openapi may not import settings, system or a front end.',
+  ),
   layer('health', all('shared', 'db', 'http'), 'src/health may import only shared, db and http.'),
   // Operations (doctor, maintenance, secrets) sit above the features they check and clean; no feature imports system.
   layer('system', ['admin', 'sandbox', 'cli', 'metrics', 'openapi', 'health'], 'src/system may not import a front end, the CLI or the HTTP-only features.'),
