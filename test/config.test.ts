@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { normalizeIp, parseIpAllowlist } from '../src/shared/ip-allowlist.ts';
+import { problemsOf } from './helpers/config-problems.ts';
 
 const SECRETS = {
   GATEWAY_SECRET: 'gateway-secret-0123456789abcdefgh',
@@ -13,17 +14,6 @@ const SECRETS = {
   // Production also wants /metrics protected (security.metrics.test.ts).
   METRICS_TOKEN: 'metrics-token-0123456789',
 };
-
-/** The problems loadConfig reports for `env`; fails the test when it does not throw a ConfigError. */
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'pcs-config-'));
 const certFile = join(dir, 'cert.pem');

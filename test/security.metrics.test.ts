@@ -1,22 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { createTestContext, TEST_ENV, type TestContext } from './helpers/context.ts';
+import { problemsOf } from './helpers/config-problems.ts';
 
 /** /metrics is never public in production by accident: METRICS_TOKEN, or an explicit METRICS_PUBLIC=true. */
 
 const PRODUCTION = { ...TEST_ENV, NODE_ENV: 'production' };
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('loadConfig accepted the environment');
-}
 
 describe('METRICS_TOKEN in production', () => {
   const contexts: TestContext[] = [];

@@ -4,11 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { PROJECT_ROOT } from '../src/shared/paths.ts';
 import { configWeaknesses, weakPasswordReason } from '../src/system/secret-strength.ts';
 import { createTestContext, TEST_ENV, type TestContext } from './helpers/context.ts';
 import { startService, stopAllServices } from './helpers/service-process.ts';
+import { problemsOf } from './helpers/config-problems.ts';
 
 /** Production refuses weak secrets (listed together, never echoed); development starts and warns; doctor says the same. */
 
@@ -29,16 +30,6 @@ const WEAK = {
   ADMIN_PASSWORD: 'Password2024',
   STRIPE_WEBHOOK_SECRET: 'stripe-secret',
 };
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('loadConfig accepted the environment');
-}
 
 const named = (problems: string[], name: string) => problems.filter((p) => p.startsWith(`${name}: `));
 
