@@ -29,6 +29,10 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<number> | null = null;
+  let pollAgain = false;
+  // The last claim filled every free slot: more is probably due.
+  let backlog = false;
+  const refillAt = Math.max(1, Math.floor(options.concurrency / 4));
 
   async function look(order: DueOrder, abort: AbortController): Promise<void> {
     const now = clock();
@@ -54,7 +58,11 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
 
   function start(order: DueOrder): Promise<void> {
     const entry = { abort: new AbortController(), task: Promise.resolve() };
-    entry.task = look(order, entry.abort).finally(() => inFlight.delete(order.order_no));
+    entry.task = look(order, entry.abort).finally(() => {
+      inFlight.delete(order.order_no);
+      // A backlog is worked through at the gateway's pace, not one claim per poll interval (a quarter of the slots at a time).
+      if (running && backlog && options.concurrency - inFlight.size >= refillAt) refill();
+    });
     inFlight.set(order.order_no, entry);
     return entry.task;
   }
@@ -68,14 +76,26 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
       if (free <= 0 || stopped) return 0;
       try {
         const due = await claimDueOrders(db, owner, free, leaseMs, clock());
+        backlog = due.length === free;
         for (const order of due) void start(order);
         return due.length;
       } catch (err) {
         logger.warn({ err }, 'reconcile: claiming due orders failed; retrying at the next poll');
         return 0;
       }
-    })().finally(() => (polling = null));
+    })().finally(() => {
+      polling = null;
+      if (pollAgain && running) {
+        pollAgain = false;
+        void poll();
+      }
+    });
     return polling;
+  }
+
+  function refill(): void {
+    if (polling) pollAgain = true;
+    else void poll();
   }
 
   return {
