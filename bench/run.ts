@@ -50,9 +50,18 @@ if (process.argv.includes('--soak')) {
   });
   process.exit(code);
 }
+// `--only reconcile` is a separate run too (bench/reconcile.ts): ours alone, a fresh service per RECONCILE_CONCURRENCY value.
+const { reconcileRequested, runReconcileBench } = await import('./reconcile.ts');
+if (reconcileRequested(process.argv.slice(2))) {
+  const code = await runReconcileBench(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`[bench reconcile] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  });
+  process.exit(code);
+}
 
 const USAGE =
-  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery] [--skip-php] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1050] [--delivery-split-poll-ms 25] [--web-only]';
+  'usage: npm run bench -- [--soak [--soak-seconds 300] [--soak-rate R]] [--quick] [--concurrency 32] [--notify-concurrency 64] [--duration 10] [--warmup 2] [--pool-size 16] [--log-level info] [--only create_order,query_status,notify,delivery | --only reconcile (options: bench/reconcile.ts)] [--skip-php] [--service-dir DIR] [--from-source] [--deliveries 3000] [--delivery-concurrency N] [--delivery-wait 60] [--delivery-light-senders 4] [--delivery-rate 1050] [--delivery-split-poll-ms 25] [--web-only]';
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
