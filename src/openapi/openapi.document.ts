@@ -15,7 +15,7 @@ const EXAMPLE_MESSAGES: Record<ErrorCode, string> = {
   not_found: 'Order ORD-1001 not found',
   order_exists: 'Order ORD-1001 already exists with different fields',
   invalid_state: 'Order ORD-1001 is paid; only pending or failed orders can be closed',
-  not_queryable: 'Order ORD-1001 is paid through generic, whose query API is not configured here',
+  not_queryable: 'Order ORD-1001 is paid through the generic gateway, which this service cannot ask: set GENERIC_QUERY_URL',
   gateway_error: 'The gateway could not be asked: timeout: no answer within 10000 ms',
   replayed: 'timestamp is more than 300 s away from now',
   amount_mismatch: 'The amount 9.90 differs from the order amount 99.90',

@@ -33,6 +33,15 @@ export interface ReconcileServiceDeps {
   recordReconcile?: (gateway: string, outcome: string) => void;
 }
 
+/** What makes each gateway askable, for the not_queryable answer. */
+const QUERY_SETTINGS: Record<GatewayName, string> = {
+  generic: 'set GENERIC_QUERY_URL',
+  sandbox: 'the sandbox is off (SANDBOX_ENABLED)',
+  alipay: 'set ALIPAY_APP_ID, ALIPAY_PUBLIC_KEY and ALIPAY_PRIVATE_KEY',
+  wechatpay: 'set WECHATPAY_MCH_ID, WECHATPAY_PLATFORM_KEYS, WECHATPAY_MCH_PRIVATE_KEY and WECHATPAY_MCH_SERIAL',
+  stripe: 'set STRIPE_SECRET_KEY',
+};
+
 /** An order without a payment method is paid through the generic gateway (the heritage default). */
 export const gatewayOf = (paymentMethod: string | null): GatewayName => (paymentMethod ?? 'generic') as GatewayName;
 
@@ -185,7 +194,10 @@ export function createReconcileService(deps: ReconcileServiceDeps) {
   /** POST /api/orders/:order_no/sync and the console button: ask now, apply what the gateway says (no expiry here). */
   async function syncNow(order: DueOrder): Promise<CheckResult> {
     if (!isQueryable(order.payment_method))
-      throw new AppError('not_queryable', `Order ${order.order_no} is paid through ${gatewayOf(order.payment_method)}, whose query API is not configured here`);
+      throw new AppError(
+        'not_queryable',
+        `Order ${order.order_no} is paid through the ${gatewayOf(order.payment_method)} gateway, which this service cannot ask: ${QUERY_SETTINGS[gatewayOf(order.payment_method)]}`,
+      );
     const result = await check(order, 'manual', AbortSignal.timeout(60_000));
     if (result.outcome === 'error') throw new AppError('gateway_error', `The gateway could not be asked: ${result.message}`);
     return result;
