@@ -17,6 +17,10 @@ export interface DueOrder {
 
 const DUE_COLUMNS = ['id', 'order_no', 'amount_minor', 'currency', 'payment_method', 'status', 'created_at', 'expires_at', 'reconcile_step'] as const;
 
+/** Pending orders whose look is due, soonest first (the index (status, reconcile_at)). */
+const dueOrders = (db: Executor, now: Date, limit: number) =>
+  db.selectFrom('orders').where('status', '=', 'pending').where('reconcile_at', '<=', toDbTime(now)).orderBy('reconcile_at').limit(limit);
+
 /**
  * Leases up to `limit` pending orders whose look is due to `owner`: the lease is stored as reconcile_at (a
  * crashed instance's orders are simply due again when it runs out), so one index serves both. MySQL: FOR
@@ -26,30 +30,20 @@ export async function claimDueOrders(db: Database, owner: string, limit: number,
   const lease = { reconcile_at: toDbTime(new Date(now.getTime() + leaseMs)), reconcile_lease: owner };
   if (db.engine === 'sqlite') {
     // One UPDATE … RETURNING, a write from its start: another process's write is waited for (busy_timeout); read-then-write failed SQLITE_BUSY.
-    const due = db.kysely
-      .selectFrom('orders')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where('reconcile_at', '<=', toDbTime(now))
-      .orderBy('reconcile_at')
-      .limit(limit);
     const rows = await db.kysely
       .updateTable('orders')
       .set(lease)
-      .where('id', 'in', due)
+      .where('id', 'in', dueOrders(db.kysely, now, limit).select('id'))
       .returning([...DUE_COLUMNS])
       .execute();
     return rows.map(({ id: _id, ...row }) => ({ ...row, amount_minor: Number(row.amount_minor) }));
   }
   return db.kysely.transaction().execute(async (trx) => {
-    const query = trx
-      .selectFrom('orders')
+    const rows = await dueOrders(trx, now, limit)
       .select([...DUE_COLUMNS])
-      .where('status', '=', 'pending')
-      .where('reconcile_at', '<=', toDbTime(now))
-      .orderBy('reconcile_at')
-      .limit(limit);
-    const rows = await query.forUpdate().skipLocked().execute();
+      .forUpdate()
+      .skipLocked()
+      .execute();
     if (rows.length === 0) return [];
     await trx
       .updateTable('orders')

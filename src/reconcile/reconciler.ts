@@ -4,7 +4,7 @@ import type { Database } from '../db/database.ts';
 import type { Logger } from '../shared/logger.ts';
 import { fromDbTime, type Clock } from '../shared/time.ts';
 import { claimDueOrders, finishCheck, releaseLeases, type DueOrder } from './reconcile.repository.ts';
-import { nextCheck } from './reconcile.schedule.ts';
+import { nextCheck, type NextCheck } from './reconcile.schedule.ts';
 import type { ReconcileService } from './reconcile.service.ts';
 
 export interface ReconcilerOptions {
@@ -38,17 +38,17 @@ export function createReconciler(deps: { db: Database; service: ReconcileService
     const now = clock();
     const expiresAt = order.expires_at ? fromDbTime(order.expires_at) : null;
     const trigger = expiresAt && expiresAt.getTime() <= now.getTime() ? 'expiry' : 'schedule';
-    let next = nextCheck(order.reconcile_step, options.scheduleMs, clock(), expiresAt);
+    let next: NextCheck | null = null;
     try {
       const result = await service.check(order, trigger, abort.signal);
-      // Only a look that left the order pending needs another; one after the expiry comes from nextCheck too.
+      // A mismatch waits for an operator; an order whose gateway cannot be asked is next looked at at its expiry.
       if (result.stop) next = { at: null, step: order.reconcile_step };
-      // Nothing to ask: the next look is the expiry (none for an order without one).
       else if (result.outcome === 'not_queryable') next = { at: expiresAt, step: order.reconcile_step };
-      else next = nextCheck(order.reconcile_step, options.scheduleMs, clock(), expiresAt);
     } catch (err) {
       logger.warn({ err, orderNo: order.order_no }, 'reconcile: the look failed (storage?); asked again at the next step');
     }
+    // Otherwise the schedule's next step (or the expiry); finishCheck clears it for an order no longer pending.
+    next ??= nextCheck(order.reconcile_step, options.scheduleMs, clock(), expiresAt);
     const kept = await finishCheck(db.kysely, order.order_no, owner, next).catch((err: unknown) => {
       logger.warn({ err, orderNo: order.order_no }, 'reconcile: the next look could not be recorded; the lease runs out and it is asked again');
       return true;
