@@ -50,6 +50,47 @@ export interface GatewayClient {
    * close it (e.g. it was paid meanwhile): the reconciler then asks again.
    */
   close?(target: QueryTarget, signal: AbortSignal): Promise<Evidence>;
+  /** Present when the gateway's refund API is configured. */
+  refunds?: RefundClient;
+}
+
+/** A refund as a gateway is told about it (or asked about it). */
+export interface RefundTarget {
+  orderNo: string;
+  /** Ours: the gateway's out_request_no / out_refund_no / Idempotency-Key, so a repeated request refunds once. */
+  refundNo: string;
+  amountMinor: number;
+  /** ISO 4217, upper case (the order's). */
+  currency: string;
+  /** The whole order amount (WeChat Pay's amount.total). */
+  orderAmountMinor: number;
+  /** The gateway's transaction id that paid the order (Alipay trade_no, WeChat transaction_id, Stripe PaymentIntent id). */
+  transactionId: string | null;
+  reason: string | null;
+  /** The gateway's own id of this refund, once an answer or notification named it (Stripe re_…, WeChat refund_id). */
+  gatewayRefundId: string | null;
+  createdAt: Date;
+}
+
+/**
+ * What a gateway said about a refund, once its answer was authenticated. `succeeded` may state the amount
+ * (minor units) and currency, checked against ours before anything settles; `failed` is definitive: the money
+ * did not move (a refusal, a closed refund); `not_found`: the gateway never received the request.
+ * Anything that leaves the outcome unknown (timeout, 5xx, unreadable answer) is thrown as GatewayCallError.
+ */
+export type RefundAnswer = Evidence &
+  (
+    | { state: 'succeeded'; gatewayRefundId: string | null; amountMinor?: number; currency?: string }
+    | { state: 'pending'; gatewayRefundId: string | null; gatewayStatus: string }
+    | { state: 'failed'; gatewayRefundId: string | null; reason: string }
+    | { state: 'not_found'; gatewayStatus: string }
+  );
+
+/** A gateway's refund API. Both methods throw GatewayCallError when the outcome is unknown (the refund then stays pending). */
+export interface RefundClient {
+  /** Asks the gateway to refund; idempotent at the gateway by refundNo, so it may be sent again after an unknown outcome. */
+  refund(target: RefundTarget, signal: AbortSignal): Promise<RefundAnswer>;
+  queryRefund(target: RefundTarget, signal: AbortSignal): Promise<RefundAnswer>;
 }
 
 /** The first 2 KiB of an answer, for the timeline. */

@@ -41,6 +41,26 @@ export interface PaymentResult {
   fields?: Record<string, unknown>;
 }
 
+/**
+ * A refund notification, once its signature checked out. It names our refund by `refundNo` (out_request_no,
+ * out_refund_no, metadata.refund_no) or, failing that, by the gateway's own `gatewayRefundId`.
+ */
+export interface RefundResult {
+  orderNo?: string;
+  refundNo?: string;
+  gatewayRefundId?: string;
+  /** The refund amount: decimal text in the order's currency, or integer minor units. */
+  amount: PaymentResult['amount'];
+  currency?: string;
+  /** `pending`: the gateway is still working on it (recorded, nothing changes). */
+  outcome: 'succeeded' | 'failed' | 'pending';
+  /** Why it failed, in the gateway's words (refunds.failure_reason). */
+  failureReason?: string;
+  nonce?: PaymentResult['nonce'];
+  eventKey?: string;
+  fields?: Record<string, unknown>;
+}
+
 export interface Rejection {
   verdict: Exclude<Verdict, 'applied' | 'duplicate' | 'ignored'>;
   code: ErrorCode;
@@ -53,6 +73,8 @@ export interface Rejection {
 export type Verification =
   | { ok: true; result: PaymentResult }
   | { ok: false; rejection: Rejection }
+  /** A refund notification (several for one event when the gateway reports them together, e.g. Stripe charge.refunded). */
+  | { ok: 'refund'; refunds: RefundResult[] }
   | { ok: 'ignored'; message: string; claimedOrderNo?: string; fields?: Record<string, unknown> };
 
 /** A request to a callback route, as the adapter needs it. */
