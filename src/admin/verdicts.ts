@@ -11,6 +11,7 @@ export const VERDICTS = [
   'invalid_state',
   'amount_mismatch',
   'unknown_order',
+  'unknown_refund',
   'replayed',
   'bad_signature',
   'forbidden',

@@ -15,6 +15,7 @@ import { claimedAlipayOrderNo } from './gateways/alipay-signature.ts';
 import { insertPaymentLog } from './payment-log.repository.ts';
 import type { RejectLimiter } from './reject-limiter.ts';
 import { rejectedEvidence } from './rejected-evidence.ts';
+import { applyRefundNotification } from './refund-notification.ts';
 
 export interface CallbackInput {
   gateway: GatewayAdapter;
@@ -139,6 +140,11 @@ export function createCallbackService(deps: CallbackServiceDeps) {
       });
       return { verdict: 'ignored', status: 200, message: verification.message, orderNo: verification.claimedOrderNo };
     }
+    if (verification.ok === 'refund') {
+      const { outcome, queued } = await applyRefundNotification(db, { gateway: input.gateway.name, base, refunds: verification.refunds, now });
+      if (queued) onEventQueued?.();
+      return outcome;
+    }
     const result = verification.result;
     const { nonce: _nonce, fields, ...normalized } = result;
     const logBase: LogBase = {
@@ -181,7 +187,14 @@ export function createCallbackService(deps: CallbackServiceDeps) {
   async function inspect(input: CallbackInput): Promise<CallbackOutcome> {
     const now = clock();
     const verification = await input.gateway.verify({ params: input.params, rawBody: input.rawBody, headers: input.headers, now });
-    const claimed = verification.ok === true ? verification.result.orderNo : verification.ok === 'ignored' ? verification.claimedOrderNo : undefined;
+    const claimed =
+      verification.ok === true
+        ? verification.result.orderNo
+        : verification.ok === 'ignored'
+          ? verification.claimedOrderNo
+          : verification.ok === 'refund'
+            ? verification.refunds[0]?.orderNo
+            : undefined;
     if (verification.ok === false) return refuse(input, verification.rejection, now);
     const order = claimed ? await findOrderByNo(db.kysely, claimed) : undefined;
     if (!order) return rejected({ verdict: 'unknown_order', code: 'not_found', message: `Order ${claimed ?? '?'} not found` }, claimed);

@@ -27,6 +27,45 @@ export interface OrdersTable {
   reconcile_step: Generated<number>;
   /** The claim of the instance asking the gateway now. */
   reconcile_lease: Generated<string | null>;
+  /** Minor units refunded and settled. */
+  refunded_minor: Generated<number>;
+  /** Minor units held by pending refunds (never more than amount − refunded together). */
+  refund_reserved_minor: Generated<number>;
+}
+
+export interface SandboxRefundsTable {
+  id: Generated<number>;
+  refund_no: string;
+  order_no: string;
+  amount_minor: number;
+  /** ISO 4217 */
+  currency: string;
+  /** refund_success | refund_failed */
+  status: string;
+  created_at: string;
+}
+
+export interface RefundsTable {
+  id: Generated<number>;
+  refund_no: string;
+  order_no: string;
+  gateway: string;
+  amount_minor: number;
+  currency: string;
+  /** pending | succeeded | failed */
+  status: string;
+  reason: string | null;
+  gateway_refund_id: string | null;
+  failure_reason: string | null;
+  requested_by: string;
+  /** When the refund is next sent or asked about at its gateway; null once settled. */
+  check_at: string | null;
+  check_step: Generated<number>;
+  check_lease: Generated<string | null>;
+  last_answer: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
 }
 
 export interface PaymentLogsTable {
@@ -179,4 +218,6 @@ export interface DB {
   audit_log: AuditLogTable;
   reconcile_attempts: ReconcileAttemptsTable;
   sandbox_payments: SandboxPaymentsTable;
+  refunds: RefundsTable;
+  sandbox_refunds: SandboxRefundsTable;
 }

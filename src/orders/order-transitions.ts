@@ -10,7 +10,7 @@ export function canClose(status: string): boolean {
 
 /** What a verified payment result means for an order in its current state. */
 export type Decision =
-  | { kind: 'apply'; to: Exclude<OrderStatus, 'pending'>; flagged: boolean; message: string }
+  | { kind: 'apply'; to: Exclude<OrderStatus, 'pending' | 'refunded'>; flagged: boolean; message: string }
   | { kind: 'duplicate'; message: string }
   | { kind: 'reject'; flagged: boolean; message: string };
 

@@ -4,7 +4,7 @@ import { parseAmount } from '../shared/money.ts';
 import { parseTimeParam, TIME_PARAM_RULE } from '../shared/validation.ts';
 import { ORDER_NO_PATTERN, ORDER_NO_RULE } from './order-number.ts';
 
-export const ORDER_STATUSES = ['pending', 'paid', 'failed', 'closed'] as const;
+export const ORDER_STATUSES = ['pending', 'paid', 'failed', 'closed', 'refunded'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export const PAYMENT_METHODS = ['generic', 'sandbox', 'alipay', 'wechatpay', 'stripe'] as const;
 

@@ -13,7 +13,8 @@ import { generateOrderNo } from './order-number.ts';
 import { canClose } from './order-transitions.ts';
 import * as repo from './order.repository.ts';
 import { encodeCursor, type CreateOrderInput, type ListOrdersQuery, type PageQuery } from './order.schema.ts';
-import { toNotificationJson, toOrderJson, toPaymentJson, toRejectedCallbackJson } from './order.view.ts';
+import { toNotificationJson, toOrderJson, toPaymentJson, toRefundJson, toRejectedCallbackJson } from './order.view.ts';
+import { listRefundsOfOrder } from './refund.repository.ts';
 
 /** Rejected requests shown in the order detail (the newest); the rest are paged with listRejectedCallbacks. */
 export const REJECTED_IN_DETAIL = 20;
@@ -41,6 +42,8 @@ function sameOrder(
     | 'reconcile_at'
     | 'reconcile_step'
     | 'reconcile_lease'
+    | 'refunded_minor'
+    | 'refund_reserved_minor'
   >,
 ) {
   return (
@@ -106,7 +109,10 @@ export function createOrderService({ db, readDb, clock, onEventQueued, orderTtlM
     try {
       const id = await repo.insertOrder(db.kysely, row);
       // The answer is the row as written (the column defaults are seq 0, flagged 0): no second round trip to read it back.
-      return { order: toOrderJson({ ...row, id, seq: 0, flagged: 0, reconcile_step: 0, reconcile_lease: null }), created: true };
+      return {
+        order: toOrderJson({ ...row, id, seq: 0, flagged: 0, reconcile_step: 0, reconcile_lease: null, refunded_minor: 0, refund_reserved_minor: 0 }),
+        created: true,
+      };
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       if (!input.order_no) return create(input); // a generated number collided: draw another
@@ -123,15 +129,17 @@ export function createOrderService({ db, readDb, clock, onEventQueued, orderTtlM
   async function getDetail(orderNo: string) {
     const row = await repo.findOrderByNo(readDb.kysely, orderNo);
     if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-    const [payments, rejectedTotal, rejected, notifications] = await Promise.all([
+    const [payments, rejectedTotal, rejected, notifications, refunds] = await Promise.all([
       listPaymentLogsForOrder(readDb.kysely, orderNo),
       countRejectedCallbacksForOrder(readDb.kysely, orderNo),
       listRejectedCallbacksForOrder(readDb.kysely, orderNo, { limit: REJECTED_IN_DETAIL, offset: 0 }),
       listNotificationsForOrder(readDb.kysely, orderNo),
+      listRefundsOfOrder(readDb.kysely, orderNo),
     ]);
     return {
       ...toOrderJson(row),
       payments: payments.map(toPaymentJson),
+      refunds: refunds.map(toRefundJson),
       rejected_callbacks: { total: rejectedTotal, items: rejected.map(toRejectedCallbackJson) },
       notifications: notifications.map(toNotificationJson),
     };

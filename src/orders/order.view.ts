@@ -2,6 +2,7 @@ import { formatAmount } from '../shared/money.ts';
 import { toIsoTime } from '../shared/time.ts';
 import type { NotificationWithAttempts, PaymentLogSummary, RejectedCallbackSummary } from './order-history.repository.ts';
 import type { OrderRow } from './order.repository.ts';
+import type { RefundRow } from './refund.repository.ts';
 
 /** The public order JSON (order JSON). */
 export function toOrderJson(row: OrderRow) {
@@ -17,6 +18,7 @@ export function toOrderJson(row: OrderRow) {
     notify_url: row.notify_url,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
     paid_at: toIsoTime(row.paid_at),
+    refunded_amount: formatAmount(row.refunded_minor, row.currency),
     expires_at: toIsoTime(row.expires_at),
     created_at: toIsoTime(row.created_at),
     updated_at: toIsoTime(row.updated_at),
@@ -81,3 +83,22 @@ export function toNotificationJson(row: NotificationWithAttempts) {
     })),
   };
 }
+
+/** The public refund JSON. */
+export function toRefundJson(row: RefundRow) {
+  return {
+    refund_no: row.refund_no,
+    order_no: row.order_no,
+    amount: formatAmount(row.amount_minor, row.currency),
+    currency: row.currency,
+    status: row.status,
+    reason: row.reason,
+    gateway: row.gateway,
+    gateway_refund_id: row.gateway_refund_id,
+    failure_reason: row.failure_reason,
+    created_at: toIsoTime(row.created_at),
+    completed_at: toIsoTime(row.completed_at),
+  };
+}
+
+export type RefundJson = ReturnType<typeof toRefundJson>;

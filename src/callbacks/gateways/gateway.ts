@@ -12,6 +12,7 @@ export type Verdict =
   | 'replayed'
   | 'amount_mismatch'
   | 'unknown_order'
+  | 'unknown_refund'
   | 'invalid_state'
   | 'forbidden'
   | 'malformed'

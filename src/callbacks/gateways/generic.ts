@@ -30,7 +30,25 @@ const fieldsSchema = z.object({
     .optional(),
 });
 
+// A refund notification (notify_type=refund): the same signature, window and nonce rules as a payment.
+const refundFieldsSchema = z.object({
+  notify_type: z.literal('refund'),
+  order_no: fieldsSchema.shape.order_no,
+  refund_no: z.string().regex(ORDER_NO_PATTERN, ORDER_NO_RULE),
+  refund_amount: fieldsSchema.shape.amount,
+  currency: fieldsSchema.shape.currency,
+  status: z.enum(['refund_success', 'refund_failed'], { error: 'must be refund_success or refund_failed' }),
+  timestamp: fieldsSchema.shape.timestamp,
+  nonce: fieldsSchema.shape.nonce,
+});
+
 const reject = (rejection: Rejection): Verification => ({ ok: false, rejection });
+
+/** notify_type=payment is the default; the payment fields are checked without it. */
+function withoutNotifyType(params: Record<string, string>): Record<string, string> {
+  const { notify_type: _type, ...rest } = params;
+  return rest;
+}
 
 /** The heritage MD5 / HMAC-SHA256 sorted-parameter gateway, also used by the sandbox. */
 export function createGenericGateway(name: 'generic' | 'sandbox', secret: string): GatewayAdapter {
@@ -56,7 +74,11 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
           return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${key} must not be empty`, claimedOrderNo: claimed });
         }
       }
-      const fields = fieldsSchema.safeParse(present);
+      const notifyType = present.notify_type ?? 'payment';
+      if (notifyType !== 'payment' && notifyType !== 'refund')
+        return reject({ verdict: 'malformed', code: 'validation_failed', message: 'notify_type must be payment or refund', claimedOrderNo: claimed });
+      const schema = notifyType === 'refund' ? refundFieldsSchema : fieldsSchema;
+      const fields = schema.safeParse(notifyType === 'refund' ? present : withoutNotifyType(present));
       if (!fields.success) {
         const message = fields.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');
         return reject({ verdict: 'malformed', code: 'validation_failed', message: `Invalid parameters: ${message}`, claimedOrderNo: claimed });
@@ -70,6 +92,20 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
           claimedOrderNo: f.order_no,
         });
       }
+      const nonce = f.nonce ? { scope: name === 'sandbox' ? 'generic' : name, value: f.nonce, expiresAt: new Date(now.getTime() + NONCE_TTL_MS) } : undefined;
+      if ('refund_no' in f) {
+        const outcome = f.status === 'refund_success' ? 'succeeded' : 'failed';
+        const refund = {
+          orderNo: f.order_no,
+          refundNo: f.refund_no,
+          amount: { kind: 'decimal', value: f.refund_amount },
+          currency: f.currency,
+          outcome,
+          nonce,
+          fields: present,
+        } as const;
+        return { ok: 'refund', refunds: [outcome === 'failed' ? { ...refund, failureReason: 'the gateway reported refund_failed' } : refund] };
+      }
       return {
         ok: true,
         result: {
@@ -78,7 +114,7 @@ export function createGenericGateway(name: 'generic' | 'sandbox', secret: string
           amount: { kind: 'decimal', value: f.amount },
           currency: f.currency,
           outcome: f.status === 'success' ? 'paid' : 'failed',
-          nonce: f.nonce ? { scope: name === 'sandbox' ? 'generic' : name, value: f.nonce, expiresAt: new Date(now.getTime() + NONCE_TTL_MS) } : undefined,
+          nonce,
           pendingOnly: name === 'sandbox' || undefined,
         },
       };
