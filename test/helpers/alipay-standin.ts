@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createSign, createVerify, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 /*
- * A local Alipay OpenAPI gateway (gateway.do: alipay.trade.query and alipay.trade.close) written from Alipay's
+ * A local Alipay OpenAPI gateway (gateway.do: alipay.trade.query, alipay.trade.close, alipay.trade.refund and
+ * alipay.trade.fastpay.refund.query) written from Alipay's
  * documentation, independently of the client: it merges the URL and form parameters, checks `sign` (RSA2, SHA256withRSA
  * with the APP's public key over every parameter but sign, empty ones skipped, sorted, `k=v&…`) and answers 40002
  * isv.invalid-signature when it does not verify, as Alipay does. Every answer is `{"<method>_response":{…},"sign":"…"}`,
@@ -45,6 +46,23 @@ export interface AlipayStandinTrade {
 }
 
 /**
+ * A refund the gateway holds for one out_trade_no and out_request_no. `done: false`: accepted but not processed yet, so the
+ * refund query answers without refund_status. `extra` overrides fields of the refund query's answer (another amount…).
+ */
+export interface AlipayStandinRefund {
+  amount: string;
+  done: boolean;
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * How alipay.trade.refund treats the next requests: `normal` refunds at once (fund_change Y); `processing` accepts without
+ * moving money yet (fund_change N; done by completeRefund); `{ refuse }` answers 40004 with that sub_code and refunds
+ * nothing; `{ systemError }` answers 40004 ACQ.SYSTEM_ERROR, having refunded when `moved` (the outcome the caller cannot know).
+ */
+export type AlipayRefundMode = 'normal' | 'processing' | { refuse: string; subMsg?: string } | { systemError: true; moved: boolean };
+
+/**
  * `mis-signed`: answers signed with a key that is not the platform's; `unsigned`: no sign member; `garbage`: a 200 that is
  * not JSON; `http-500`: an HTML 500; `hang`: never answers; `{ body }`: exactly this text (or these bytes) as a 200 answer.
  */
@@ -78,6 +96,13 @@ export function alipayAnswerBody(responseKey: string, response: Record<string, u
 }
 
 const FAIL = { code: '40004', msg: 'Business Failed' };
+const METHODS = new Set(['alipay.trade.query', 'alipay.trade.close', 'alipay.trade.refund', 'alipay.trade.fastpay.refund.query']);
+/** A decimal amount of yuan (at most 2 places, as Alipay's Price type) in hundredths, or undefined. */
+const cents = (v: unknown): number | undefined => {
+  const m = typeof v === 'string' ? /^(\d{1,10})(?:\.(\d{1,2}))?$/.exec(v) : null;
+  return m ? Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0')) : undefined;
+};
+const yuan = (c: number) => `${Math.floor(c / 100)}.${String(c % 100).padStart(2, '0')}`;
 const GATEWAY = (code: '40001' | '40002', subCode: string, subMsg: string) => ({
   code,
   msg: code === '40001' ? 'Missing Required Arguments' : 'Invalid Arguments',
@@ -90,13 +115,66 @@ export async function startAlipayStandin(options: { appId?: string; appPublicKey
   const appPublicKey = options.appPublicKey ?? app.publicKey;
   const trades = new Map<string, AlipayStandinTrade>();
   const requests: AlipayStandinRequest[] = [];
+  /** By `<out_trade_no> <out_request_no>`. */
+  const refunds = new Map<string, AlipayStandinRefund>();
   let behaviour: AlipayStandinBehaviour = 'normal';
+  const behaviourOf = new Map<string, AlipayStandinBehaviour>();
+  let refundMode: AlipayRefundMode = 'normal';
   let tradeSeq = 0;
+
+  const refundsOf = (orderNo: string) => [...refunds].filter(([k]) => k.startsWith(`${orderNo} `)).map(([, r]) => r);
+  const refunded = (orderNo: string) => refundsOf(orderNo).reduce((sum, r) => sum + (r.done ? cents(r.amount)! : 0), 0);
+
+  /** alipay.trade.refund for a known trade, as its documentation describes it: out_request_no makes a repeated request refund once. */
+  function refund(biz: Record<string, unknown>, orderNo: string, trade: AlipayStandinTrade, tradeNo: string): Record<string, unknown> {
+    const amount = cents(biz.refund_amount);
+    if (amount === undefined || amount === 0) return { ...FAIL, sub_code: 'ACQ.INVALID_PARAMETER', sub_msg: '参数无效' };
+    const requestNo = typeof biz.out_request_no === 'string' && biz.out_request_no !== '' ? biz.out_request_no : orderNo;
+    const mode = refundMode;
+    if (typeof mode === 'object' && 'refuse' in mode) return { ...FAIL, sub_code: mode.refuse, sub_msg: mode.subMsg ?? '业务处理失败' };
+    const key = `${orderNo} ${requestNo}`;
+    const existing = refunds.get(key);
+    const base = { buyer_logon_id: '159****5620', buyer_user_id: '2088101117955611', out_trade_no: orderNo, trade_no: tradeNo };
+    if (existing) {
+      // The same request again refunds nothing more; the same number with other content is refused.
+      if (cents(existing.amount) !== amount) return { ...FAIL, sub_code: 'ACQ.DISCORDANT_REPEAT_REQUEST', sub_msg: '不一致的请求' };
+      return { code: '10000', msg: 'Success', ...base, fund_change: 'N', refund_fee: yuan(refunded(orderNo)) };
+    }
+    if (trade.status === 'TRADE_FINISHED') return { ...FAIL, sub_code: 'ACQ.TRADE_HAS_FINISHED', sub_msg: '交易已完结' };
+    if (trade.status !== 'TRADE_SUCCESS') return { ...FAIL, sub_code: 'ACQ.TRADE_STATUS_ERROR', sub_msg: '交易状态非法' };
+    const reserved = refundsOf(orderNo).reduce((sum, r) => sum + cents(r.amount)!, 0);
+    if (reserved + amount > cents(trade.totalAmount)!) return { ...FAIL, sub_code: 'ACQ.REASON_TRADE_REFUND_FEE_ERR', sub_msg: '退款金额无效' };
+    const done = mode === 'normal' || (typeof mode === 'object' && 'systemError' in mode && mode.moved);
+    if (mode === 'processing' || done) refunds.set(key, { amount: yuan(amount), done });
+    // A trade refunded in full is closed.
+    if (refunded(orderNo) === cents(trade.totalAmount)) trade.status = 'TRADE_CLOSED';
+    if (typeof mode === 'object') return { ...FAIL, sub_code: 'ACQ.SYSTEM_ERROR', sub_msg: '系统错误' };
+    const fundChange = done ? { fund_change: 'Y', gmt_refund_pay: '2024-05-02 10:00:00' } : { fund_change: 'N' };
+    return { code: '10000', msg: 'Success', ...base, ...fundChange, refund_fee: yuan(refunded(orderNo)), send_back_fee: '0.00' };
+  }
+
+  /** alipay.trade.fastpay.refund.query: the refund's data with refund_status REFUND_SUCCESS once it is done, else none. */
+  function refundQuery(biz: Record<string, unknown>, orderNo: string, trade: AlipayStandinTrade, tradeNo: string): Record<string, unknown> {
+    if (typeof biz.out_request_no !== 'string' || biz.out_request_no === '') return { ...FAIL, sub_code: 'ACQ.INVALID_PARAMETER', sub_msg: '参数无效' };
+    const r = refunds.get(`${orderNo} ${biz.out_request_no}`);
+    if (!r?.done) return { code: '10000', msg: 'Success', ...r?.extra };
+    return {
+      code: '10000',
+      msg: 'Success',
+      out_request_no: biz.out_request_no,
+      out_trade_no: orderNo,
+      refund_amount: r.amount,
+      refund_status: 'REFUND_SUCCESS',
+      total_amount: trade.totalAmount,
+      trade_no: tradeNo,
+      ...r.extra,
+    };
+  }
 
   /** The request's checks in the gateway's order, then the business answer: the response member and its value. */
   function answer(params: Record<string, string>, signatureValid: boolean): [string, Record<string, unknown>] {
     const api = params.method;
-    const key = api === 'alipay.trade.query' || api === 'alipay.trade.close' ? `${api.replace(/\./g, '_')}_response` : 'error_response';
+    const key = api && METHODS.has(api) ? `${api.replace(/\./g, '_')}_response` : 'error_response';
     if (!api) return [key, GATEWAY('40001', 'isv.missing-method', '缺少方法名参数')];
     if (!params.app_id) return [key, GATEWAY('40001', 'isv.missing-app-id', '缺少AppID参数')];
     if (!params.sign) return [key, GATEWAY('40001', 'isv.missing-signature', '缺少签名参数')];
@@ -105,16 +183,21 @@ export async function startAlipayStandin(options: { appId?: string; appPublicKey
     if (!/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/.test(params.timestamp ?? '')) return [key, GATEWAY('40002', 'isv.invalid-timestamp', '非法的时间戳参数')];
     if (!signatureValid) return [key, GATEWAY('40002', 'isv.invalid-signature', '验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配')];
     if (key === 'error_response') return [key, GATEWAY('40002', 'isv.invalid-method', '不存在的方法名')];
-    let orderNo: unknown;
+    let biz: Record<string, unknown>;
     try {
-      orderNo = (JSON.parse(params.biz_content ?? '') as Record<string, unknown>).out_trade_no;
+      biz = JSON.parse(params.biz_content ?? '') as Record<string, unknown>;
     } catch {
-      orderNo = undefined;
+      biz = {};
     }
+    const orderNo = biz?.out_trade_no;
     if (typeof orderNo !== 'string' || orderNo === '') return [key, { ...FAIL, sub_code: 'ACQ.INVALID_PARAMETER', sub_msg: '参数无效' }];
     const trade = trades.get(orderNo);
-    if (!trade) return [key, { ...FAIL, sub_code: 'ACQ.TRADE_NOT_EXIST', sub_msg: '交易不存在', out_trade_no: orderNo }];
-    const tradeNo = (trade.tradeNo ??= `2024050122001446870${String(++tradeSeq).padStart(9, '0')}`);
+    const tradeNo = trade ? (trade.tradeNo ??= `2024050122001446870${String(++tradeSeq).padStart(9, '0')}`) : undefined;
+    // A trade_no is looked up first and must be that trade's (Alipay prefers it to out_trade_no).
+    if (!trade || (biz.trade_no !== undefined && biz.trade_no !== tradeNo))
+      return [key, { ...FAIL, sub_code: 'ACQ.TRADE_NOT_EXIST', sub_msg: '交易不存在', out_trade_no: orderNo }];
+    if (api === 'alipay.trade.refund') return [key, refund(biz, orderNo, trade, tradeNo!)];
+    if (api === 'alipay.trade.fastpay.refund.query') return [key, refundQuery(biz, orderNo, trade, tradeNo!)];
     const outTradeNo = trade.outTradeNo ?? orderNo;
     if (api === 'alipay.trade.close') {
       // Only a trade still waiting for its buyer closes; a paid, finished or closed one is in a state that cannot.
@@ -161,7 +244,7 @@ export async function startAlipayStandin(options: { appId?: string; appPublicKey
     }
     const [key, response] = answer(params, signatureValid);
     requests.push({ api: params.method, params, signatureValid, code: String(response.code), subCode: response.sub_code as string | undefined });
-    const b = behaviour;
+    const b = behaviourOf.get(params.method ?? '') ?? behaviour;
     if (b === 'hang') return;
     if (b === 'http-500') return res.writeHead(500, { 'content-type': 'text/html' }).end('<html><body>500 Internal Server Error</body></html>');
     const text =
@@ -189,8 +272,29 @@ export async function startAlipayStandin(options: { appId?: string; appPublicKey
       else trades.delete(orderNo);
     },
     trade: (orderNo: string): AlipayStandinTrade | undefined => trades.get(orderNo),
-    setBehaviour(b: AlipayStandinBehaviour) {
-      behaviour = b;
+    /** For every method, or only for `api` (without it, also forgets the per-method ones). */
+    setBehaviour(b: AlipayStandinBehaviour, api?: string) {
+      if (api) behaviourOf.set(api, b);
+      else {
+        behaviour = b;
+        behaviourOf.clear();
+      }
+    },
+    setRefundMode(mode: AlipayRefundMode) {
+      refundMode = mode;
+    },
+    /** The refund Alipay holds for `orderNo` and out_request_no `refundNo`. */
+    refund: (orderNo: string, refundNo: string): AlipayStandinRefund | undefined => refunds.get(`${orderNo} ${refundNo}`),
+    setRefund(orderNo: string, refundNo: string, refund: AlipayStandinRefund | null) {
+      if (refund) refunds.set(`${orderNo} ${refundNo}`, { ...refund });
+      else refunds.delete(`${orderNo} ${refundNo}`);
+    },
+    /** A `processing` refund is done: the money moved. */
+    completeRefund(orderNo: string, refundNo: string) {
+      const r = refunds.get(`${orderNo} ${refundNo}`);
+      if (!r) throw new Error(`no refund ${refundNo} of ${orderNo}`);
+      r.done = true;
+      if (refunded(orderNo) === cents(trades.get(orderNo)!.totalAmount)) trades.get(orderNo)!.status = 'TRADE_CLOSED';
     },
     async close() {
       server.closeAllConnections();

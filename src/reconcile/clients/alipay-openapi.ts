@@ -52,7 +52,8 @@ const describe = (r: AlipayResponse) => {
 /** The error an answer with a code other than the ones a caller understands stands for. */
 export function gatewayError(r: AlipayResponse, text: string, unsigned = false): GatewayCallError {
   const note = unsigned ? ' (unsigned answer)' : '';
-  if (r.code === '20000' || r.sub_code === 'ACQ.SYSTEM_ERROR')
+  // Alipay's own failures (its documentation says: call again with the same parameters) leave the outcome unknown.
+  if (r.code === '20000' || /^(ACQ|AQC)\.SYSTEM_ERROR$/.test(str(r.sub_code)) || str(r.sub_code).startsWith('isp.'))
     return new GatewayCallError('http_status', `Alipay failed${note}: ${describe(r)}`, excerptOf(text));
   // Missing or invalid arguments (app id, signature), no permission, bad auth token: our configuration, not the trade.
   const kind = ['20001', '40001', '40002', '40006'].includes(str(r.code)) ? 'not_configured' : 'refused';

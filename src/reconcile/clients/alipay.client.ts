@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { alipayPrivateKey, alipayPublicKey } from '../../callbacks/gateways/gateway-keys.ts';
 import { excerptOf, GatewayCallError, type GatewayClient, type QueryAnswer } from '../gateway-client.ts';
 import { callOpenApi, gatewayError, type AlipayResponse, type OpenApiTransport } from './alipay-openapi.ts';
+import { createAlipayRefundClient } from './alipay-refund.ts';
 
 /** What the client needs: ALIPAY_APP_ID, ALIPAY_PRIVATE_KEY, ALIPAY_PUBLIC_KEY, ALIPAY_GATEWAY_URL, and the call's time limit. */
 export interface AlipayClientOptions {
@@ -88,8 +89,9 @@ function queryAnswer({ response: r, text }: { response: AlipayResponse; text: st
 }
 
 /**
- * Alipay's trade query and close (alipay.trade.query, alipay.trade.close) for the reconciler: RSA2-signed requests
- * with the app's private key, answers verified with the Alipay public key before anything is read from them.
+ * Alipay's trade query and close (alipay.trade.query, alipay.trade.close) for the reconciler, and its refunds
+ * (alipay-refund.ts): RSA2-signed requests with the app's private key, answers verified with the Alipay public key
+ * before anything is read from them.
  */
 export function createAlipayClient(options: AlipayClientOptions): GatewayClient {
   const t = transport(options);
@@ -112,5 +114,7 @@ export function createAlipayClient(options: AlipayClientOptions): GatewayClient 
         );
       throw gatewayError(r, text);
     },
+    // The refund API takes the same app id and keys as the query: configured together.
+    refunds: createAlipayRefundClient(t),
   };
 }
