@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
  * The layers of src/, checked on every import (relative paths: `../<folder>/…` from a feature, `./<folder>/…`
  * from a file at the top of src/). A folder lists the folders it must not import, each with the reason.
  * Bottom up (a folder may import those to its left): shared → db, pages (i18n) → audit, auth → http, settings →
- * orders → notifications, callbacks → reconcile → metrics, openapi, health, system, cli → admin, sandbox → app.ts, main.ts.
+ * orders → notifications, callbacks → reconcile → refunds → metrics, openapi, health, system, cli → admin, sandbox → app.ts, main.ts.
  */
 const FOLDERS = [
   'admin',
@@ -22,6 +22,7 @@ const FOLDERS = [
   'orders',
   'pages',
   'reconcile',
+  'refunds',
   'sandbox',
   'settings',
   'shared',
@@ -74,17 +75,23 @@ const layers = [
     all('shared', 'db', 'http', 'orders', 'callbacks'),
     'src/reconcile may import only shared, db, http, orders and callbacks (settings and delivery come injected).',
   ),
+  // Refunds are sent with the gateways' API clients and settled through the order ledger, like a callback or a query.
+  layer(
+    'refunds',
+    all('shared', 'db', 'http', 'orders', 'callbacks', 'reconcile'),
+    'src/refunds may import only shared, db, http, orders, callbacks and reconcile (settings and delivery come injected).',
+  ),
   // Runtime settings are read by callbacks and delivery through injection, so they must not depend on them.
   layer('settings', all('shared', 'db', 'audit'), 'src/settings may import only shared, db and audit.'),
   // Metrics, the API description and health name what features expose, above them and below the front ends.
   layer(
     'metrics',
-    all('shared', 'db', 'http', 'orders', 'notifications', 'callbacks', 'reconcile'),
+    all('shared', 'db', 'http', 'orders', 'notifications', 'callbacks', 'reconcile', 'refunds'),
     'src/metrics may not import settings, system or a front end.',
   ),
   layer(
     'openapi',
-    all('shared', 'db', 'http', 'pages', 'orders', 'notifications', 'callbacks', 'reconcile'),
+    all('shared', 'db', 'http', 'pages', 'orders', 'notifications', 'callbacks', 'reconcile', 'refunds'),
     'src/openapi may not import settings, system or a front end.',
   ),
   layer('health', all('shared', 'db', 'http'), 'src/health may import only shared, db and http.'),

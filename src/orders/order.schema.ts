@@ -45,7 +45,7 @@ const metadataSchema = noForbiddenKeys.pipe(
 );
 
 /** JSON numbers are accepted only when they print as a plain decimal (1e3 and 0.1+0.2 artefacts are refused). */
-const amountText = z
+export const amountText = z
   .union([z.string(), z.number()], { error: 'must be a decimal string such as "12.34"' })
   .transform((v) => String(v))
   .refine((v) => /^\d{1,18}(\.\d{1,18})?$/.test(v), 'must be a plain positive decimal such as 12.34')

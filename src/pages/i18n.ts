@@ -23,6 +23,7 @@ const en = {
   status_paid: 'Paid',
   status_failed: 'Failed',
   status_closed: 'Closed',
+  status_refunded: 'Refunded',
   home_title: 'Sandbox: create a demo order',
   home_intro:
     'Create an order, then pay it in the built-in sandbox gateway. The sandbox signs a real notification that goes through the same verification and transaction as a gateway’s.',
@@ -84,6 +85,7 @@ const zhCN: typeof en = {
   status_paid: '已支付',
   status_failed: '支付失败',
   status_closed: '已关闭',
+  status_refunded: '已退款',
   home_title: '沙箱：创建演示订单',
   home_intro: '创建订单后，在内置沙箱网关中完成支付。沙箱会签名一条真实通知，经过与网关通知相同的验签和事务处理。',
   create_order: '创建订单',

@@ -88,8 +88,10 @@ export async function releaseLeases(db: Executor, owner: string, now: Date): Pro
 export interface NewReconcileAttempt {
   orderNo: string;
   gateway: string;
-  trigger: 'schedule' | 'expiry' | 'manual';
-  action: 'query' | 'close';
+  /** `request`: a refund sent when it was asked for (API or console). */
+  trigger: 'schedule' | 'expiry' | 'manual' | 'request';
+  /** `refund`/`refund_query`: a refund sent to or asked about at the gateway (the message names it). */
+  action: 'query' | 'close' | 'refund' | 'refund_query';
   gatewayState: string | null;
   outcome: string;
   message: string | null;
