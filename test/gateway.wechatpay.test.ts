@@ -375,7 +375,7 @@ describe('WeChat Pay adapter: verify()', () => {
     });
   });
 
-  it('follows trade_state for other event types, and ignores resources without one (refund notifications)', async () => {
+  it('follows trade_state for other event types, ignores resources without one, and maps refund notifications as refunds', async () => {
     const closed = await verify(gateway, notification(transaction('W13', { trade_state: 'CLOSED' }), { eventType: 'TRANSACTION.CLOSED' }));
     expect(closed.ok === true && closed.result.outcome).toBe('closed');
     const refund = {
@@ -388,7 +388,10 @@ describe('WeChat Pay adapter: verify()', () => {
       amount: { total: 1234, refund: 1234, payer_total: 1234, payer_refund: 1234 },
     };
     const v = await verify(gateway, notification(refund, { eventType: 'REFUND.SUCCESS' }));
-    expect(v).toMatchObject({ ok: 'ignored', claimedOrderNo: 'W13', message: expect.stringContaining('REFUND.SUCCESS'), fields: refund });
+    expect(v).toMatchObject({ ok: 'refund', refunds: [{ orderNo: 'W13', refundNo: 'R1', outcome: 'succeeded', amount: { value: 1234 }, fields: refund }] });
+    // A resource without trade_state under any other event type is still acknowledged and ignored.
+    const other = await verify(gateway, notification(refund, { eventType: 'PROFITSHARING.SUCCESS' }));
+    expect(other).toMatchObject({ ok: 'ignored', claimedOrderNo: 'W13', message: expect.stringContaining('PROFITSHARING.SUCCESS'), fields: refund });
     // ...but a foreign merchant's refund is still refused.
     expect((await rejection(gateway, notification({ ...refund, mchid: '1' }, { eventType: 'REFUND.SUCCESS' }))).verdict).toBe('forbidden');
   });

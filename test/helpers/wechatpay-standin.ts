@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import { generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 
 /*
- * A local WeChat Pay API v3 (query by out_trade_no, close) written from WeChat's documentation, independently of the
+ * A local WeChat Pay API v3 (query by out_trade_no, close, refund and refund query) written from WeChat's documentation, independently of the
  * client: it checks every request's `Authorization: WECHATPAY2-SHA256-RSA2048 …` with the merchant PUBLIC key over
  * "METHOD\nrequest-target\ntimestamp\nnonce\nbody\n" and answers 401 SIGN_ERROR when it does not verify, as WeChat
  * does; its answers are signed with a platform private key (Wechatpay-Signature over "timestamp\nnonce\nbody\n").
@@ -40,9 +40,25 @@ export interface StandinTrade {
 /**
  * `mis-signed`: signed with a key that is not the platform's; `unsigned`: no Wechatpay-* headers; `stale`: signed
  * 10 minutes ago; `unknown-serial`: a serial the client was not given; `garbage`: a well-signed 200 that is not JSON;
- * `http-500`: SYSTEM_ERROR; `hang`: never answers.
+ * `http-500`: SYSTEM_ERROR; `http-429`: FREQUENCY_LIMITED; `hang`: never answers; `lose-answer`: does what was asked
+ * (a refund is made), then never answers.
  */
-export type StandinBehaviour = 'normal' | 'mis-signed' | 'unsigned' | 'stale' | 'unknown-serial' | 'garbage' | 'http-500' | 'hang';
+export type StandinBehaviour = 'normal' | 'mis-signed' | 'unsigned' | 'stale' | 'unknown-serial' | 'garbage' | 'http-500' | 'http-429' | 'hang' | 'lose-answer';
+
+export type RefundStatus = 'SUCCESS' | 'PROCESSING' | 'CLOSED' | 'ABNORMAL';
+/** What the gateway knows about one out_refund_no; `answerAs` overrides the out_refund_no its answers name. */
+export interface StandinRefund {
+  status: RefundStatus;
+  outTradeNo: string;
+  refund: number;
+  total: number;
+  currency?: string;
+  refundId?: string;
+  transactionId?: string;
+  answerAs?: string;
+}
+/** How the stand-in answers the next new refund request: made with this status, or refused with this error. */
+export type RefundReaction = { status: RefundStatus } | { refuse: { status: number; code: string; message: string } };
 
 export interface StandinRequest {
   method: string;
@@ -58,6 +74,8 @@ export interface StandinRequest {
 const TIME_WINDOW_S = 300;
 const QUERY = /^\/v3\/pay\/transactions\/out-trade-no\/([^/?]+)\?mchid=([^&]*)$/;
 const CLOSE = /^\/v3\/pay\/transactions\/out-trade-no\/([^/?]+)\/close$/;
+const REFUNDS = '/v3/refund/domestic/refunds';
+const REFUND_QUERY = /^\/v3\/refund\/domestic\/refunds\/([^/?]+)$/;
 
 /** Why WeChat would refuse this request's Authorization, or undefined when it verifies. */
 function checkAuthorization(req: IncomingMessage, body: string, mchId: string, serial: string, key: KeyObject): string | undefined {
@@ -91,6 +109,52 @@ function transactionJson(mchId: string, orderNo: string, t: StandinTrade): Recor
   };
 }
 
+/** 申请退款 / 查询单笔退款 answer (the Refund object of wechatpay-go refunddomestic). */
+function refundJson(outRefundNo: string, r: StandinRefund): Record<string, unknown> {
+  return {
+    refund_id: r.refundId ?? `50300${outRefundNo}`,
+    out_refund_no: r.answerAs ?? outRefundNo,
+    transaction_id: r.transactionId ?? `4200001${r.outTradeNo}`,
+    out_trade_no: r.outTradeNo,
+    channel: 'ORIGINAL',
+    user_received_account: '支付用户零钱',
+    ...(r.status === 'SUCCESS' ? { success_time: '2025-06-06T16:05:00+08:00' } : {}),
+    create_time: '2025-06-06T16:04:00+08:00',
+    status: r.status,
+    funds_account: 'AVAILABLE',
+    amount: {
+      total: r.total,
+      refund: r.refund,
+      from: [],
+      payer_total: r.total,
+      payer_refund: r.refund,
+      settlement_refund: r.refund,
+      settlement_total: r.total,
+      discount_refund: 0,
+      currency: r.currency ?? 'CNY',
+    },
+    promotion_detail: [],
+  };
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The fields of a 申请退款 body, or undefined when WeChat would answer PARAM_ERROR. */
+function refundRequest(body: string) {
+  let parsed: { transaction_id?: unknown; out_trade_no?: unknown; out_refund_no?: unknown; reason?: unknown; amount?: Record<string, unknown> };
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  const { transaction_id: transactionId, out_trade_no: outTradeNo, out_refund_no: outRefundNo, amount } = parsed;
+  if (typeof outRefundNo !== 'string' || !/^[0-9A-Za-z_\-|*@]{1,64}$/.test(outRefundNo)) return undefined;
+  if ((typeof transactionId === 'string') === (typeof outTradeNo === 'string')) return undefined; // exactly one of them
+  if (parsed.reason !== undefined && (typeof parsed.reason !== 'string' || [...parsed.reason].length > 80)) return undefined;
+  if (!amount || !isCount(amount.refund) || amount.refund < 1 || !isCount(amount.total) || amount.currency !== 'CNY') return undefined;
+  return { transactionId, outTradeNo, outRefundNo, refund: amount.refund, total: amount.total };
+}
+
 export interface WechatpayStandinOptions {
   mchId?: string;
   merchantSerial?: string;
@@ -102,13 +166,17 @@ export async function startWechatpayStandin(options: WechatpayStandinOptions = {
   const keys = WECHATPAY_STANDIN_KEYS;
   const mchId = options.mchId ?? keys.mchId;
   const trades = new Map<string, StandinTrade>();
+  const refunds = new Map<string, StandinRefund>();
   const requests: StandinRequest[] = [];
   let behaviour: StandinBehaviour = 'normal';
+  let reaction: RefundReaction = { status: 'PROCESSING' };
 
   function answer(res: ServerResponse, status: number, payload: Record<string, unknown> | null) {
     let body = payload === null ? '' : JSON.stringify(payload);
     if (behaviour === 'garbage') [status, body] = [200, '<html><body>502 Bad Gateway</body></html>'];
     if (behaviour === 'http-500') [status, body] = [500, JSON.stringify({ code: 'SYSTEM_ERROR', message: '系统错误' })];
+    if (behaviour === 'http-429') [status, body] = [429, JSON.stringify({ code: 'FREQUENCY_LIMITED', message: '频率限制' })];
+    if (behaviour === 'lose-answer') return;
     const headers: Record<string, string> = { 'Request-ID': randomBytes(12).toString('hex') };
     if (body !== '') headers['Content-Type'] = 'application/json; charset=utf-8';
     if (behaviour !== 'unsigned') {
@@ -123,7 +191,35 @@ export async function startWechatpayStandin(options: WechatpayStandinOptions = {
     res.writeHead(status, headers).end(body);
   }
 
+  /** 申请退款: the same out_refund_no answers the refund it made; a new one is checked against the paid trade. */
+  function createRefund(body: string, res: ServerResponse) {
+    const r = refundRequest(body);
+    if (!r) return answer(res, 400, { code: 'PARAM_ERROR', message: '参数错误' });
+    const known = refunds.get(r.outRefundNo);
+    if (known) return answer(res, 200, refundJson(r.outRefundNo, known));
+    if ('refuse' in reaction) return answer(res, reaction.refuse.status, { code: reaction.refuse.code, message: reaction.refuse.message });
+    const found = [...trades].find(([no, t]) => (r.outTradeNo ? no === r.outTradeNo : (t.transactionId ?? `4200001${no}`) === r.transactionId));
+    if (!found || (found[1].state !== 'SUCCESS' && found[1].state !== 'REFUND'))
+      return answer(res, 404, { code: 'RESOURCE_NOT_EXISTS', message: '订单号不存在' });
+    const [orderNo, trade] = found;
+    if (r.total !== (trade.total ?? 100)) return answer(res, 400, { code: 'INVALID_REQUEST', message: '订单金额与原订单不一致' });
+    const taken = [...refunds.values()].filter((x) => x.outTradeNo === orderNo && x.status !== 'CLOSED' && x.status !== 'ABNORMAL');
+    if (taken.reduce((sum, x) => sum + x.refund, 0) + r.refund > r.total)
+      return answer(res, 400, { code: 'INVALID_REQUEST', message: '申请退款金额超过订单可退金额' });
+    const made: StandinRefund = { status: reaction.status, outTradeNo: orderNo, refund: r.refund, total: r.total, transactionId: trade.transactionId };
+    refunds.set(r.outRefundNo, made);
+    trades.set(orderNo, { ...trade, state: 'REFUND' });
+    return answer(res, 200, refundJson(r.outRefundNo, made));
+  }
+
   function route(method: string, url: string, body: string, res: ServerResponse) {
+    if (method === 'POST' && url === REFUNDS) return createRefund(body, res);
+    const refundQuery = method === 'GET' ? REFUND_QUERY.exec(url) : null;
+    if (refundQuery) {
+      const outRefundNo = decodeURIComponent(refundQuery[1]!);
+      const known = refunds.get(outRefundNo);
+      return known ? answer(res, 200, refundJson(outRefundNo, known)) : answer(res, 404, { code: 'RESOURCE_NOT_EXISTS', message: '退款单不存在' });
+    }
     const query = method === 'GET' ? QUERY.exec(url) : null;
     const close = method === 'POST' ? CLOSE.exec(url) : null;
     if (!query && !close) return answer(res, 404, { code: 'NOT_FOUND', message: 'no such API' });
@@ -169,6 +265,16 @@ export async function startWechatpayStandin(options: WechatpayStandinOptions = {
       else trades.set(orderNo, trade);
     },
     trade: (orderNo: string) => trades.get(orderNo),
+    /** What the gateway knows about `outRefundNo`; null forgets it (RESOURCE_NOT_EXISTS). */
+    setRefund(outRefundNo: string, refund: StandinRefund | null) {
+      if (refund === null) refunds.delete(outRefundNo);
+      else refunds.set(outRefundNo, refund);
+    },
+    refund: (outRefundNo: string) => refunds.get(outRefundNo),
+    /** How the next new refund request is answered (made PROCESSING until told otherwise). */
+    setRefundReaction(next: RefundReaction) {
+      reaction = next;
+    },
     setBehaviour(next: StandinBehaviour) {
       behaviour = next;
     },

@@ -5,6 +5,7 @@ import { ORDER_NO_PATTERN, ORDER_NO_RULE } from '../../orders/order-number.ts';
 import { swallowsPair } from '../../shared/signing.ts';
 import { wechatpayPlatformKeys } from './gateway-keys.ts';
 import { apiV3KeyBytes, decryptResource, findPlatformKey, verifyNotificationSignature } from './wechatpay-crypto.ts';
+import { refundNotification } from './wechatpay-refund.ts';
 
 /** Notifications whose `Wechatpay-Timestamp` is further than this from now are refused as replays. */
 export const WECHATPAY_TIMESTAMP_WINDOW_S = 300;
@@ -65,7 +66,7 @@ function parseJsonObject(text: string): Record<string, unknown> | null {
 }
 
 /**
- * WeChat Pay API v3 payment notifications (`POST /notify/wechatpay`). The header signature is checked
+ * WeChat Pay API v3 payment and refund notifications (`POST /notify/wechatpay`). The header signature is checked
  * over the exact request bytes before anything in the body is believed; then `resource` is decrypted with the
  * APIv3 key, and only the decrypted transaction is trusted for the order, amount, currency and state.
  * Construction throws, naming the setting (and the serial), when the configuration cannot work.
@@ -138,6 +139,8 @@ export function createWechatpayGateway(config: WechatpayConfig): GatewayAdapter 
         claimedOrderNo: claimed,
       });
     }
+    // 退款结果通知: sealed and signed like a payment's, it settles one of our refunds and never the order's payment.
+    if (eventType.startsWith('REFUND.')) return refundNotification(id, eventType, fields);
     const tradeState = fields.trade_state;
     if (tradeState === undefined)
       return { ok: 'ignored', message: `${eventType} notification ${id} carries no trade_state; ignored`, claimedOrderNo: claimed, fields };
