@@ -29,10 +29,13 @@ import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
 import { queryOrderRoutes } from './orders/query-order.routes.ts';
 import { createResultPages } from './callbacks/result.page.ts';
-import { createGatewayClients } from './reconcile/clients/index.ts';
+import { createGatewayClients, createRefundClients } from './reconcile/clients/index.ts';
 import { reconcileRoutes } from './reconcile/reconcile.routes.ts';
 import { createReconcileService } from './reconcile/reconcile.service.ts';
 import { createReconciler, type Reconciler } from './reconcile/reconciler.ts';
+import { createRefundFeature } from './refunds/refund.feature.ts';
+import type { RefundChecker } from './refunds/refund-checker.ts';
+import { orderRefundRoutes, refundRoutes } from './refunds/refund.routes.ts';
 import { createSandboxGateway } from './sandbox/sandbox-gateway.ts';
 import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
 import { createSandboxService } from './sandbox/sandbox.service.ts';
@@ -67,11 +70,16 @@ export interface AppDeps {
 /** What an app started itself and must end before its pools close (see stopApp). */
 const OWNED = new WeakMap<object, () => Promise<void>>();
 
-const RECONCILERS = new WeakMap<object, Reconciler>();
+const LOOPS = new WeakMap<object, { reconciler: Reconciler; refundChecker: RefundChecker }>();
 
 /** The app's reconcile loop (unstarted: main.ts starts it in the worker process; tests run it step by step). */
 export function reconcilerOf(app: Express): Reconciler {
-  return RECONCILERS.get(app)!;
+  return LOOPS.get(app)!.reconciler;
+}
+
+/** The app's pending-refund loop (part of reconciliation: started and stopped with the reconcile loop). */
+export function refundCheckerOf(app: Express): RefundChecker {
+  return LOOPS.get(app)!.refundChecker;
 }
 
 /** Ends the background work of what createApp made itself (runtime settings it was not given); resolves when it has finished. */
@@ -128,24 +136,35 @@ export function createApp(deps: AppDeps): Express {
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   // The sandbox gateway's books answer the reconciler's questions in process, through the same signed protocol.
   const sandboxBooks = config.sandboxEnabled ? createSandboxGateway(db, config.secrets.GATEWAY_SECRET, clock) : null;
+  const gatewayClients = createGatewayClients(config, clock, sandboxBooks ? (form) => sandboxBooks.answerQuery(form) : null);
   const reconcile = createReconcileService({
     db,
     clock,
     logger,
-    clients: createGatewayClients(config, clock, sandboxBooks ? (form) => sandboxBooks.answerQuery(form) : null),
+    clients: gatewayClients,
     callbacks,
     orders,
     recordReconcile: metrics.recordReconcile,
   });
   const reconciler = createReconciler({ db: deps.reconcileDb ?? db, service: reconcile, clock, logger, options: config.reconcile });
+  const refunds = createRefundFeature({
+    config,
+    db,
+    readDb,
+    loopDb: deps.reconcileDb,
+    clock,
+    logger,
+    clients: createRefundClients(config, clock, gatewayClients, null),
+    onEventQueued,
+  });
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);
 
   const app = express();
   bindMetrics(app, metrics);
-  RECONCILERS.set(app, reconciler);
+  LOOPS.set(app, { reconciler, refundChecker: refunds.checker });
   OWNED.set(app, async () => {
-    await reconciler.stop();
+    await Promise.all([reconciler.stop(), refunds.checker.stop()]);
     if (!deps.settings) await settings.stop();
   });
   app.disable('x-powered-by');
@@ -175,6 +194,8 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/orders', orderRoutes(orders));
   app.use('/api/orders', notificationRoutes(notifications));
   app.use('/api/orders', reconcileRoutes(reconcile));
+  app.use('/api/orders', orderRefundRoutes(refunds.service));
+  app.use('/api/refunds', refundRoutes(refunds.service));
   app.use(queryOrderRoutes(orders));
 
   if (sandboxBooks) {

@@ -1,4 +1,4 @@
-import { createApp, reconcilerOf } from './app.ts';
+import { createApp, reconcilerOf, refundCheckerOf } from './app.ts';
 import { bootstrap } from './bootstrap.ts';
 import { ConfigError } from './config.ts';
 import { createRedisRateLimitStore } from './http/rate-limit-store.ts';
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     reconcileDb: deliveryDb,
   });
   const reconciler = reconcilerOf(app);
+  const refundChecker = refundCheckerOf(app);
   const server = createServer(app, config);
   const { port, host } = await listen(server, config.port, config.host);
   const scheme = config.tls ? 'https' : 'http';
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
     dispatcher.start();
     // The reconciler works where deliveries do (the worker of a web + worker layout): it is leased, so several may run.
     reconciler.start();
+    refundChecker.start();
   } else logger.warn('NOTIFY_WORKER=false: this process delivers no notifications and asks no gateway; another instance on this database must');
   const stopMaintenance = startMaintenance(db, systemClock, logger, { retentionDays: config.retentionDays });
 
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
       const [requests, deliveries, reconciling, housekeeping, settingsRead] = await Promise.all([
         closeServer(server, left()),
         dispatcher.stop(left()),
-        reconciler.stop(left()),
+        Promise.all([reconciler.stop(left()), refundChecker.stop(left())]).then(([orders, refunds]) => orders && refunds),
         stopMaintenance(left()),
         within(settings.stop(), left()),
       ]);

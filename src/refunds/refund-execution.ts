@@ -114,7 +114,7 @@ export function createRefundExecution(deps: RefundExecutionDeps) {
     const started = performance.now();
     let outcome: CallOutcome;
     let gatewayState: string | null = null;
-    let answerText: string | null = null;
+    let answerText: string | null;
     let message: string;
     try {
       if (!client) throw new GatewayCallError('not_configured', `the ${refund.gateway} refund API is not configured`);
