@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 
 /*
- * A local Stripe API (PaymentIntents: retrieve, search, cancel) written from Stripe's API reference, independently of
- * the client. Stripe's answers are not signed: they are authenticated by TLS and by the secret key the request carries,
+ * A local Stripe API (PaymentIntents: retrieve, search, cancel; Refunds: create, retrieve, list; Checkout Sessions:
+ * retrieve) written from Stripe's API reference, independently of the client. Refund creation honours the
+ * Idempotency-Key as Stripe does: the same key and parameters replay the first answer, other parameters are refused. Stripe's answers are not signed: they are authenticated by TLS and by the secret key the request carries,
  * so the stand-in checks every request's `Authorization: Bearer <secret key>` (HTTP Basic with the key as user name
  * too, as Stripe accepts it) and answers 401 in Stripe's error shape otherwise. It also requires a `Stripe-Version`
  * header (the SDK pins one; the answers' shape must not depend on the account's default version).
@@ -48,10 +49,33 @@ export interface StandinIntent {
 }
 
 /**
- * `garbage`: a 200 whose body is not JSON; `incomplete`: 200 JSON intents without status and amounts; `http-500`:
- * Stripe's api_error; `hang`: never answers; `search-ignores-query`: search returns every intent (a broken index).
+ * `garbage`: a 200 whose body is not JSON (after doing the work); `incomplete`: 200 JSON intents and refunds without
+ * status and amounts; `http-500` / `http-429`: Stripe's api_error / its rate limit, before doing anything; `hang`:
+ * never answers; `search-ignores-query`: search returns every intent (a broken index); `reset`: does the work, then
+ * drops the connection without an answer; `foreign-refund`: refunds are answered naming another refund_no.
  */
-export type StandinBehaviour = 'normal' | 'garbage' | 'incomplete' | 'http-500' | 'hang' | 'search-ignores-query';
+export type StandinBehaviour = 'normal' | 'garbage' | 'incomplete' | 'http-500' | 'http-429' | 'hang' | 'search-ignores-query' | 'reset' | 'foreign-refund';
+
+export type RefundStatus = 'pending' | 'requires_action' | 'succeeded' | 'failed' | 'canceled';
+
+/** How the next refund request is treated: created with this status (succeeded by default), or refused with a 400. */
+export interface RefundPlan {
+  status?: RefundStatus;
+  /** failure_reason of a failed or canceled refund. */
+  failureReason?: string;
+  refuse?: { code: string; message: string };
+}
+
+/** A refund put straight into the account (made elsewhere, e.g. in the Dashboard), for the query tests. */
+export interface StandinRefund {
+  id?: string;
+  status: RefundStatus;
+  amount?: number;
+  /** metadata.refund_no; absent leaves metadata empty (a Dashboard refund). */
+  refundNo?: string;
+  created?: number;
+  failureReason?: string;
+}
 
 export interface StandinRequest {
   method: string;
@@ -114,6 +138,42 @@ function intentJson(orderNo: string, spec: StandinIntent, id: string): Json {
   };
 }
 
+function refundJson(intent: Json, id: string, amount: number, metadata: Record<string, string>, plan: RefundPlan & { created?: number }): Json {
+  const status = plan.status ?? 'succeeded';
+  const ended = status === 'failed' || status === 'canceled';
+  return {
+    id,
+    object: 'refund',
+    amount,
+    balance_transaction: stripeId('txn'),
+    charge: intent.latest_charge,
+    created: plan.created ?? Math.floor(Date.now() / 1000),
+    currency: intent.currency,
+    destination_details: { card: { reference_status: 'pending', reference_type: 'acquirer_reference_number', type: 'refund' }, type: 'card' },
+    ...(ended ? { failure_balance_transaction: stripeId('txn') } : {}),
+    // A failed refund always says why; a canceled one only when it was given a reason.
+    ...(status === 'failed' || plan.failureReason ? { failure_reason: plan.failureReason ?? 'unknown' } : {}),
+    metadata,
+    payment_intent: intent.id,
+    ...(status === 'pending' ? { pending_reason: 'processing' } : {}),
+    reason: null,
+    receipt_number: null,
+    source_transfer_reversal: null,
+    status,
+    transfer_reversal: null,
+  };
+}
+
+/** Stripe's form encoding of `metadata[key]=value` read back into an object. */
+function formMetadata(form: URLSearchParams): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of form) {
+    const name = /^metadata\[(.+)\]$/.exec(key)?.[1];
+    if (name !== undefined) metadata[name] = value;
+  }
+  return metadata;
+}
+
 /** Why Stripe would refuse this request's credentials, or undefined when they are the account's key. */
 function authProblem(headers: IncomingHttpHeaders, secretKey: string): string | undefined {
   const value = headers.authorization ?? '';
@@ -133,17 +193,24 @@ export async function startStripeStandin(options: { secretKey?: string } = {}) {
   const intents = new Map<string, { orderNo: string; json: Json }>();
   const requests: StandinRequest[] = [];
   let behaviour: StandinBehaviour = 'normal';
+  const refunds = new Map<string, Json>();
+  /** Idempotency-Key → the parameters first sent with it and Stripe's saved answer. */
+  const idempotency = new Map<string, { body: string; status: number; payload: Json }>();
+  const sessions = new Map<string, Json>();
+  let nextRefund: RefundPlan = {};
 
-  function answer(res: ServerResponse, status: number, payload: Json) {
+  function answer(res: ServerResponse, status: number, payload: Json, headers: Record<string, string> = {}) {
     let body = JSON.stringify(payload, null, 2);
     if (behaviour === 'garbage') [status, body] = [200, '<html><body>Bad gateway</body></html>'];
-    if (behaviour === 'http-500')
-      [status, body] = [500, JSON.stringify(stripeError('api_error', 'An unknown error occurred', { code: 'api_error_unknown' }), null, 2)];
-    res.writeHead(status, { 'Content-Type': 'application/json', 'Request-Id': stripeId('req'), 'Stripe-Version': '2026-10-28.endive' }).end(body);
+    if (behaviour === 'reset') return res.destroy();
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Request-Id': stripeId('req'), 'Stripe-Version': '2026-10-28.endive', ...headers }).end(body);
   }
 
-  const shown = (json: Json): Json =>
-    behaviour === 'incomplete' ? { id: json.id, object: json.object, currency: json.currency, metadata: json.metadata } : json;
+  const shown = (json: Json): Json => {
+    if (behaviour === 'incomplete') return { id: json.id, object: json.object, currency: json.currency, metadata: json.metadata };
+    if (behaviour === 'foreign-refund' && json.object === 'refund') return { ...json, metadata: { ...(json.metadata as Json), refund_no: 'SOMEONE_ELSE' } };
+    return json;
+  };
   const missing = (res: ServerResponse, id: string) =>
     answer(res, 404, stripeError('invalid_request_error', `No such payment_intent: '${id}'`, { code: 'resource_missing', param: 'intent' }));
 
@@ -180,8 +247,80 @@ export async function startStripeStandin(options: { secretKey?: string } = {}) {
     answer(res, 200, shown(entry.json));
   }
 
-  function route(method: string, url: URL, body: string, res: ServerResponse) {
+  const refundedOn = (intentId: string) => [...refunds.values()].filter((r) => r.payment_intent === intentId);
+
+  function createRefund(res: ServerResponse, body: string, key: string | undefined) {
+    const saved = key === undefined ? undefined : idempotency.get(key);
+    if (saved && saved.body !== body) {
+      const message = `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`;
+      return answer(res, 400, stripeError('idempotency_error', message));
+    }
+    if (saved) return answer(res, saved.status, shown(saved.payload), { 'Idempotent-Replayed': 'true' });
+    const form = new URLSearchParams(body);
+    const intentId = form.get('payment_intent') ?? '';
+    const intent = intents.get(intentId)?.json;
+    const refuse = (message: string, extra: Json) => answer(res, 400, stripeError('invalid_request_error', message, extra));
+    if (!intent) return refuse(`No such payment_intent: '${intentId}'`, { code: 'resource_missing', param: 'payment_intent' });
+    if (intent.status !== 'succeeded')
+      return refuse(`This PaymentIntent (${intentId}) does not have a successful charge to refund.`, { code: 'charge_not_refundable' });
+    const received = intent.amount_received as number;
+    const refunded = refundedOn(intentId)
+      .filter((r) => r.status !== 'failed' && r.status !== 'canceled')
+      .reduce((sum, r) => sum + (r.amount as number), 0);
+    const amount = form.has('amount') ? Number(form.get('amount')) : received - refunded;
+    if (!Number.isInteger(amount) || amount < 1) return refuse('Invalid positive integer', { code: 'parameter_invalid_integer', param: 'amount' });
+    if (refunded >= received) return refuse(`Charge ${String(intent.latest_charge)} has already been refunded.`, { code: 'charge_already_refunded' });
+    if (amount > received - refunded)
+      return refuse(`Refund amount (${amount}) is greater than unrefunded amount on charge (${received - refunded})`, {
+        code: 'amount_too_large',
+        param: 'amount',
+      });
+    const plan = nextRefund;
+    if (plan.refuse) return refuse(plan.refuse.message, { code: plan.refuse.code });
+    const id = stripeId('re');
+    const refund = refundJson(intent, id, amount, formMetadata(form), plan);
+    refunds.set(id, refund);
+    if (key !== undefined) idempotency.set(key, { body, status: 200, payload: refund });
+    answer(res, 200, shown(refund));
+  }
+
+  function listRefunds(res: ServerResponse, params: URLSearchParams) {
+    const intentId = params.get('payment_intent');
+    if (intentId !== null && !intents.has(intentId))
+      return answer(
+        res,
+        400,
+        stripeError('invalid_request_error', `No such payment_intent: '${intentId}'`, { code: 'resource_missing', param: 'payment_intent' }),
+      );
+    const limit = Number(params.get('limit') ?? '10');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+      return answer(res, 400, stripeError('invalid_request_error', 'Invalid integer: limit must be between 1 and 100', { param: 'limit' }));
+    const all = [...refunds.values()].filter((r) => intentId === null || r.payment_intent === intentId).reverse();
+    all.sort((a, b) => Number(b.created) - Number(a.created));
+    const after = params.get('starting_after');
+    const start = after === null ? 0 : all.findIndex((r) => r.id === after) + 1;
+    const data = all.slice(start, start + limit).map(shown);
+    answer(res, 200, { object: 'list', data, has_more: start + limit < all.length, url: '/v1/refunds' });
+  }
+
+  function route(method: string, url: URL, body: string, res: ServerResponse, key: string | undefined) {
     const path = url.pathname;
+    if (method === 'POST' && path === '/v1/refunds') return createRefund(res, body, key);
+    if (method === 'GET' && path === '/v1/refunds') return listRefunds(res, url.searchParams);
+    const refund = /^\/v1\/refunds\/([^/]+)$/.exec(path);
+    if (method === 'GET' && refund) {
+      const id = decodeURIComponent(refund[1]!);
+      const found = refunds.get(id);
+      if (found) return answer(res, 200, shown(found));
+      return answer(res, 404, stripeError('invalid_request_error', `No such refund: '${id}'`, { code: 'resource_missing', param: 'id' }));
+    }
+    const session = /^\/v1\/checkout\/sessions\/([^/]+)$/.exec(path);
+    if (method === 'GET' && session) {
+      const id = decodeURIComponent(session[1]!);
+      const found = sessions.get(id);
+      if (found) return answer(res, 200, found);
+      return answer(res, 404, stripeError('invalid_request_error', `No such checkout.session: '${id}'`, { code: 'resource_missing', param: 'session' }));
+    }
     if (method === 'GET' && path === '/v1/payment_intents/search') return search(res, url.searchParams);
     const one = /^\/v1\/payment_intents\/([^/]+)$/.exec(path);
     if (method === 'GET' && one) {
@@ -201,11 +340,16 @@ export async function startStripeStandin(options: { secretKey?: string } = {}) {
       const problem = authProblem(req.headers, secretKey);
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, authorized: problem === undefined });
       if (behaviour === 'hang') return;
+      // Stripe's failures before any work is done: nothing changed, and the answer says so.
+      if (behaviour === 'http-500') return answer(res, 500, stripeError('api_error', 'An unknown error occurred', { code: 'api_error_unknown' }));
+      if (behaviour === 'http-429')
+        return answer(res, 429, stripeError('invalid_request_error', 'Request rate limit exceeded. Please retry after a short delay.', { code: 'rate_limit' }));
       if (problem !== undefined) return answer(res, 401, stripeError('invalid_request_error', problem));
       const version = req.headers['stripe-version'];
       if (typeof version !== 'string' || !/^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$/.test(version))
         return answer(res, 400, stripeError('invalid_request_error', `Invalid Stripe API version: ${String(version)}`));
-      route(req.method ?? '', new URL(req.url ?? '/', 'http://standin'), body, res);
+      const key = req.headers['idempotency-key'];
+      route(req.method ?? '', new URL(req.url ?? '/', 'http://standin'), body, res, typeof key === 'string' ? key : undefined);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -229,6 +373,45 @@ export async function startStripeStandin(options: { secretKey?: string } = {}) {
     intent: (id: string): Json | undefined => intents.get(id)?.json,
     setBehaviour(next: StandinBehaviour) {
       behaviour = next;
+    },
+    /** How the next refund requests are treated (until changed): `{}` creates succeeded refunds. */
+    setNextRefund(plan: RefundPlan) {
+      nextRefund = plan;
+    },
+    /** The refund as Stripe holds it now. */
+    refund: (id: string): Json | undefined => refunds.get(id),
+    /** Every refund of a PaymentIntent, oldest first. */
+    refundsOf: (intentId: string): Json[] => refundedOn(intentId),
+    /** A refund that moved on at Stripe (pending → succeeded, or failed with a reason). */
+    updateRefund(id: string, status: RefundStatus, failureReason?: string) {
+      const refund = refunds.get(id);
+      if (!refund) throw new Error(`no refund ${id}`);
+      const { pending_reason: _pending, ...rest } = refund;
+      refunds.set(id, { ...rest, status, ...(status === 'failed' || failureReason ? { failure_reason: failureReason ?? 'unknown' } : {}) });
+    },
+    /** A refund made outside the client (the Dashboard, another app), on a PaymentIntent set with setTrade. Returns its id. */
+    putRefund(intentId: string, spec: StandinRefund): string {
+      const intent = intents.get(intentId)?.json;
+      if (!intent) throw new Error(`no PaymentIntent ${intentId}`);
+      const id = spec.id ?? stripeId('re');
+      const metadata: Record<string, string> = spec.refundNo === undefined ? {} : { refund_no: spec.refundNo };
+      refunds.set(id, refundJson(intent, id, spec.amount ?? 100, metadata, spec));
+      return id;
+    },
+    /** Stripe prunes idempotency keys once they are 24 hours old: a key sent again then makes a new request. */
+    forgetIdempotencyKeys() {
+      idempotency.clear();
+    },
+    /** A Checkout Session whose payment_intent is `intentId` (null: none, e.g. not paid yet). */
+    setSession(id: string, intentId: string | null) {
+      sessions.set(id, {
+        id,
+        object: 'checkout.session',
+        mode: 'payment',
+        payment_intent: intentId,
+        payment_status: intentId ? 'paid' : 'unpaid',
+        status: 'complete',
+      });
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -4,6 +4,8 @@ import { isOrderNo, ORDER_NO_RULE } from '../../orders/order-number.ts';
 import type { ErrorCode } from '../../shared/errors.ts';
 import { swallowsPair } from '../../shared/signing.ts';
 import type { CallbackOutcome, CallbackRequest, GatewayAdapter, PaymentOutcome, PaymentResult, Rejection, Verification } from './gateway.ts';
+import { stripeAmountDecimal } from './stripe-amount.ts';
+import { mapRefundEvent, REFUND_EVENTS } from './stripe-refund.ts';
 
 /** Stripe's own libraries refuse a signature whose `t` is more than 300 s old; we also refuse one 300 s ahead. */
 export const STRIPE_TOLERANCE_S = 300;
@@ -12,15 +14,6 @@ export interface StripeConfig {
   /** The endpoint's signing secret (`whsec_…`), used as the HMAC key exactly as written. */
   webhookSecret: string;
 }
-
-/**
- * Stripe's API writes amounts in the currency's smallest unit as Stripe defines it, which is not always
- * ISO 4217's: these are zero-decimal for Stripe (MGA has 2 decimals in ISO), and ISK is two-decimal for
- * Stripe (100 = 1 króna) though ISO gives it none. The amount is therefore handed on as a decimal in
- * Stripe's exponent, and the service converts it to the order currency's minor units exactly.
- */
-const STRIPE_ZERO_DECIMAL = new Set('BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF'.split(' '));
-const STRIPE_THREE_DECIMAL = new Set('BHD JOD KWD OMR TND'.split(' '));
 
 /** Answered 400 as Stripe expects: bad or missing signature, stale timestamp, malformed event. */
 const BAD_REQUEST_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bad_signature', 'replayed', 'validation_failed']);
@@ -94,13 +87,6 @@ function claimedOrderNo(body: unknown): string | undefined {
   return isOrderNo(value) ? value : undefined;
 }
 
-/** Stripe's smallest-unit integer as a decimal in Stripe's exponent for that currency. */
-function stripeAmountDecimal(amount: number, currency: string): string {
-  const exponent = STRIPE_ZERO_DECIMAL.has(currency) ? 0 : STRIPE_THREE_DECIMAL.has(currency) ? 3 : 2;
-  const digits = String(amount).padStart(exponent + 1, '0');
-  return exponent === 0 ? digits : `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
-}
-
 interface Mapping {
   outcome: PaymentOutcome;
   /** Field holding the amount in the smallest unit. */
@@ -109,7 +95,7 @@ interface Mapping {
   session: boolean;
 }
 
-/** The event types that move an order; every other type is acknowledged and ignored. */
+/** The payment event types that move an order (refund events: stripe-refund.ts); every other type is acknowledged and ignored. */
 const HANDLED: Readonly<Record<string, Mapping>> = {
   'checkout.session.completed': { outcome: 'paid', amountField: 'amount_total', session: true },
   // Delayed payment methods (bank debits, vouchers) complete the session unpaid, then send one of these.
@@ -119,7 +105,7 @@ const HANDLED: Readonly<Record<string, Mapping>> = {
   'payment_intent.payment_failed': { outcome: 'failed', amountField: 'amount', session: false },
 };
 
-/** Maps a verified event to a payment result, or to an ignore / malformed verdict. */
+/** Maps a verified event to a payment or refund result, or to an ignore / malformed verdict. */
 function mapEvent(event: Json): Verification {
   const object = isObject(event.data) && isObject(event.data.object) ? event.data.object : undefined;
   const id = event.id;
@@ -132,6 +118,7 @@ function mapEvent(event: Json): Verification {
       claimedOrderNo: claimedOrderNo(event),
     });
   }
+  if (REFUND_EVENTS.has(type)) return mapRefundEvent(event, type, object, id);
   const mapping = HANDLED[type];
   if (!mapping) return ignore(`Stripe event ${type.slice(0, 128)} is not handled; acknowledged and ignored`, claimedOrderNo(event), event);
 

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+// The webhook adapter's amount convention, so that a query and a callback of one payment agree.
+import { stripeAmountDecimal } from '../../callbacks/gateways/stripe-amount.ts';
 import { swallowsPair } from '../../shared/signing.ts';
 import { excerptOf, GatewayCallError, type QueryAnswer } from '../gateway-client.ts';
 
@@ -7,9 +9,6 @@ const STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_
 /** Stripe cancels these (and "in rare cases" processing, which it refuses otherwise: then the close is refused). */
 export const CANCELABLE: ReadonlySet<string> = new Set(['requires_payment_method', 'requires_capture', 'requires_confirmation', 'requires_action']);
 
-/** The webhook adapter's conventions (callbacks/gateways/stripe.ts), so that a query and a callback of one payment agree. */
-const STRIPE_ZERO_DECIMAL = new Set('BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF'.split(' '));
-const STRIPE_THREE_DECIMAL = new Set('BHD JOD KWD OMR TND'.split(' '));
 const amountInt = z.number().int().nonnegative().max(1e15);
 
 const intentSchema = z.object({
@@ -48,13 +47,6 @@ export function readIntent(value: unknown): Intent {
 /** Stripe's search query language: a value in single quotes, with quotes and backslashes escaped by a backslash. */
 export function stripeSearchQuery(orderNo: string): string {
   return `metadata['order_no']:'${orderNo.replace(/[\\']/g, (c) => `\\${c}`)}'`;
-}
-
-/** Stripe's smallest-unit integer as a decimal in Stripe's exponent for that currency (as the webhook adapter states it). */
-function stripeAmountDecimal(amount: number, currency: string): string {
-  const exponent = STRIPE_ZERO_DECIMAL.has(currency) ? 0 : STRIPE_THREE_DECIMAL.has(currency) ? 3 : 2;
-  const digits = String(amount).padStart(exponent + 1, '0');
-  return exponent === 0 ? digits : `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
 }
 
 /** The fields kept as evidence: never client_secret (it lets a browser confirm the payment). */

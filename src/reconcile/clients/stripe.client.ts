@@ -2,6 +2,7 @@ import Stripe from 'stripe';
 import { fetch as undiciFetch } from 'undici';
 import { excerptOf, GatewayCallError, type GatewayClient, type QueryAnswer, type QueryTarget } from '../gateway-client.ts';
 import { answerOf, CANCELABLE, evidenceOf, oursOnly, readIntent, searchSchema, stripeSearchQuery, type Intent } from './stripe-intents.ts';
+import { createStripeRefunds } from './stripe-refunds.ts';
 
 export { stripeSearchQuery };
 
@@ -13,7 +14,7 @@ const SECRET_KEY = /^(sk|rk)_(test|live)_[A-Za-z0-9]+$/;
 const PAYMENT_INTENT_ID = /^pi_[A-Za-z0-9_]{1,120}$/;
 
 export interface StripeClientOptions {
-  /** STRIPE_SECRET_KEY: a secret (sk_…) or restricted (rk_…) key allowed to read and cancel PaymentIntents. */
+  /** STRIPE_SECRET_KEY: a secret (sk_…) or restricted (rk_…) key allowed to read and cancel PaymentIntents and to write refunds. */
   secretKey: string;
   /** STRIPE_API_BASE; https://api.stripe.com by default. */
   apiBase?: string;
@@ -75,7 +76,7 @@ const stripeCode = (err: unknown, status: number, code: string) =>
 
 /**
  * Stripe PaymentIntents through the official SDK: retrieve the remembered intent, search the others by
- * metadata.order_no, cancel the open ones to close. Answers are authenticated by TLS and the secret key (Stripe does
+ * metadata.order_no, cancel the open ones to close; refunds in stripe-refunds.ts. Answers are authenticated by TLS and the secret key (Stripe does
  * not sign them). Construction throws, naming the setting.
  */
 export function createStripeClient(options: StripeClientOptions): GatewayClient {
@@ -160,6 +161,7 @@ export function createStripeClient(options: StripeClientOptions): GatewayClient 
 
   return {
     gateway: 'stripe',
+    refunds: createStripeRefunds(call),
     async query(target: QueryTarget, signal: AbortSignal): Promise<QueryAnswer> {
       const { ours, reference } = await intentsOf(target, signal);
       return answerOf(ours, reference, liveKey);
