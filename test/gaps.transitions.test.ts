@@ -18,7 +18,8 @@ import {
 } from './helpers/gaps-gateways.ts';
 
 /*
- * The order rules (transitions: pending → paid|failed|closed, failed → paid|closed, closed → paid flagged, paid final),
+ * The order rules (transitions: pending → paid|failed|closed, failed → paid|closed, closed → paid flagged, paid final but for
+ * refunds, refunded final),
  * written out cell by cell. A cell is what a verified result does to an order in that state:
  *   'paid' / 'failed' / 'closed'  applied, the order moves there;   'paid!'  applied and flagged (late payment)
  *   'dup'  acknowledged as a duplicate, nothing changes;            'rej' / 'rej!'  refused (409), '!' flagged
@@ -41,6 +42,10 @@ const TABLE: ReadonlyArray<[status: string, outcome: PaymentOutcome, cells: [Cel
   ['paid', 'failed', ['rej', 'dup', 'rej', 'rej']],
   // A gateway closing a paid trade (after a refund) is acknowledged and changes nothing, whatever the transaction.
   ['paid', 'closed', ['dup', 'dup', 'dup', 'dup']],
+  // refunded (all of a paid order's money went back) is final like paid, and answers like it.
+  ['refunded', 'paid', ['dup', 'dup', 'rej!', 'rej!']],
+  ['refunded', 'failed', ['rej', 'dup', 'rej', 'rej']],
+  ['refunded', 'closed', ['dup', 'dup', 'dup', 'dup']],
 ];
 
 function cellOf(decision: Decision): Cell {

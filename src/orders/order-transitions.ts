@@ -32,13 +32,13 @@ export function decideTransition(
       if (order.status === 'pending') return { kind: 'apply', to: 'failed', flagged: false, message: 'payment failure recorded' };
       if (order.status === 'failed') return { kind: 'duplicate', message: 'payment failure already recorded' };
       // An earlier failed attempt of the payment that succeeded, delivered late: acknowledged, or the gateway retries it for days.
-      if (order.status === 'paid' && sameTransaction && unordered)
+      if ((order.status === 'paid' || order.status === 'refunded') && sameTransaction && unordered)
         return { kind: 'duplicate', message: 'a late failure of the payment that paid this order (events arrive out of order); nothing changes' };
       return { kind: 'reject', flagged: false, message: `order is ${order.status}; a failure cannot change it` };
     case 'closed':
       if (canClose(order.status)) return { kind: 'apply', to: 'closed', flagged: false, message: 'order closed' };
       if (order.status === 'closed') return { kind: 'duplicate', message: 'order already closed' };
       // A gateway closes a paid trade after a full refund: acknowledged (or it retries for a day), nothing changes.
-      return { kind: 'duplicate', message: 'order is paid; a gateway close (e.g. after a refund) changes nothing' };
+      return { kind: 'duplicate', message: `order is ${order.status}; a gateway close (e.g. after a refund) changes nothing` };
   }
 }
