@@ -215,7 +215,20 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(
     '/admin',
-    adminRoutes({ config, db, readDb, clock, orders, notifications, reconcile, csrf, settings, loginRateLimitStore: deps.loginRateLimitStore, logger }),
+    adminRoutes({
+      config,
+      db,
+      readDb,
+      clock,
+      orders,
+      notifications,
+      reconcile,
+      refunds: refunds.service,
+      csrf,
+      settings,
+      loginRateLimitStore: deps.loginRateLimitStore,
+      logger,
+    }),
   );
 
   app.use(notFoundHandler);

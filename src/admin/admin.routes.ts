@@ -6,6 +6,7 @@ import type { Csrf } from '../http/csrf.ts';
 import type { NotificationService } from '../notifications/notification.service.ts';
 import type { OrderService } from '../orders/order.service.ts';
 import type { ReconcileService } from '../reconcile/reconcile.service.ts';
+import type { RefundService } from '../refunds/refund.service.ts';
 import type { RuntimeSettings } from '../settings/runtime-settings.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -35,6 +36,8 @@ export interface AdminDeps {
   csrf: Csrf;
   /** Asks gateways about orders: the order page's "Ask the gateway now" and its looks on the timeline. */
   reconcile: Pick<ReconcileService, 'isQueryable' | 'syncOrder'>;
+  /** Refunds: the order page's refund form (create takes an in-transaction hook for the audit row). */
+  refunds: Pick<RefundService, 'create' | 'isRefundable'>;
   /** Runtime settings (retry schedule, callback allowlists) edited on the settings page. */
   settings: RuntimeSettings;
   /** Shared failed-login counters (Redis) for several instances; in this process's memory when absent. */

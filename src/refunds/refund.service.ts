@@ -89,7 +89,10 @@ export function createRefundService(deps: RefundServiceDeps) {
     return toRefundJson(refund);
   }
 
-  return { create, listOfOrder, get };
+  /** Whether orders paid through this payment method can be refunded here (the console shows its form only then). */
+  const isRefundable = (paymentMethod: string | null) => execution.isRefundable(gatewayOf(paymentMethod));
+
+  return { create, listOfOrder, get, isRefundable };
 }
 
 export type RefundService = ReturnType<typeof createRefundService>;
