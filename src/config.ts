@@ -115,6 +115,7 @@ const envSchema = z.object({
   RECONCILE_SCHEDULE: withDefault(schedule, '2m,5m,10m,30m'),
   RECONCILE_CONCURRENCY: withDefault(int(1, 256), '4'),
   GENERIC_QUERY_URL: opt(baseUrl),
+  GENERIC_REFUND_URL: opt(baseUrl),
   ALIPAY_APP_ID: opt(z.string()),
   ALIPAY_PUBLIC_KEY: opt(z.string()),
   WECHATPAY_MCH_ID: opt(z.string()),
@@ -194,6 +195,8 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
     /** The gateways' query (and close) APIs; null where one is not configured, so its orders only expire. */
     gatewayApis: {
       generic: env.GENERIC_QUERY_URL ? { queryUrl: env.GENERIC_QUERY_URL } : null,
+      /** The generic refund protocol's request endpoint; its refunds are asked about at the query URL. */
+      genericRefundUrl: env.GENERIC_REFUND_URL ?? null,
       alipay:
         env.ALIPAY_APP_ID && env.ALIPAY_PUBLIC_KEY && env.ALIPAY_PRIVATE_KEY
           ? { appId: env.ALIPAY_APP_ID, publicKey: env.ALIPAY_PUBLIC_KEY, privateKey: env.ALIPAY_PRIVATE_KEY, gatewayUrl: env.ALIPAY_GATEWAY_URL }

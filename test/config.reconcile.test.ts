@@ -14,7 +14,7 @@ describe('expiry and reconciliation settings', () => {
     const c = loadConfig({});
     expect(c.orderTtlMs).toBe(30 * 60_000);
     expect(c.reconcile).toMatchObject({ afterMs: 60_000, scheduleMs: [120_000, 300_000, 600_000, 1_800_000], concurrency: 4, timeoutMs: 10_000 });
-    expect(c.gatewayApis).toEqual({ generic: null, alipay: null, wechatpay: null, stripe: null });
+    expect(c.gatewayApis).toEqual({ generic: null, genericRefundUrl: null, alipay: null, wechatpay: null, stripe: null });
   });
 
   it('accepts durations as short as 1s and a custom schedule', () => {
@@ -30,6 +30,7 @@ describe('expiry and reconciliation settings', () => {
       RECONCILE_SCHEDULE: '1m,,2m',
       RECONCILE_CONCURRENCY: '0',
       GENERIC_QUERY_URL: 'ftp://gw.example/query',
+      GENERIC_REFUND_URL: 'https://gw.example/refund#x',
       ALIPAY_GATEWAY_URL: 'https://user:pw@openapi.alipay.com/gateway.do',
       WECHATPAY_API_BASE: 'not a url',
       STRIPE_API_BASE: 'https://api.stripe.com/?x=1',
@@ -40,6 +41,7 @@ describe('expiry and reconciliation settings', () => {
       'RECONCILE_SCHEDULE',
       'RECONCILE_CONCURRENCY',
       'GENERIC_QUERY_URL',
+      'GENERIC_REFUND_URL',
       'ALIPAY_GATEWAY_URL',
       'WECHATPAY_API_BASE',
       'STRIPE_API_BASE',
@@ -60,6 +62,14 @@ describe('expiry and reconciliation settings', () => {
     expect(c.gatewayApis.stripe).toEqual({ secretKey: 'sk_test_abc123', apiBase: 'https://api.stripe.com' });
     expect(c.gatewayApis.alipay).toMatchObject({ appId: '2021000000000000', gatewayUrl: 'https://openapi.alipay.com/gateway.do' });
     expect(loadConfig({ ALIPAY_APP_ID: 'a', ALIPAY_PUBLIC_KEY: publicBare, ALIPAY_PRIVATE_KEY: privatePem }).gatewayApis.alipay).not.toBeNull();
+  });
+
+  it('enables generic refunds with GENERIC_REFUND_URL, with or without the query URL', () => {
+    const both = loadConfig({ GENERIC_QUERY_URL: 'https://gw.example/query', GENERIC_REFUND_URL: 'https://gw.example/refund' });
+    expect(both.gatewayApis).toMatchObject({ generic: { queryUrl: 'https://gw.example/query' }, genericRefundUrl: 'https://gw.example/refund' });
+    const alone = loadConfig({ GENERIC_REFUND_URL: 'http://127.0.0.1:8080/refund' });
+    expect(alone.gatewayApis).toMatchObject({ generic: null, genericRefundUrl: 'http://127.0.0.1:8080/refund' });
+    expect(loadConfig({ GENERIC_REFUND_URL: '' }).gatewayApis.genericRefundUrl).toBeNull();
   });
 
   it('refuses a signing key without the rest of its gateway, an unusable key, half a WeChat pair and a malformed Stripe key', () => {

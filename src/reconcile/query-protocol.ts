@@ -26,8 +26,13 @@ const unix = (now: Date) => Math.floor(now.getTime() / 1000);
 
 /** The signed form asking about `orderNo`. */
 export function signQueryRequest(orderNo: string, secret: string, now: Date, signType: SignType = 'HMAC-SHA256'): Record<string, string> {
-  const params = { order_no: orderNo, timestamp: String(unix(now)), nonce: randomBytes(12).toString('hex'), sign_type: signType };
-  return { ...params, sign: computeSign(params, secret, signType) };
+  return signForm({ order_no: orderNo }, secret, now, signType);
+}
+
+/** `params` with a fresh timestamp and nonce, signed: every request of the generic protocols (query, refund). */
+export function signForm(params: Record<string, string>, secret: string, now: Date, signType: SignType = 'HMAC-SHA256'): Record<string, string> {
+  const signed = { ...params, timestamp: String(unix(now)), nonce: randomBytes(12).toString('hex'), sign_type: signType };
+  return { ...signed, sign: computeSign(signed, secret, signType) };
 }
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: 'bad_signature' | 'malformed' | 'stale'; message: string };
@@ -35,8 +40,12 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; reason: 'bad_sign
 const signTypeOf = (value: unknown): SignType | null =>
   value === undefined || value === '' ? 'MD5' : typeof value === 'string' && isSignType(value) ? value : null;
 
-/** Checks a query request (the gateway's side): signature, window, and an order number. */
-export function verifyQueryRequest(form: Record<string, unknown>, secret: string, now: Date): Checked<{ orderNo: string }> {
+/** Unix seconds within ANSWER_WINDOW_S of now: older or newer requests and answers are refused (replays). */
+export const isFresh = (timestamp: string | undefined, now: Date): boolean =>
+  /^\d{1,12}$/.test(timestamp ?? '') && Math.abs(unix(now) - Number(timestamp)) <= ANSWER_WINDOW_S;
+
+/** A request form's parameters once they are single text values, unambiguous and signed with the key (the gateway's side). */
+export function signedRequestParams(form: Record<string, unknown>, secret: string): Checked<Record<string, string>> {
   const params: Record<string, string> = {};
   for (const [key, value] of Object.entries(form)) {
     if (typeof value !== 'string') return { ok: false, reason: 'malformed', message: `${key} must be a single text value` };
@@ -47,25 +56,39 @@ export function verifyQueryRequest(form: Record<string, unknown>, secret: string
   const signType = signTypeOf(params.sign_type);
   if (!signType) return { ok: false, reason: 'malformed', message: 'sign_type must be MD5 or HMAC-SHA256' };
   if (!params.sign || !verifySign(params, secret, signType, params.sign)) return { ok: false, reason: 'bad_signature', message: 'sign does not match' };
+  return { ok: true, value: params };
+}
+
+/**
+ * Checks a query request (the gateway's side): signature, window, and an order number. `refundNo` is set when
+ * the request asks about a refund of the order (refund-protocol.ts).
+ */
+export function verifyQueryRequest(form: Record<string, unknown>, secret: string, now: Date): Checked<{ orderNo: string; refundNo: string | null }> {
+  const checked = signedRequestParams(form, secret);
+  if (!checked.ok) return checked;
+  const params = checked.value;
   if (!params.order_no) return { ok: false, reason: 'malformed', message: 'order_no is required' };
-  const ts = Number(params.timestamp);
-  if (!/^\d{1,12}$/.test(params.timestamp ?? '') || Math.abs(unix(now) - ts) > ANSWER_WINDOW_S)
-    return { ok: false, reason: 'stale', message: `timestamp must be unix seconds within ${ANSWER_WINDOW_S} s of now` };
-  return { ok: true, value: { orderNo: params.order_no } };
+  if (!isFresh(params.timestamp, now)) return { ok: false, reason: 'stale', message: `timestamp must be unix seconds within ${ANSWER_WINDOW_S} s of now` };
+  return { ok: true, value: { orderNo: params.order_no, refundNo: params.refund_no || null } };
 }
 
 /** The signed JSON answer (the gateway's side). */
 export function signQueryAnswer(fields: QueryAnswerFields, secret: string, now: Date, signType: SignType = 'HMAC-SHA256'): string {
+  return signAnswer(fields, secret, now, signType);
+}
+
+/** Any answer of the generic protocols: the non-empty fields with a timestamp, signed, as JSON. */
+export function signAnswer(fields: object, secret: string, now: Date, signType: SignType = 'HMAC-SHA256'): string {
   const body: Record<string, string> = { ...stripEmpty(fields), timestamp: String(unix(now)), sign_type: signType };
   return JSON.stringify({ ...body, sign: computeSign(body, secret, signType) });
 }
 
-function stripEmpty(fields: QueryAnswerFields): Record<string, string> {
+function stripEmpty(fields: object): Record<string, string> {
   return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '')) as Record<string, string>;
 }
 
-/** Checks an answer (the asker's side): JSON object of flat values, signed, fresh, about the order asked. */
-export function verifyQueryAnswer(text: string, secret: string, orderNo: string, now: Date): Checked<QueryAnswerFields> {
+/** An answer's fields once it is a JSON object of flat values signed with the key (the asker's side). */
+export function signedAnswerParams(text: string, secret: string): Checked<Record<string, string>> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -87,10 +110,16 @@ export function verifyQueryAnswer(text: string, secret: string, orderNo: string,
   const ambiguity = ambiguityOf(params);
   if (ambiguity) return { ok: false, reason: 'malformed', message: ambiguity };
   if (!verifySign(params, secret, signType, params.sign)) return { ok: false, reason: 'bad_signature', message: 'the answer signature does not match' };
+  return { ok: true, value: params };
+}
+
+/** Checks an answer (the asker's side): JSON object of flat values, signed, fresh, about the order asked. */
+export function verifyQueryAnswer(text: string, secret: string, orderNo: string, now: Date): Checked<QueryAnswerFields> {
+  const checked = signedAnswerParams(text, secret);
+  if (!checked.ok) return checked;
+  const params = checked.value;
   if (params.order_no !== orderNo) return { ok: false, reason: 'malformed', message: `the answer is about order ${params.order_no ?? '?'}, not ${orderNo}` };
-  const ts = Number(params.timestamp);
-  if (!/^\d{1,12}$/.test(params.timestamp ?? '') || Math.abs(unix(now) - ts) > ANSWER_WINDOW_S)
-    return { ok: false, reason: 'stale', message: `the answer's timestamp is not within ${ANSWER_WINDOW_S} s of now` };
+  if (!isFresh(params.timestamp, now)) return { ok: false, reason: 'stale', message: `the answer's timestamp is not within ${ANSWER_WINDOW_S} s of now` };
   const status = params.status as QueryStatus;
   if (!QUERY_STATUSES.includes(status))
     return { ok: false, reason: 'malformed', message: `status ${JSON.stringify(params.status)} is not one of ${QUERY_STATUSES.join(', ')}` };
