@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { z } from 'zod';
 import { createOrderSchema, genericNotifySchema, orderNoSchema } from '../src/openapi/request.schemas.ts';
 import {
   attemptJsonSchema,
@@ -22,10 +21,9 @@ import { ERROR_STATUS } from '../src/shared/errors.ts';
 import { toDbTime } from '../src/shared/time.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { ENGINES } from './helpers/engines.ts';
+import { collectRefs, expectShape, resolve, type Json } from './helpers/openapi.ts';
 import { uid } from './helpers/pages.ts';
 import { startReceiver, type Receiver } from './helpers/receiver.ts';
-
-type Json = Record<string, unknown>;
 
 const OPERATIONS: Array<[string, string]> = [
   ['post', '/api/orders'],
@@ -34,44 +32,15 @@ const OPERATIONS: Array<[string, string]> = [
   ['post', '/api/orders/{order_no}/close'],
   ['post', '/api/orders/{order_no}/sync'],
   ['post', '/api/orders/{order_no}/notifications/resend'],
+  ['post', '/api/orders/{order_no}/refunds'],
+  ['get', '/api/orders/{order_no}/refunds'],
+  ['get', '/api/refunds/{refund_no}'],
   ['get', '/query_order'],
   ['post', '/notify'],
   ['get', '/healthz'],
   ['get', '/readyz'],
   ['get', '/metrics'],
 ];
-
-/** RFC 6901 JSON pointer inside the document (`#/components/schemas/Order`). */
-function resolve(doc: Json, ref: string): unknown {
-  expect(ref.startsWith('#/'), ref).toBe(true);
-  return ref
-    .slice(2)
-    .split('/')
-    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Json)[key] : undefined), doc);
-}
-
-function collectRefs(node: unknown, out: string[] = []): string[] {
-  if (Array.isArray(node)) node.forEach((n) => collectRefs(n, out));
-  else if (node && typeof node === 'object') {
-    for (const [key, value] of Object.entries(node)) {
-      if (key === '$ref' && typeof value === 'string') out.push(value);
-      else collectRefs(value, out);
-    }
-  }
-  return out;
-}
-
-/**
- * The value parses with the documented schema (so every required field is there, typed as documented) and
- * has no field the schema lacks: the document cannot drift from what the code answers.
- */
-function expectShape(schema: z.ZodObject, value: unknown, what: string): void {
-  const parsed = schema.safeParse(value);
-  expect(parsed.success, `${what}: ${JSON.stringify(parsed.error?.issues)}`).toBe(true);
-  const undocumented = Object.keys(value as object).filter((key) => !(key in schema.shape));
-  expect(undocumented, what).toEqual([]);
-}
 
 /** A generic gateway query API that is down: every question to it answers 503, so a sync of a generic order is a gateway_error. */
 async function startDownGateway(): Promise<{ url: string; close(): Promise<void> }> {
@@ -194,7 +163,11 @@ describe('GET /openapi.json', () => {
     const paths = doc.paths as Record<string, Record<string, Json>>;
     const list = paths['/api/orders']!.get!.parameters as Json[];
     expect(list.map((p) => p.name).sort()).toEqual(['cursor', 'from', 'limit', 'page', 'status', 'to']);
-    expect(list.find((p) => p.name === 'status')).toMatchObject({ in: 'query', required: false, schema: { enum: ['pending', 'paid', 'failed', 'closed'] } });
+    expect(list.find((p) => p.name === 'status')).toMatchObject({
+      in: 'query',
+      required: false,
+      schema: { enum: ['pending', 'paid', 'failed', 'closed', 'refunded'] },
+    });
     const query = paths['/query_order']!.get!.parameters as Json[];
     expect(query.find((p) => p.name === 'action')).toMatchObject({ required: true, schema: { enum: ['status', 'detail', 'list'] } });
     expect(query.find((p) => p.name === 'order_no')).toMatchObject({ required: false });

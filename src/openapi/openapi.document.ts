@@ -79,7 +79,7 @@ export function openApiDocument(): OpenApiDocument {
     info: {
       title: 'Payment callback service',
       version: (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version,
-      summary: 'Orders, signed gateway callbacks, merchant notifications with retries, and the query API',
+      summary: 'Orders, signed gateway callbacks, refunds, merchant notifications with retries, and the query API',
       description:
         'JSON answers use the envelope {"success": true, "data": …, "message": "…"}; failures carry a stable `code` ' +
         '(see the Error responses). Bodies are limited to 64 KiB.',
@@ -89,6 +89,7 @@ export function openApiDocument(): OpenApiDocument {
     servers: [{ url: '/', description: 'This instance' }],
     tags: [
       { name: 'Orders', description: 'Create, read, list and close orders, and ask their gateway about them' },
+      { name: 'Refunds', description: 'Refund paid orders through their gateway, and follow the refunds until the gateway settles them' },
       { name: 'Notifications', description: 'Outbound merchant notifications' },
       { name: 'Heritage query API', description: 'The query_order.php compatible API' },
       { name: 'Gateway callbacks', description: 'Signed notifications from payment gateways' },

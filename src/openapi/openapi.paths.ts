@@ -1,7 +1,9 @@
 import type { z } from 'zod';
-import { jsonSchemaOf, schemaRef, type JsonSchema } from './registry.ts';
+import { API_AUTH, errors, GUARDED, json, ok, orderNoParam, ref } from './path-helpers.ts';
+import { jsonSchemaOf, type JsonSchema } from './registry.ts';
+import { refundPaths } from './refund.paths.ts';
 // Importing the request schemas registers CreateOrderRequest, CreateOrderForm and GenericNotifyParams.
-import { listOrdersSchema, notifyResultSchema, orderNoSchema, pageSchema, querySchema } from './request.schemas.ts';
+import { listOrdersSchema, notifyResultSchema, pageSchema, querySchema } from './request.schemas.ts';
 import {
   envelope,
   healthSchema,
@@ -16,19 +18,6 @@ import {
 import { ORDER_SYNC_EXAMPLE, orderSyncSchema } from './sync.schemas.ts';
 
 /** The operations of the JSON API; request parts come from the routes' own zod schemas. */
-
-const API_AUTH = [{ ApiKey: [] }, { BearerApiKey: [] }];
-const GUARDED = [401, 403, 429]; // every /api and /query_order call: key, API_IP_ALLOWLIST, rate limit
-const json = (schema: JsonSchema) => ({ 'application/json': { schema } });
-const ref = (id: string) => ({ $ref: schemaRef(id) });
-
-function ok(status: number, id: string, description: string) {
-  return { [status]: { description, content: json(ref(id)) } };
-}
-
-function errors(...statuses: number[]) {
-  return Object.fromEntries([...new Set([...statuses, 500])].sort().map((s) => [String(s), { $ref: `#/components/responses/Error${s}` }]));
-}
 
 /** A zod object (or a union of objects) as query parameters: one per property, described where it is used. */
 function queryParameters(schema: z.ZodType) {
@@ -58,7 +47,7 @@ function queryParameters(schema: z.ZodType) {
   });
 }
 
-const orderNoParam = { name: 'order_no', in: 'path', required: true, schema: jsonSchemaOf(orderNoSchema), example: 'ORD-1001' };
+const notifyParams = { oneOf: [ref('GenericNotifyParams'), ref('GenericRefundNotifyParams')] };
 
 envelope('OrderResponse', orderJsonSchema);
 envelope('OrderDetailResponse', orderDetailSchema);
@@ -159,6 +148,7 @@ export const paths = {
       responses: { ...ok(202, 'ResendResponse', 'Queued'), ...errors(400, ...GUARDED, 404, 409, 503) },
     },
   },
+  ...refundPaths,
   '/query_order': {
     get: {
       tags: ['Heritage query API'],
@@ -183,12 +173,14 @@ export const paths = {
       operationId: 'genericNotify',
       summary: 'Generic gateway notification (also /notify/generic, /notify.php)',
       description:
-        'Server-to-server, signed with GATEWAY_SECRET. Applied or already applied (same transaction_id) → 200. ' +
+        'Server-to-server, signed with GATEWAY_SECRET: a payment, or with notify_type=refund the outcome of a refund the service requested ' +
+        '(unknown refund → 404 not_found, amount differing → 409 amount_mismatch, contradicting a settled refund → 409 invalid_state, each flagged for operators). ' +
+        'Applied or already applied (same transaction_id, or a refund already settled the same way) → 200. ' +
         'Every request, accepted or not, leaves a payment-log entry, except rejected requests past CALLBACK_REJECT_RATE_PER_MINUTE from one address (429 rate_limited, counted only); ' +
         'a rejected request keeps at most its first 4 KiB. Callers may be limited by CALLBACK_IP_ALLOWLIST_GENERIC.',
       requestBody: {
         required: true,
-        content: { 'application/x-www-form-urlencoded': { schema: ref('GenericNotifyParams') }, 'application/json': { schema: ref('GenericNotifyParams') } },
+        content: { 'application/x-www-form-urlencoded': { schema: notifyParams }, 'application/json': { schema: notifyParams } },
       },
       responses: { ...ok(200, 'NotifyResponse', 'Applied, or a duplicate of an applied notification'), ...errors(400, 401, 403, 404, 409, 413, 429, 503) },
     },
@@ -216,7 +208,7 @@ export const paths = {
       summary: 'Prometheus metrics',
       description:
         'Text exposition format: payment_callbacks_total{gateway,verdict}, payment_callbacks_dropped_total{gateway}, notification_deliveries_total{outcome}, notification_backlog, ' +
-        'notification_oldest_due_age_seconds, reconcile_queries_total{gateway,outcome}, payments_recovered_total{gateway}, ' +
+        'notification_oldest_due_age_seconds, reconcile_queries_total{gateway,outcome}, payments_recovered_total{gateway}, refund_calls_total{gateway,action,outcome}, ' +
         'http_request_duration_seconds{method,route,status_code} and process metrics. ' +
         'Needs Authorization: Bearer <METRICS_TOKEN> when METRICS_TOKEN is set; open otherwise.',
       security: [{ MetricsToken: [] }, {}],

@@ -3,17 +3,11 @@ import { GATEWAYS } from '../config.ts';
 import { DELIVERY_OUTCOMES } from '../notifications/delivery.metrics.ts';
 import { ORDER_STATUSES, PAYMENT_METHODS, orderNoSchema } from '../orders/order.schema.ts';
 import { ERROR_STATUS, type ErrorCode } from '../shared/errors.ts';
+import { currencyCode, decimal, nullableTime, time } from './primitives.ts';
+import { refundJsonSchema } from './refund.schemas.ts';
 import { doc } from './registry.ts';
 
 /** Response shapes of the JSON API, as zod schemas so the document is generated, not written. */
-
-const time = doc(z.iso.datetime(), { description: 'ISO-8601 UTC time', examples: ['2026-11-25T14:32:08.588Z'] });
-const nullableTime = time.nullable();
-const decimal = doc(z.string().regex(/^\d+(\.\d+)?$/), {
-  description: 'Exact decimal with exactly the currency\'s minor-unit digits ("0.50" USD, "1500" JPY, "1.250" KWD)',
-  examples: ['99.90'],
-});
-const currencyCode = doc(z.string().regex(/^[A-Z]{3}$/), { description: 'ISO 4217 currency code', examples: ['CNY'] });
 
 export const orderJsonSchema = doc(
   z.object({
@@ -21,7 +15,9 @@ export const orderJsonSchema = doc(
     amount: decimal,
     currency: currencyCode,
     status: doc(z.enum(ORDER_STATUSES), {
-      description: 'pending → paid | failed | closed; failed → paid | closed; closed → paid (late money, flagged); paid is final',
+      description:
+        'pending → paid | failed | closed; failed → paid | closed; closed → paid (late money, flagged); paid → refunded once the whole amount is refunded ' +
+        '(a partial refund keeps paid, with refunded_amount > 0); refunded is final',
     }),
     payment_method: z.enum(PAYMENT_METHODS).nullable(),
     subject: z.string().nullable(),
@@ -30,6 +26,10 @@ export const orderJsonSchema = doc(
     notify_url: z.string().nullable(),
     metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).nullable(),
     paid_at: nullableTime,
+    refunded_amount: doc(z.string().regex(/^\d+(\.\d+)?$/), {
+      description: 'What succeeded refunds have paid back, in the order\'s currency and digits ("0.00" when none); pending refunds are not counted',
+      examples: ['0.00'],
+    }),
     expires_at: doc(nullableTime, {
       description:
         'When a still pending order is closed (after asking its gateway, which may find it paid); null only for orders created before expiry existed',
@@ -53,6 +53,7 @@ export const orderJsonSchema = doc(
         notify_url: 'https://shop.example/payments/notify',
         metadata: { customer_id: 'c-42' },
         paid_at: null,
+        refunded_amount: '0.00',
         expires_at: '2026-11-25T15:02:08.588Z',
         created_at: '2026-11-25T14:32:08.588Z',
         updated_at: '2026-11-25T14:32:08.588Z',
@@ -74,8 +75,13 @@ export const paymentJsonSchema = doc(
     transaction_id: z.string().nullable(),
     amount: decimal.nullable(),
     currency: currencyCode.nullable(),
-    status: z.string().nullable(),
-    verdict: doc(z.string(), { description: 'applied, duplicate, ignored, replayed (a nonce seen before), amount_mismatch, unknown_order or invalid_state' }),
+    status: doc(z.string().nullable(), {
+      description: 'What the gateway reported: a payment outcome, or for a refund refund_succeeded, refund_failed or refund_pending',
+    }),
+    verdict: doc(z.string(), {
+      description:
+        'applied, duplicate, ignored, replayed (a nonce seen before), amount_mismatch, unknown_order, unknown_refund (names no refund of this service) or invalid_state',
+    }),
     flagged: doc(z.boolean(), { description: 'Needs an operator’s attention (e.g. late payment on a closed order)' }),
     message: z.string().nullable(),
     remote_ip: z.string().nullable(),
@@ -139,7 +145,9 @@ export const attemptJsonSchema = doc(
 export const notificationJsonSchema = doc(
   z.object({
     event_id: z.string(),
-    type: z.enum(['order.paid', 'order.failed', 'order.closed']),
+    type: doc(z.enum(['order.paid', 'order.failed', 'order.closed', 'refund.succeeded', 'refund.failed']), {
+      description: 'refund.* events carry refund_no, refund_amount and refunded_amount besides the order fields',
+    }),
     seq: z.number().int(),
     url: z.string(),
     status: doc(z.string(), { description: `pending, delivering, ${DELIVERY_OUTCOMES.filter((o) => o !== 'retry').join(', ')}` }),
@@ -155,14 +163,15 @@ export const notificationJsonSchema = doc(
 
 export const orderDetailSchema = doc(
   orderJsonSchema.extend({
-    payments: doc(z.array(paymentJsonSchema), { description: 'Every verified payment-log entry, newest first' }),
+    payments: doc(z.array(paymentJsonSchema), { description: 'Every verified payment-log entry (refund notifications included), newest first' }),
+    refunds: doc(z.array(refundJsonSchema), { description: 'The refunds of the order, newest first' }),
     rejected_callbacks: doc(z.object({ total: z.number().int(), items: z.array(rejectedCallbackJsonSchema) }), {
       description:
         'Requests claiming this order that were refused before verification: how many, and the newest 20 (page through all with GET /api/orders/{order_no}/rejected-callbacks)',
     }),
     notifications: doc(z.array(notificationJsonSchema), { description: 'Notification events, oldest first' }),
   }),
-  { id: 'OrderDetail', description: 'An order with its payment log and notifications' },
+  { id: 'OrderDetail', description: 'An order with its payment log, refunds and notifications' },
 );
 
 export const orderListSchema = doc(

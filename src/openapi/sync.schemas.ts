@@ -46,6 +46,7 @@ export const ORDER_SYNC_EXAMPLE = {
   notify_url: 'https://shop.example/payments/notify',
   metadata: null,
   paid_at: '2026-11-25T14:40:11.204Z',
+  refunded_amount: '0.00',
   expires_at: '2026-11-25T15:02:08.588Z',
   created_at: '2026-11-25T14:32:08.588Z',
   updated_at: '2026-11-25T14:40:11.204Z',
