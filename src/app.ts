@@ -156,6 +156,7 @@ export function createApp(deps: AppDeps): Express {
     logger,
     clients: createRefundClients(config, clock, gatewayClients, null),
     onEventQueued,
+    recordRefundCall: metrics.recordRefundCall,
   });
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);

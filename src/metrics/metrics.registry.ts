@@ -151,6 +151,12 @@ export function createMetrics(deps: MetricsDeps = {}) {
     labelNames: ['gateway', 'outcome'] as const,
     registers: [registry],
   });
+  const refundCalls = new Counter({
+    name: 'refund_calls_total',
+    help: 'Refund requests sent to and refund questions asked of gateways, by gateway, action (refund, refund_query) and outcome (succeeded, failed, pending, not_found, unknown, mismatch)',
+    labelNames: ['gateway', 'action', 'outcome'] as const,
+    registers: [registry],
+  });
   const paymentsRecovered = new Counter({
     name: 'payments_recovered_total',
     help: 'Payments found by asking the gateway (their callback never arrived): a rising count means callbacks are being lost',
@@ -180,6 +186,9 @@ export function createMetrics(deps: MetricsDeps = {}) {
     recordReconcile: (gateway: string, outcome: string): void => {
       reconcileQueries.inc({ gateway, outcome });
       if (outcome === 'recovered') paymentsRecovered.inc({ gateway });
+    },
+    recordRefundCall: (gateway: string, action: string, outcome: string): void => {
+      refundCalls.inc({ gateway, action, outcome });
     },
     /** The callback service's queue, read at each scrape. */
     observeCallbackQueue: (depth: () => number): void => {
