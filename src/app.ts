@@ -37,6 +37,7 @@ import { createRefundFeature } from './refunds/refund.feature.ts';
 import type { RefundChecker } from './refunds/refund-checker.ts';
 import { orderRefundRoutes, refundRoutes } from './refunds/refund.routes.ts';
 import { createSandboxGateway } from './sandbox/sandbox-gateway.ts';
+import { createSandboxRefunds } from './sandbox/sandbox-refunds.ts';
 import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
 import { createSandboxService } from './sandbox/sandbox.service.ts';
 import { createRuntimeSettings, type RuntimeSettings } from './settings/runtime-settings.ts';
@@ -136,6 +137,11 @@ export function createApp(deps: AppDeps): Express {
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
   // The sandbox gateway's books answer the reconciler's questions in process, through the same signed protocol.
   const sandboxBooks = config.sandboxEnabled ? createSandboxGateway(db, config.secrets.GATEWAY_SECRET, clock) : null;
+  const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
+  // Its refunds too: answered from its books, then settled by its own signed refund notification.
+  const sandboxRefunds = sandboxBooks
+    ? createSandboxRefunds({ books: sandboxBooks, callbacks, gateway: sandboxGateway, secret: config.secrets.GATEWAY_SECRET, clock, logger })
+    : null;
   const gatewayClients = createGatewayClients(config, clock, sandboxBooks ? (form) => sandboxBooks.answerQuery(form) : null);
   const reconcile = createReconcileService({
     db,
@@ -154,7 +160,7 @@ export function createApp(deps: AppDeps): Express {
     loopDb: deps.reconcileDb,
     clock,
     logger,
-    clients: createRefundClients(config, clock, gatewayClients, null),
+    clients: createRefundClients(config, clock, gatewayClients, sandboxRefunds),
     onEventQueued,
     recordRefundCall: metrics.recordRefundCall,
   });
@@ -165,7 +171,7 @@ export function createApp(deps: AppDeps): Express {
   bindMetrics(app, metrics);
   LOOPS.set(app, { reconciler, refundChecker: refunds.checker });
   OWNED.set(app, async () => {
-    await Promise.all([reconciler.stop(), refunds.checker.stop()]);
+    await Promise.all([reconciler.stop(), refunds.checker.stop(), sandboxRefunds?.whenIdle()]);
     if (!deps.settings) await settings.stop();
   });
   app.disable('x-powered-by');
@@ -200,7 +206,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(queryOrderRoutes(orders));
 
   if (sandboxBooks) {
-    const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
     const sandbox = createSandboxService({
       db,
       orders,
