@@ -66,6 +66,7 @@ const LOCAL_CHECKS = [
   'clock and timezone',
   'data directory',
   'reconciliation',
+  'refunds',
 ];
 
 function expectAllPassed(run: DoctorRun, count: number) {
@@ -111,7 +112,7 @@ describe('npm run doctor on SQLite', () => {
     expect(run.code).toBe(1);
     expect(line(run, 'secret GATEWAY_SECRET')).toMatch(/^✗ .*too weak: 8 characters, at least 16/);
     expect(line(run, 'secret NOTIFY_SECRET')).toMatch(/^✓ /);
-    expect(run.stdout).toContain('doctor: 1 of 12 checks failed');
+    expect(run.stdout).toContain('doctor: 1 of 13 checks failed');
     expectNoSecrets(run, ['weak1234']);
   });
 
@@ -230,7 +231,7 @@ describe('npm run doctor in production', () => {
     expect(line(run, 'migrations')).toMatch(/^✓ /);
     // Production's sandbox is off by default, also while the configuration is invalid.
     expect(line(run, 'reconciliation')).toBe('✓ reconciliation: no gateway can be asked; generic cannot (set GENERIC_QUERY_URL)');
-    expect(run.stdout).toContain('doctor: 6 of 12 checks failed');
+    expect(run.stdout).toContain('doctor: 6 of 13 checks failed');
     expect(run.stdout + run.stderr).not.toMatch(/^\s+at /m);
   });
 
@@ -327,6 +328,17 @@ describe('npm run doctor: reconciliation', () => {
     expectNoSecrets(run, [ALIPAY_STANDIN_KEYS.appPrivatePkcs8Pem.split('\n')[1]!, WECHATPAY.WECHATPAY_APIV3_KEY]);
   });
 
+  it('refunds: the generic gateway with GENERIC_REFUND_URL; without GENERIC_QUERY_URL a warning that a lost refund notification stays pending', async () => {
+    const base = { ...TEST_ENV, DATABASE_URL: ctx.database.url, GENERIC_REFUND_URL: 'https://pay.example.com/refund' };
+    const both = await doctor({ ...base, GENERIC_QUERY_URL: 'https://pay.example.com/query' });
+    expect(line(both, 'refunds')).toBe('✓ refunds: generic, sandbox can refund');
+    const noQuery = await doctor(base);
+    expect(line(noQuery, 'refunds')).toBe(
+      '⚠ refunds: generic, sandbox can refund; GENERIC_QUERY_URL is not set, so a generic refund whose notification is lost stays pending until an operator looks',
+    );
+    expect(noQuery.code).toBe(0);
+  });
+
   it('lists every gateway that can be asked, and only gateways that are configured', async () => {
     const run = await doctor({
       ...TEST_ENV,
@@ -338,6 +350,7 @@ describe('npm run doctor: reconciliation', () => {
     });
     expectAllPassed(run, LOCAL_CHECKS.length);
     expect(line(run, 'reconciliation')).toBe('✓ reconciliation: generic, wechatpay, stripe can be asked');
+    expect(line(run, 'refunds')).toBe('✓ refunds: wechatpay, stripe can refund; generic cannot (set GENERIC_REFUND_URL)');
     expectNoSecrets(run, [STRIPE_KEY, WECHATPAY_STANDIN_KEYS.merchantPrivateKeyPem.split('\n')[1]!]);
   });
 

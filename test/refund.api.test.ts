@@ -283,6 +283,27 @@ describe.each(ENGINES)('refunds API (generic gateway) on %s', (engine) => {
     expect((await outbox(no)).map((e) => e.type)).toEqual(['order.paid', 'refund.succeeded']);
   });
 
+  it('an answer contradicting a refund a notification already settled changes nothing and is flagged', async () => {
+    const no = await ctx.paidOrder(merchant.url, '4.00');
+    answer = async (res, form) => {
+      expect((await refundNotice(form.order_no!, form.refund_no!, form.refund_amount!)).status).toBe(200);
+      res.writeHead(422).end('refused');
+    };
+    const res = await refund(no, { amount: '4.00', refund_no: `A1-${no}` });
+    expect([res.status, res.body.data.status]).toEqual([201, 'succeeded']);
+    expect(await order(no)).toMatchObject({ status: 'refunded', refunded_minor: 400, refund_reserved_minor: 0, seq: 2 });
+    expect((await outbox(no)).map((e) => e.type)).toEqual(['order.paid', 'refund.succeeded']);
+    const flagged = await ctx.db.kysely
+      .selectFrom('payment_logs')
+      .select(['verdict', 'flagged', 'status'])
+      .where('order_no', '=', no)
+      .where('flagged', '=', 1)
+      .execute();
+    expect(flagged).toEqual([{ verdict: 'invalid_state', flagged: 1, status: 'refund_failed' }]);
+    const calls = await ctx.db.kysely.selectFrom('reconcile_attempts').select(['outcome']).where('order_no', '=', no).execute();
+    expect(calls.map((c) => c.outcome)).toEqual(['refund_contradicts']);
+  });
+
   it('duplicate, forged, replayed, mismatched and unknown refund notifications change nothing; the odd ones are flagged', async () => {
     const no = await ctx.paidOrder(merchant.url, '7.00');
     expect((await refund(no, { amount: '7.00', refund_no: `D-${no}` })).status).toBe(201);

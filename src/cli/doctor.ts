@@ -14,7 +14,7 @@ import {
   type CheckResult,
 } from '../system/doctor.checks.ts';
 import { pickGatewaySecret, storedGatewaySecret } from '../system/doctor.payment.ts';
-import { checkReconciliation, type ReconcileSettings } from '../system/doctor.reconcile.ts';
+import { checkReconciliation, checkRefunds, type ReconcileSettings } from '../system/doctor.reconcile.ts';
 import { runSelfTest } from '../system/doctor.selftest.ts';
 
 /** `npm run doctor`: one ✓/⚠/✗ line per check (⚠: passes, but production refuses it), exit status 1 when any fails. */
@@ -118,6 +118,7 @@ async function runLocalChecks(settings: Settings, report: (result: CheckResult) 
     report(await checkClock(probe));
     report(checkDataDirectory(settings.databaseUrl));
     report(checkReconciliation(settings.reconcile, settings.production));
+    report(checkRefunds(settings.reconcile));
     return wantStoredGatewaySecret && !settings.production && !settings.secrets.GATEWAY_SECRET ? await storedGatewaySecret(probe.db) : undefined;
   } finally {
     await probe.db?.close().catch(() => undefined);

@@ -109,5 +109,7 @@ export async function recordRefundAnswer(db: Executor, refundNo: string, gateway
       updated_at: toDbTime(now),
     }))
     .where('refund_no', '=', refundNo)
+    // A late answer must not overwrite the evidence of the settlement (a notification may have come first).
+    .where('status', '=', 'pending')
     .execute();
 }

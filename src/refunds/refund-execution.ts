@@ -22,7 +22,7 @@ export interface RefundExecutionDeps {
 }
 
 /** What one call to the gateway came to: `unknown` leaves the refund pending (asked about later), never failed. */
-export type CallOutcome = 'succeeded' | 'failed' | 'pending' | 'not_found' | 'unknown' | 'mismatch';
+export type CallOutcome = 'succeeded' | 'failed' | 'pending' | 'not_found' | 'unknown' | 'mismatch' | 'already' | 'contradicts';
 
 /**
  * Sends refunds to their gateways and asks about pending ones; a definitive answer settles the refund through the
@@ -77,6 +77,33 @@ export function createRefundExecution(deps: RefundExecutionDeps) {
     });
   }
 
+  /**
+   * A refund settled before this answer (by a notification) stays as it is: `already` when the answer agrees; when it
+   * contradicts (failed after succeeded, or the reverse), money may have moved unseen, so it is flagged for an operator.
+   */
+  async function settledAs(settled: Settled, outcome: 'succeeded' | 'failed', evidence: string): Promise<CallOutcome> {
+    if (settled.kind === 'settled') return outcome;
+    if (settled.refund.status === outcome) return 'already';
+    const { refund } = settled;
+    await insertPaymentLog(db.kysely, {
+      gateway: refund.gateway,
+      kind: 'query',
+      orderNo: refund.order_no,
+      transactionId: refund.gateway_refund_id ?? refund.refund_no,
+      amountMinor: refund.amount_minor,
+      currency: refund.currency,
+      status: `refund_${outcome}`,
+      verdict: 'invalid_state',
+      flagged: true,
+      message: `Refund ${refund.refund_no} is already ${refund.status}; the gateway now answers ${outcome} (flagged)`,
+      paymentData: evidence,
+      callbackData: evidence,
+      remoteIp: null,
+      now: toDbTime(clock()),
+    });
+    return 'contradicts';
+  }
+
   /** Applies an authenticated answer; returns what it came to. */
   async function apply(refund: RefundRow, answer: RefundAnswer): Promise<CallOutcome> {
     const evidence = excerptOf(JSON.stringify(answer.fields));
@@ -88,12 +115,10 @@ export function createRefundExecution(deps: RefundExecutionDeps) {
           await flagMismatch(refund, answer, evidence);
           return 'mismatch';
         }
-        await settle(refund, 'succeeded', answer, null);
-        return 'succeeded';
+        return settledAs(await settle(refund, 'succeeded', answer, null), 'succeeded', evidence);
       }
       case 'failed':
-        await settle(refund, 'failed', answer, answer.reason);
-        return 'failed';
+        return settledAs(await settle(refund, 'failed', answer, answer.reason), 'failed', evidence);
       case 'pending':
         await recordRefundAnswer(db.kysely, refund.refund_no, answer.gatewayRefundId, evidence, clock());
         return 'pending';

@@ -66,3 +66,20 @@ export function checkReconciliation(settings: ReconcileSettings, production: boo
   if (production) return fail(name, `${problems.join('; ')}: ${rule}; ${summary}`);
   return warn(name, `${problems.join('; ')}: ${rule}, doctor fails it in production; ${summary}`);
 }
+
+/**
+ * Which gateways can refund (the real gateways with their query credentials; the generic gateway with
+ * GENERIC_REFUND_URL); a generic refund API that cannot be asked leaves a refund whose notification is lost pending.
+ */
+export function checkRefunds(settings: ReconcileSettings): CheckResult {
+  const name = 'refunds';
+  const apis = settings.gatewayApis;
+  const refundable = GATEWAYS.filter((g) => (g === 'generic' ? apis.genericRefundUrl !== null : g === 'sandbox' ? settings.sandboxEnabled : apis[g] !== null));
+  const summary = [
+    refundable.length > 0 ? `${refundable.join(', ')} can refund` : 'no gateway can refund',
+    ...(refundable.includes('generic') ? [] : ['generic cannot (set GENERIC_REFUND_URL)']),
+  ].join('; ');
+  if (apis.genericRefundUrl !== null && apis.generic === null)
+    return warn(name, `${summary}; GENERIC_QUERY_URL is not set, so a generic refund whose notification is lost stays pending until an operator looks`);
+  return pass(name, summary);
+}
