@@ -43,6 +43,7 @@ describe.each(ENGINES)('POST /api/orders on %s', (engine) => {
       notify_url: 'http://shop.example/notify',
       metadata: { customer: 'c-1', gift: false, note: null, qty: 2 },
       paid_at: null,
+      refunded_amount: '0.00',
     });
     expect(Object.keys(order).sort()).toEqual(
       [
@@ -56,6 +57,7 @@ describe.each(ENGINES)('POST /api/orders on %s', (engine) => {
         'paid_at',
         'expires_at',
         'payment_method',
+        'refunded_amount',
         'status',
         'subject',
         'transaction_id',
