@@ -108,7 +108,7 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
   });
 
   it('shows orders by status for the last 24 hours', () => {
-    expect(bars(html, 'chart-orders')).toEqual({ pending: 2, paid: 4, failed: 1, closed: 1 });
+    expect(bars(html, 'chart-orders')).toEqual({ pending: 2, paid: 4, failed: 1, closed: 1, refunded: 0 });
     expect(kpi(html, 'kpi-orders')).toBe('8');
     expect(html).toContain('Paid: 50%');
   });
@@ -154,7 +154,7 @@ describe.each(ENGINES)('console dashboard on %s', (engine) => {
   it('switches the period, links the inbox and speaks Chinese', async () => {
     const agent = await signedInAgent(ctx.app);
     const week = (await agent.get('/admin?period=7d')).text;
-    expect(bars(week, 'chart-orders')).toEqual({ pending: 2, paid: 5, failed: 1, closed: 1 });
+    expect(bars(week, 'chart-orders')).toEqual({ pending: 2, paid: 5, failed: 1, closed: 1, refunded: 0 });
     expect(week).toMatch(/class="btn btn-primary" href="\/admin\?period=7d" aria-current="true"/);
     expect(bars((await agent.get('/admin?period=bogus')).text, 'chart-orders')).toEqual(bars(html, 'chart-orders'));
     expect(html).toContain('id="inbox-alert"');

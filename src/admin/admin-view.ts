@@ -36,6 +36,17 @@ const FLASH = {
   sync_mismatch: 'warning',
   sync_not_queryable: 'danger',
   sync_gateway_error: 'danger',
+  refund_created: 'success',
+  refund_succeeded: 'success',
+  refund_pending: 'warning',
+  refund_failed: 'danger',
+  refund_repeated: 'info',
+  refund_exists: 'danger',
+  refund_exceeds_paid: 'danger',
+  refund_invalid_state: 'danger',
+  refund_not_refundable: 'danger',
+  refund_invalid: 'danger',
+  refund_unconfirmed: 'warning',
 } as const;
 export type FlashKey = keyof typeof FLASH;
 

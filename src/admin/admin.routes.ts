@@ -17,6 +17,7 @@ import { createDashboardService } from './dashboard.service.ts';
 import { createInbox } from './inbox.service.ts';
 import { inboxRoutes } from './inbox.routes.ts';
 import { loginRoutes } from './login.routes.ts';
+import { createOrderRefund } from './order-refund.service.ts';
 import { createOrderSync } from './order-sync.service.ts';
 import { createConsoleOrders } from './orders.service.ts';
 import { consoleOrderRoutes } from './orders.routes.ts';
@@ -69,8 +70,10 @@ export function adminRoutes(deps: AdminDeps): Router {
 
   router.use(dashboardRoutes(createDashboardService({ readDb, clock, notifications: deps.notifications }), render));
   const tests = createTestNotifications({ db, clock, config });
-  const consoleOrders = createConsoleOrders({ db, readDb, clock, orders: deps.orders, notifications: deps.notifications, reconcile: deps.reconcile });
-  router.use('/orders', consoleOrderRoutes(consoleOrders, createOrderSync({ db, clock, reconcile: deps.reconcile }), tests, render));
+  const { orders, notifications, reconcile, refunds } = deps;
+  const consoleOrders = createConsoleOrders({ db, readDb, clock, orders, notifications, reconcile, refunds });
+  const actions = { sync: createOrderSync({ db, clock, reconcile }), refund: createOrderRefund({ db, clock, refunds }) };
+  router.use('/orders', consoleOrderRoutes(consoleOrders, actions, tests, render));
   router.use('/inbox', inboxRoutes(inbox, render));
   router.use('/settings', settingsRoutes(createConsoleSettings({ db, settings: deps.settings }), render));
 

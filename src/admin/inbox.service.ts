@@ -25,7 +25,7 @@ export function createInbox(deps: { db: Database; clock: Clock }) {
     const known = await existingOrders(db, [...new Set(rows.map((r) => r.order_no).filter((n): n is string => n !== null))]);
     const items = rows.map((r) => ({
       ...r,
-      kind: flaggedKind(r.verdict),
+      kind: flaggedKind(r.verdict, r.status),
       amount: r.amount_minor === null || r.currency === null ? null : formatAmount(Number(r.amount_minor), r.currency),
       orderExists: r.order_no !== null && known.has(r.order_no),
       request: prettyPayload(r.callback_data),

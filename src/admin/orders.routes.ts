@@ -3,6 +3,7 @@ import { parseOrThrow } from '../shared/validation.ts';
 import { operatorOf } from './admin-session.ts';
 import type { RenderConsole } from './render-console.ts';
 import { withQuery } from './admin-view.ts';
+import type { OrderRefund } from './order-refund.service.ts';
 import type { OrderSync } from './order-sync.service.ts';
 import { orderNoParam, type ConsoleOrders } from './orders.service.ts';
 import type { TestNotifications } from './test-notification.service.ts';
@@ -13,10 +14,15 @@ const orderPath = (orderNo: string) => `/admin/orders/${encodeURIComponent(order
 const testIdOf = (value: unknown) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : null);
 
 /**
- * `/admin/orders`: filtered list, the order timeline, the close, resend, sync (ask the gateway now) and
+ * `/admin/orders`: filtered list, the order timeline, the close, resend, sync (ask the gateway now), refund and
  * test-notification actions (POST + CSRF, then redirect).
  */
-export function consoleOrderRoutes(orders: ConsoleOrders, sync: OrderSync, tests: TestNotifications, render: RenderConsole): Router {
+export function consoleOrderRoutes(
+  orders: ConsoleOrders,
+  actions: { sync: OrderSync; refund: OrderRefund },
+  tests: TestNotifications,
+  render: RenderConsole,
+): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
@@ -46,8 +52,15 @@ export function consoleOrderRoutes(orders: ConsoleOrders, sync: OrderSync, tests
 
   router.post('/:order_no/sync', async (req, res) => {
     const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
-    const flash = await sync.sync(order_no, { operator: operatorOf(res), remoteIp: req.ip ?? null });
+    const flash = await actions.sync.sync(order_no, { operator: operatorOf(res), remoteIp: req.ip ?? null });
     res.redirect(303, `${orderPath(order_no)}?flash=${flash}`);
+  });
+
+  router.post('/:order_no/refund', async (req, res) => {
+    const { order_no } = parseOrThrow(orderNoParam, req.params, 'order number');
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const flash = await actions.refund.refund(order_no, body, { operator: operatorOf(res), remoteIp: req.ip ?? null });
+    res.redirect(303, `${orderPath(order_no)}?flash=${flash}#refunds`);
   });
 
   router.post('/:order_no/test-notification', async (req, res) => {

@@ -13,6 +13,9 @@ import type { Clock } from '../shared/time.ts';
 import { auditForTarget, recordAudit } from '../audit/audit.repository.ts';
 import { listReconcileAttempts } from '../reconcile/reconcile.repository.ts';
 import type { ReconcileService } from '../reconcile/reconcile.service.ts';
+import { listRefundsOfOrder } from '../orders/refund.repository.ts';
+import type { RefundService } from '../refunds/refund.service.ts';
+import { auditedRefund, refundFacts } from './order-refund.service.ts';
 import { prettyPayload, verifiedFields } from './format.ts';
 import { countSearch, eventsOfOrder, paymentLogsOfOrder, rejectedCallbacksOfOrder, searchOrders } from './order-timeline.repository.ts';
 
@@ -44,6 +47,7 @@ export function createConsoleOrders(deps: {
   orders: OrderService;
   notifications: NotificationService;
   reconcile: Pick<ReconcileService, 'isQueryable'>;
+  refunds: Pick<RefundService, 'isRefundable'>;
 }) {
   /** Filters as typed in the form; invalid ones are reported back on the page, not as an error page. */
   async function list(query: Record<string, unknown>) {
@@ -74,17 +78,18 @@ export function createConsoleOrders(deps: {
     const db = deps.db.kysely;
     const row = await findOrderByNo(db, orderNo);
     if (!row) throw new NotFoundError(`Order ${orderNo} not found`);
-    const [payments, events, audit, rejectedTotal, looks] = await Promise.all([
+    const [payments, events, audit, rejectedTotal, looks, refunds] = await Promise.all([
       paymentLogsOfOrder(db, orderNo),
       eventsOfOrder(db, orderNo),
       auditForTarget(db, `order:${orderNo}`),
       countRejectedCallbacksForOrder(db, orderNo),
       listReconcileAttempts(db, orderNo, ATTEMPTS_SHOWN),
+      listRefundsOfOrder(db, orderNo),
     ]);
     const pages = Math.max(1, Math.ceil(rejectedTotal / PAGE_SIZE));
     const page = Math.min(rejectedPageOf(query.rejected_page), pages);
     const rejected = rejectedTotal === 0 ? [] : await rejectedCallbacksOfOrder(db, orderNo, PAGE_SIZE, (page - 1) * PAGE_SIZE);
-    // Equal times: a look at the gateway comes before the payment it found and the event that followed; looks oldest first.
+    // Equal times: a refund request before its sending, a look at the gateway before the payment it found and the event that followed; looks oldest first.
     const timeline = [
       { at: row.created_at, rank: 0, kind: 'created' as const },
       ...looks.toReversed().map((a) => ({ at: a.created_at, rank: 1, kind: 'reconcile' as const, attempt: a, answer: prettyPayload(a.answer) })),
@@ -96,9 +101,14 @@ export function createConsoleOrders(deps: {
         amount: p.amount_minor === null || p.currency === null ? null : formatAmount(Number(p.amount_minor), p.currency),
         request: prettyPayload(p.callback_data),
         verified: verifiedFields(p.payment_data),
+        /** A refund notification or answer (status refund_*), labelled as a refund rather than a payment. */
+        refund: p.status?.startsWith('refund_') === true,
       })),
       ...events.map((e) => ({ at: e.created_at, rank: 3, kind: 'event' as const, event: e, payload: prettyPayload(e.payload) })),
-      ...audit.map((a) => ({ at: a.created_at, rank: 4, kind: 'audit' as const, audit: a })),
+      ...audit.map((a) => {
+        const refund = a.action === 'order.refund' ? auditedRefund(a.new_value) : null;
+        return { at: a.created_at, rank: refund ? 0.5 : 4, kind: 'audit' as const, audit: a, refund };
+      }),
     ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.rank - b.rank));
     return {
       order: toOrderJson(row),
@@ -121,6 +131,7 @@ export function createConsoleOrders(deps: {
       canResend: events.length > 0,
       /** "Ask the gateway now": only where the order's gateway has a configured query API. */
       canSync: deps.reconcile.isQueryable(row.payment_method),
+      refunds: refundFacts(row, refunds, deps.refunds.isRefundable(row.payment_method), deps.clock()),
     };
   }
 

@@ -22,14 +22,31 @@ export const VERDICTS = [
 type Missing = Exclude<Verdict, (typeof VERDICTS)[number]>;
 const _everyVerdictListed: [Missing] extends [never] ? true : Missing = true;
 
-/** Kinds of flagged entries shown in the inbox, from the verdict (an `applied` flagged entry is a late payment). */
-export function flaggedKind(verdict: string): 'unknown_order' | 'amount_mismatch' | 'double_payment' | 'late_payment' | 'other' {
+/** Kinds of flagged entries shown in the inbox. */
+export type FlaggedKind =
+  | 'unknown_order'
+  | 'amount_mismatch'
+  | 'double_payment'
+  | 'late_payment'
+  | 'unknown_refund'
+  | 'refund_amount_mismatch'
+  | 'refund_contradiction'
+  | 'other';
+
+/**
+ * The inbox kind of a flagged entry, from its verdict and reported status: an `applied` flagged entry is a late
+ * payment; with a status `refund_*` the entry is about a refund (invalid_state: the gateway contradicts a settled one).
+ */
+export function flaggedKind(verdict: string, status: string | null = null): FlaggedKind {
+  const refund = status?.startsWith('refund_') === true;
   switch (verdict) {
     case 'unknown_order':
-    case 'amount_mismatch':
+    case 'unknown_refund':
       return verdict;
+    case 'amount_mismatch':
+      return refund ? 'refund_amount_mismatch' : verdict;
     case 'invalid_state':
-      return 'double_payment';
+      return refund ? 'refund_contradiction' : 'double_payment';
     case 'applied':
       return 'late_payment';
     default:
