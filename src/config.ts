@@ -66,6 +66,9 @@ const baseUrl = z.string().refine((v) => {
   }
 }, 'must be an absolute http(s) URL without credentials, query or fragment');
 
+/** A URL a gateway calls back: https only (WeChat Pay refuses anything else), no credentials, query or fragment. */
+const callbackUrl = baseUrl.refine((v) => new URL(v).protocol === 'https:', 'must be an https:// URL');
+
 const databaseUrl = z.string().refine((v) => /^mysql:\/\/.+/.test(v) || /^sqlite:.+/.test(v), 'must start with mysql:// or sqlite:');
 
 const trustProxy = z.string().transform((v): boolean | number | string => {
@@ -127,6 +130,7 @@ const envSchema = z.object({
   WECHATPAY_MCH_PRIVATE_KEY: opt(z.string()),
   WECHATPAY_MCH_SERIAL: opt(z.string().regex(/^[0-9A-Fa-f]{8,64}$/, 'must be the hexadecimal serial number of the merchant API certificate')),
   WECHATPAY_API_BASE: withDefault(baseUrl, 'https://api.mch.weixin.qq.com'),
+  WECHATPAY_REFUND_NOTIFY_URL: opt(callbackUrl),
   STRIPE_SECRET_KEY: opt(z.string().regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)')),
   STRIPE_API_BASE: withDefault(baseUrl, 'https://api.stripe.com'),
 });
@@ -209,6 +213,8 @@ function buildConfig(env: ParsedEnv, callbackAllowlists: Partial<Record<GatewayN
               privateKey: env.WECHATPAY_MCH_PRIVATE_KEY,
               serial: env.WECHATPAY_MCH_SERIAL,
               apiBase: env.WECHATPAY_API_BASE,
+              /** Where WeChat Pay sends refund results: it notifies only the notify_url given with each refund. */
+              refundNotifyUrl: env.WECHATPAY_REFUND_NOTIFY_URL ?? null,
             }
           : null,
       stripe: env.STRIPE_SECRET_KEY ? { secretKey: env.STRIPE_SECRET_KEY, apiBase: env.STRIPE_API_BASE } : null,

@@ -33,6 +33,7 @@ describe('expiry and reconciliation settings', () => {
       GENERIC_REFUND_URL: 'https://gw.example/refund#x',
       ALIPAY_GATEWAY_URL: 'https://user:pw@openapi.alipay.com/gateway.do',
       WECHATPAY_API_BASE: 'not a url',
+      WECHATPAY_REFUND_NOTIFY_URL: 'http://shop.example/notify/wechatpay',
       STRIPE_API_BASE: 'https://api.stripe.com/?x=1',
     });
     for (const name of [
@@ -44,6 +45,7 @@ describe('expiry and reconciliation settings', () => {
       'GENERIC_REFUND_URL',
       'ALIPAY_GATEWAY_URL',
       'WECHATPAY_API_BASE',
+      'WECHATPAY_REFUND_NOTIFY_URL',
       'STRIPE_API_BASE',
     ]) {
       expect(problems.some((p) => p.startsWith(`${name}:`))).toBe(true);

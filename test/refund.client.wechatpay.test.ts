@@ -96,6 +96,14 @@ describe('WeChat Pay client: refund (申请退款)', () => {
     expect(standin.refund(t.refundNo)).toMatchObject({ status: 'PROCESSING', refund: 300, outTradeNo: t.orderNo });
   });
 
+  it('with WECHATPAY_REFUND_NOTIFY_URL, sends it as notify_url (WeChat Pay notifies refund results only there)', async () => {
+    const t = paidRefund();
+    const notifyUrl = 'https://shop.example/notify/wechatpay';
+    expect(await refunds({ refundNotifyUrl: notifyUrl }).refund(t, live())).toMatchObject({ state: 'pending' });
+    expect(standin.requests[0]!.authorized).toBe(true);
+    expect(JSON.parse(standin.requests[0]!.body)).toMatchObject({ out_refund_no: t.refundNo, notify_url: notifyUrl });
+  });
+
   it('names the order by out_trade_no when no transaction id is known; no reason, no reason field; a long one is cut to 80 characters', async () => {
     const t = paidRefund({ transactionId: null, reason: null });
     expect(await refunds().refund(t, live())).toMatchObject({ state: 'pending' });

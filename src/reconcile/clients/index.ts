@@ -36,6 +36,7 @@ export function createGatewayClients(
       merchantPrivateKey: wechatpayMerchantKey(apis.wechatpay.privateKey),
       platformKeys: wechatpayPlatformKeys(apis.wechatpay.platformKeys),
       baseUrl: apis.wechatpay.apiBase,
+      refundNotifyUrl: apis.wechatpay.refundNotifyUrl,
       timeoutMs,
       now: () => clock().getTime(),
     });

@@ -21,6 +21,8 @@ export interface WechatpayClientOptions {
   platformKeys: PlatformKeys;
   /** WECHATPAY_API_BASE; https://api.mch.weixin.qq.com by default. */
   baseUrl?: string;
+  /** WECHATPAY_REFUND_NOTIFY_URL: sent with each refund as notify_url (WeChat Pay sends refund results nowhere else). */
+  refundNotifyUrl?: string | null;
   timeoutMs: number;
   /** The clock for request timestamps and the answer window (tests). */
   now?: () => number;

@@ -52,13 +52,14 @@ function readRefund(fields: Record<string, unknown>, target: RefundTarget, text:
   return { state: 'failed', gatewayRefundId, reason: status.reason ?? r.status, fields };
 }
 
-function requestBody(target: RefundTarget): string {
+function requestBody(target: RefundTarget, notifyUrl: string | null): string {
   const reason = target.reason ? [...target.reason.trim()].slice(0, MAX_REASON_CHARS).join('') : '';
   return JSON.stringify({
     // WeChat takes either; its own transaction id names the payment beyond doubt.
     ...(target.transactionId ? { transaction_id: target.transactionId } : { out_trade_no: target.orderNo }),
     out_refund_no: target.refundNo,
     ...(reason ? { reason } : {}),
+    ...(notifyUrl ? { notify_url: notifyUrl } : {}),
     amount: { refund: target.amountMinor, total: target.orderAmountMinor, currency: target.currency },
   });
 }
@@ -68,7 +69,7 @@ function requestBody(target: RefundTarget): string {
  * the RESOURCE_NOT_EXISTS that makes a query `not_found`, and a refusal (it makes the refund `failed`, so a forged
  * one could have it refunded twice). Anything else is thrown: the refund stays pending and is asked about later.
  */
-export function createWechatpayRefunds(api: WechatpayApi): RefundClient {
+export function createWechatpayRefunds(api: WechatpayApi, notifyUrl: string | null): RefundClient {
   const verified = (answer: Answer, target: RefundTarget): RefundAnswer => {
     api.authenticate(answer);
     return readRefund(jsonObject(answer), target, answer.text);
@@ -76,7 +77,7 @@ export function createWechatpayRefunds(api: WechatpayApi): RefundClient {
 
   return {
     async refund(target: RefundTarget, signal: AbortSignal): Promise<RefundAnswer> {
-      const answer = await api.call('POST', REFUNDS_PATH, requestBody(target), signal);
+      const answer = await api.call('POST', REFUNDS_PATH, requestBody(target, notifyUrl), signal);
       const code = codeOf(answer);
       if (answer.status >= 400 && answer.status < 500 && answer.status !== 429 && code && REFUSALS.has(code)) {
         api.authenticate(answer);

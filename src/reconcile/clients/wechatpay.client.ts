@@ -92,6 +92,6 @@ export function createWechatpayClient(options: WechatpayClientOptions): GatewayC
       authenticate(answer);
       return { fields: answer.body.length === 0 ? {} : jsonObject(answer) };
     },
-    refunds: createWechatpayRefunds(api),
+    refunds: createWechatpayRefunds(api, options.refundNotifyUrl ?? null),
   };
 }
