@@ -153,7 +153,7 @@ export function createMetrics(deps: MetricsDeps = {}) {
   });
   const refundCalls = new Counter({
     name: 'refund_calls_total',
-    help: 'Refund requests sent to and refund questions asked of gateways, by gateway, action (refund, refund_query) and outcome (succeeded, failed, pending, not_found, unknown, mismatch)',
+    help: 'Refund requests sent to and refund questions asked of gateways, by gateway, action (refund, refund_query) and outcome (succeeded, failed, pending, not_found, unknown, mismatch; already/contradicts: a refund settled before the answer)',
     labelNames: ['gateway', 'action', 'outcome'] as const,
     registers: [registry],
   });
