@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Database } from '../db/database.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import type { RefundRow } from '../orders/refund.repository.ts';
+import { createLeasedLoop } from '../shared/leased-loop.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
 import { claimDueRefunds, finishRefundCheck, releaseRefundLeases } from './refund-checks.repository.ts';
@@ -26,15 +27,11 @@ export function createRefundChecker(deps: { db: Database; execution: RefundExecu
   const owner = `${hostname().slice(0, 32)}:${process.pid}:r${randomBytes(3).toString('hex')}`;
   // A look makes at most two calls (query, then the refund again).
   const leaseMs = options.timeoutMs * 2 + 5_000;
-  const inFlight = new Map<string, { task: Promise<void>; abort: AbortController }>();
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let polling: Promise<number> | null = null;
 
-  async function look(refund: RefundRow, abort: AbortController): Promise<void> {
+  async function look(refund: RefundRow, signal: AbortSignal): Promise<void> {
     try {
       const order = await findOrderByNo(db.kysely, refund.order_no);
-      if (order) await execution.check(refund, order, 'schedule', abort.signal);
+      if (order) await execution.check(refund, order, 'schedule', signal);
     } catch (err) {
       logger.warn({ err, refundNo: refund.refund_no }, 'refund check failed (storage?); asked again at the next step');
     }
@@ -45,60 +42,16 @@ export function createRefundChecker(deps: { db: Database; execution: RefundExecu
     );
   }
 
-  async function poll(): Promise<number> {
-    if (polling) return polling;
-    polling = (async () => {
-      const free = options.concurrency - inFlight.size;
-      if (free <= 0 || stopped) return 0;
-      try {
-        const due = await claimDueRefunds(db, owner, free, leaseMs, clock());
-        for (const refund of due) {
-          const entry = { abort: new AbortController(), task: Promise.resolve() };
-          entry.task = look(refund, entry.abort).finally(() => inFlight.delete(refund.refund_no));
-          inFlight.set(refund.refund_no, entry);
-        }
-        return due.length;
-      } catch (err) {
-        logger.warn({ err }, 'refund check: claiming due refunds failed; retrying at the next poll');
-        return 0;
-      }
-    })().finally(() => (polling = null));
-    return polling;
-  }
-
-  return {
-    start() {
-      stopped = false;
-      clearInterval(timer);
-      timer = setInterval(() => void poll(), options.pollIntervalMs);
-      timer.unref();
-      void poll();
-    },
-    /** Looks at everything due now and waits for it (tests, the CLI); returns how many looks ran. */
-    async runOnce(): Promise<number> {
-      let total = 0;
-      for (;;) {
-        const started = await poll();
-        total += started;
-        if (inFlight.size === 0 && started === 0) return total;
-        await Promise.race([...inFlight.values()].map((e) => e.task));
-      }
-    },
-    /** Stops leasing and waits for the looks in flight; past `waitMs` their leases are handed back. */
-    async stop(waitMs = leaseMs): Promise<boolean> {
-      stopped = true;
-      clearInterval(timer);
-      let waitTimer: NodeJS.Timeout | undefined;
-      const gaveUp = new Promise<false>((resolve) => (waitTimer = setTimeout(() => resolve(false), Math.min(waitMs, 2 ** 31 - 1))));
-      const drained = await Promise.race([Promise.allSettled([polling, ...[...inFlight.values()].map((e) => e.task)]).then(() => true as const), gaveUp]);
-      clearTimeout(waitTimer);
-      if (!drained) {
-        for (const entry of inFlight.values()) entry.abort.abort();
-        await releaseRefundLeases(db.kysely, owner, clock()).catch(() => 0);
-      }
-      return drained;
-    },
-  };
+  return createLeasedLoop<RefundRow>({
+    concurrency: options.concurrency,
+    pollIntervalMs: options.pollIntervalMs,
+    leaseMs,
+    claim: (limit) => claimDueRefunds(db, owner, limit, leaseMs, clock()),
+    keyOf: (refund) => refund.refund_no,
+    work: look,
+    release: () => releaseRefundLeases(db.kysely, owner, clock()),
+    onError: (err, during) => logger.warn({ err }, `refund check: ${during} failed; retrying at the next poll`),
+  });
 }
 
 export type RefundChecker = ReturnType<typeof createRefundChecker>;
