@@ -1,12 +1,11 @@
 import type { AppConfig } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { attemptDelivery, createDeliveryAgent, type AttemptTrace, type DeliverySettings } from '../notifications/delivery.ts';
-import { newEventId } from '../orders/order-event.ts';
+import { eventBody } from '../orders/order-event.ts';
 import { findOrderByNo } from '../orders/order.repository.ts';
 import { httpUrl } from '../orders/order.schema.ts';
 import { NotFoundError } from '../shared/errors.ts';
-import { formatAmount } from '../shared/money.ts';
-import { toIsoTime, type Clock } from '../shared/time.ts';
+import type { Clock } from '../shared/time.ts';
 import { findAudit, recordAuditWithId } from '../audit/audit.repository.ts';
 import type { ConsoleActor } from './orders.service.ts';
 
@@ -66,17 +65,7 @@ export function createTestNotifications(deps: { db: Database; clock: Clock; conf
     if (!url) return { refused: 'test_no_target' };
     if (!httpUrl.safeParse(url).success) return { refused: 'test_url_invalid' };
 
-    const event = {
-      event_id: newEventId(),
-      type: 'test',
-      order_no: order.order_no,
-      transaction_id: order.transaction_id,
-      amount: formatAmount(order.amount_minor, order.currency),
-      currency: order.currency,
-      status: order.status,
-      paid_at: toIsoTime(order.paid_at),
-      seq: order.seq,
-    };
+    const event = eventBody(order, 'test', order.seq);
     const now = deps.clock();
     const trace: AttemptTrace = {};
     // Its own connection pool, closed at once: nothing of the delivery loop's is shared or kept open.

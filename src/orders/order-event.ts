@@ -31,6 +31,25 @@ export function newEventId(): string {
   return `evt_${idPool.toString('hex', idOffset - ID_BYTES, idOffset)}`;
 }
 
+/** A7's body of an event `type` about an order as it now stands, with a fresh event id (every event kind starts from it). */
+export function eventBody<T extends string>(
+  order: { order_no: string; amount_minor: number; currency: string; transaction_id: string | null; paid_at: string | null; status: string },
+  type: T,
+  seq: number,
+) {
+  return {
+    event_id: newEventId(),
+    type,
+    order_no: order.order_no,
+    transaction_id: order.transaction_id,
+    amount: formatAmount(order.amount_minor, order.currency),
+    currency: order.currency,
+    status: order.status,
+    paid_at: toIsoTime(order.paid_at),
+    seq,
+  };
+}
+
 interface TransitionedOrder {
   order_no: string;
   amount_minor: number;
@@ -47,17 +66,7 @@ interface TransitionedOrder {
  */
 export function orderEvent(order: TransitionedOrder, status: 'paid' | 'failed' | 'closed', seq: number, now: Date) {
   if (!order.notify_url) return null;
-  const payload: OrderEventPayload = {
-    event_id: newEventId(),
-    type: `order.${status}`,
-    order_no: order.order_no,
-    transaction_id: order.transaction_id,
-    amount: formatAmount(order.amount_minor, order.currency),
-    currency: order.currency,
-    status,
-    paid_at: toIsoTime(order.paid_at),
-    seq,
-  };
+  const payload: OrderEventPayload = eventBody({ ...order, status }, `order.${status}`, seq);
   const row: NewEvent = {
     eventId: payload.event_id,
     orderNo: order.order_no,

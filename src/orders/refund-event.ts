@@ -1,8 +1,8 @@
 import type { Executor } from '../db/database.ts';
 import { formatAmount } from '../shared/money.ts';
-import { toDbTime, toIsoTime } from '../shared/time.ts';
+import { toDbTime } from '../shared/time.ts';
 import { insertEvent } from './order-event.repository.ts';
-import { newEventId, type OrderEventPayload } from './order-event.ts';
+import { eventBody, type OrderEventPayload } from './order-event.ts';
 
 /** A7's body plus the refund: `refunded_amount` is the order's refunded total after this one. */
 export interface RefundEventPayload extends Omit<OrderEventPayload, 'type'> {
@@ -31,15 +31,7 @@ export async function recordRefundEvent(
 ): Promise<RefundEventPayload | null> {
   if (!order.notify_url) return null;
   const payload: RefundEventPayload = {
-    event_id: newEventId(),
-    type: `refund.${outcome}`,
-    order_no: order.order_no,
-    transaction_id: order.transaction_id,
-    amount: formatAmount(order.amount_minor, order.currency),
-    currency: order.currency,
-    status: order.status,
-    paid_at: toIsoTime(order.paid_at),
-    seq: order.seq,
+    ...eventBody(order, `refund.${outcome}` as const, order.seq),
     refund_no: refund.refund_no,
     refund_amount: formatAmount(refund.amount_minor, order.currency),
     refunded_amount: formatAmount(order.refunded_minor, order.currency),
