@@ -1,20 +1,21 @@
 import { execFileSync } from 'node:child_process';
-import { createCipheriv, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
 import request from 'supertest';
-import Pay from 'wechatpay-node-v3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallbackOutcome, GatewayAdapter, Verification } from '../src/callbacks/gateways/gateway.ts';
 import { createWechatpayGateway } from '../src/callbacks/gateways/wechatpay.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
+import { sealResource, signNotification as signWith, type WechatpayNotification as Notification } from './helpers/wechatpay-notification.ts';
+import { sdkDecrypts, sdkVerifies, wechatpaySdk } from './helpers/wechatpay-sdk.ts';
 
 /*
  * Vectors are built with node:crypto the way WeChat Pay documents its API v3 notifications
- * (签名验证 / 回调报文解密), independently of the adapter's own code:
+ * (签名验证 / 回调报文解密), independently of the adapter's own code (test/helpers/wechatpay-notification.ts):
  *   Wechatpay-Signature = base64(SHA256withRSA(platform private key, `${timestamp}\n${nonce}\n${body}\n`))
  *   resource.ciphertext = base64(AES-256-GCM(APIv3 key, iv = resource.nonce, aad = resource.associated_data) || tag)
  */
@@ -32,14 +33,9 @@ const CONFIG = { mchId: MCH_ID, apiV3Key: APIV3_KEY, platformKeys: PLATFORM_KEYS
 const unix = (date: Date) => Math.floor(date.getTime() / 1000);
 const NOW = new Date('2025-06-06T08:00:00Z');
 
-/** AES-256-GCM as WeChat seals `resource`: ciphertext || 16-byte tag, base64. */
+/** A payment notification's `resource`, sealed under our APIv3 key with aad "transaction" unless told otherwise. */
 function seal(plaintext: string, options: { key?: string; nonce?: string; aad?: string } = {}) {
-  const nonce = options.nonce ?? randomBytes(6).toString('hex'); // 12 characters, as WeChat sends
-  const aad = options.aad ?? 'transaction';
-  const cipher = createCipheriv('aes-256-gcm', Buffer.from(options.key ?? APIV3_KEY, 'utf8'), Buffer.from(nonce, 'utf8'));
-  cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64');
-  return { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext, associated_data: aad, nonce };
+  return sealResource(plaintext, { apiV3Key: options.key ?? APIV3_KEY, aad: options.aad ?? 'transaction', originalType: 'transaction', nonce: options.nonce });
 }
 
 /** A decrypted 支付成功通知 resource. */
@@ -59,11 +55,6 @@ function transaction(orderNo: string, overrides: Record<string, unknown> = {}) {
     amount: { total: 1234, payer_total: 1234, currency: 'CNY', payer_currency: 'CNY' },
     ...overrides,
   };
-}
-
-interface Notification {
-  body: string;
-  headers: Record<string, string>;
 }
 
 /** The body and headers WeChat sends: the envelope around the sealed resource, signed with a platform key. */
@@ -91,19 +82,9 @@ function notification(
   return signNotification(JSON.stringify(envelope, null, options.space), options);
 }
 
+/** Signed with platform A's key at NOW unless told otherwise. */
 function signNotification(body: string, options: { key?: KeyObject; serial?: string; at?: Date; nonce?: string } = {}): Notification {
-  const timestamp = String(unix(options.at ?? NOW));
-  const nonce = options.nonce ?? randomBytes(16).toString('hex').toUpperCase();
-  const signature = sign('sha256', Buffer.from(`${timestamp}\n${nonce}\n${body}\n`, 'utf8'), options.key ?? platformA.privateKey).toString('base64');
-  return {
-    body,
-    headers: {
-      'wechatpay-serial': options.serial ?? platformA.serial,
-      'wechatpay-signature': signature,
-      'wechatpay-timestamp': timestamp,
-      'wechatpay-nonce': nonce,
-    },
-  };
+  return signWith(body, { key: options.key ?? platformA.privateKey, serial: options.serial ?? platformA.serial, at: options.at ?? NOW, nonce: options.nonce });
 }
 
 /** What the route passes: the parsed body as params (when it parses), and the exact bytes as rawBody. */
@@ -437,52 +418,20 @@ describe('WeChat Pay adapter: verify()', () => {
 });
 
 describe('WeChat Pay adapter: cross-check with wechatpay-node-v3', () => {
-  // The SDK verifies with platform keys it keeps by serial (normally downloaded from WeChat): preload ours, no network.
-  const sdk = new Pay({
-    appid: 'wxd678efh567hg6787',
-    mchid: MCH_ID,
-    publicKey: Buffer.from('unused'),
-    privateKey: Buffer.from('unused'),
-    serial_no: 'unused',
-    key: APIV3_KEY,
-  });
-  beforeAll(() => {
-    const certificates = (Pay as unknown as { certificates: Record<string, string> }).certificates;
-    certificates[platformA.serial] = pem(platformA.publicKey);
-    certificates[platformB.serial] = pem(platformB.publicKey);
-  });
+  const sdk = wechatpaySdk(MCH_ID, APIV3_KEY, [platformA, platformB]);
 
   it('the SDK accepts our signatures and decrypts our resources; the adapter agrees', async () => {
     const gateway = createWechatpayGateway(CONFIG);
     for (const platform of [platformA, platformB]) {
       const resource = transaction('X1', { attach: '中文' });
       const n = notification(resource, { key: platform.privateKey, serial: platform.serial });
-      const h = n.headers;
-      await expect(
-        sdk.verifySign({
-          timestamp: h['wechatpay-timestamp']!,
-          nonce: h['wechatpay-nonce']!,
-          body: n.body,
-          serial: h['wechatpay-serial']!,
-          signature: h['wechatpay-signature']!,
-        }),
-      ).resolves.toBe(true);
-      const { resource: sealed } = JSON.parse(n.body) as { resource: { ciphertext: string; associated_data: string; nonce: string } };
-      expect(sdk.decipher_gcm(sealed.ciphertext, sealed.associated_data, sealed.nonce, APIV3_KEY)).toEqual(resource);
+      expect(await sdkVerifies(sdk, n)).toBe(true);
+      expect(sdkDecrypts(sdk, n, APIV3_KEY)).toEqual(resource);
       expect(await verify(gateway, n)).toMatchObject({ ok: true, result: { fields: resource } });
     }
     // And both refuse a rogue signature.
     const forged = notification(transaction('X1'), { key: rogue.privateKey });
-    const f = forged.headers;
-    await expect(
-      sdk.verifySign({
-        timestamp: f['wechatpay-timestamp']!,
-        nonce: f['wechatpay-nonce']!,
-        body: forged.body,
-        serial: f['wechatpay-serial']!,
-        signature: f['wechatpay-signature']!,
-      }),
-    ).resolves.toBe(false);
+    expect(await sdkVerifies(sdk, forged)).toBe(false);
     expect((await verify(gateway, forged)).ok).toBe(false);
   });
 });

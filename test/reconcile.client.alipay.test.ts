@@ -3,9 +3,10 @@ import { createSign } from 'node:crypto';
 import { request } from 'undici';
 import { AlipaySdk } from 'alipay-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GatewayCallError, type QueryTarget } from '../src/reconcile/gateway-client.ts';
-import { createAlipayClient, type AlipayClientOptions } from '../src/reconcile/clients/alipay.client.ts';
+import type { GatewayCallError, QueryTarget } from '../src/reconcile/gateway-client.ts';
+import type { AlipayClientOptions } from '../src/reconcile/clients/alipay.client.ts';
 import { alipayAnswerBody, alipayRequestContent, startAlipayStandin, ALIPAY_STANDIN_KEYS as KEYS, type AlipayStandin } from './helpers/alipay-standin.ts';
+import { alipayClient, failure } from './helpers/gateway-call.ts';
 
 /*
  * The client against a local Alipay gateway.do stand-in that checks each request's RSA2 signature with the app's
@@ -26,25 +27,7 @@ let seq = 0;
 const orderNo = () => `AP${Date.now().toString(36)}${(++seq).toString(36)}`.toUpperCase();
 const target = (no: string): QueryTarget => ({ orderNo: no, amountMinor: 1234, currency: 'CNY', createdAt: new Date() });
 const signal = () => new AbortController().signal;
-const client = (over: Partial<AlipayClientOptions> = {}) =>
-  createAlipayClient({
-    appId: KEYS.appId,
-    privateKey: KEYS.appPrivatePkcs1Pem,
-    publicKey: KEYS.platformPublicKeyBare,
-    gatewayUrl: standin.url,
-    timeoutMs: 5000,
-    ...over,
-  });
-
-/** The GatewayCallError a promise rejects with (fails the test when it resolves or throws something else). */
-async function failure(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const err = await promise.then(
-    (v) => new Error(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayCallError);
-  return err as GatewayCallError;
-}
+const client = (over: Partial<AlipayClientOptions> = {}) => alipayClient(standin.url, over);
 
 describe('Alipay client: query', () => {
   it('a paid trade is paid, with trade_no as transaction id and total_amount as decimal text, like the notification', async () => {

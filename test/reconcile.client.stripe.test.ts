@@ -1,9 +1,10 @@
 import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createStripeGateway } from '../src/callbacks/gateways/stripe.ts';
-import { GatewayCallError, type GatewayClient, type QueryAnswer, type QueryTarget } from '../src/reconcile/gateway-client.ts';
+import type { GatewayClient, QueryAnswer, QueryTarget } from '../src/reconcile/gateway-client.ts';
 import { createStripeClient, parseStripeApiBase, stripeSearchQuery } from '../src/reconcile/clients/stripe.client.ts';
 import { STRIPE_STANDIN_KEYS, startStripeStandin, type StripeStandin } from './helpers/stripe-standin.ts';
+import { failure, stripeClient } from './helpers/gateway-call.ts';
 
 let standin: StripeStandin;
 let client: GatewayClient;
@@ -12,7 +13,7 @@ let seq = 0;
 
 beforeAll(async () => {
   standin = await startStripeStandin();
-  client = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.secretKey, apiBase: standin.url, timeoutMs: TIMEOUT_MS });
+  client = stripeClient(standin.url, TIMEOUT_MS);
 });
 afterAll(() => standin.close());
 afterEach(() => standin.setBehaviour('normal'));
@@ -22,15 +23,6 @@ const newOrderNo = () => `ST${Date.now().toString(36)}_${++seq}`;
 const signal = () => new AbortController().signal;
 const requestsSince = (n: number) => standin.requests.slice(n);
 const query = (orderNo: string, reference?: string) => client.query(target(orderNo, reference), signal());
-
-async function callError(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayCallError);
-  return err as GatewayCallError;
-}
 
 function paid(answer: QueryAnswer) {
   if (answer.state !== 'paid') throw new Error(`expected paid, got ${JSON.stringify(answer)}`);
@@ -198,16 +190,16 @@ describe('Stripe client: failures', () => {
   });
 
   it('a client with another account key is refused: http_status 401, and the stand-in recorded it as unauthorized', async () => {
-    const wrong = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.otherSecretKey, apiBase: standin.url, timeoutMs: TIMEOUT_MS });
+    const wrong = stripeClient(standin.url, TIMEOUT_MS, STRIPE_STANDIN_KEYS.otherSecretKey);
     const orderNo = newOrderNo();
     standin.setTrade(orderNo, { status: 'succeeded' });
     const before = standin.requests.length;
-    const err = await callError(wrong.query(target(orderNo), signal()));
+    const err = await failure(wrong.query(target(orderNo), signal()));
     expect(err.kind).toBe('http_status');
     expect(err.message).toContain('401');
     expect(err.message).not.toContain(STRIPE_STANDIN_KEYS.otherSecretKey);
     expect(requestsSince(before).map((r) => r.authorized)).toEqual([false]);
-    const closeErr = await callError(wrong.close!(target(orderNo), signal()));
+    const closeErr = await failure(wrong.close!(target(orderNo), signal()));
     expect(closeErr.kind).toBe('http_status');
   });
 
@@ -215,18 +207,18 @@ describe('Stripe client: failures', () => {
     const orderNo = newOrderNo();
     standin.setTrade(orderNo, { status: 'succeeded' });
     standin.setBehaviour('garbage');
-    const err = await callError(query(orderNo));
+    const err = await failure(query(orderNo));
     expect(err.kind).toBe('malformed');
     expect(err.excerpt).toContain('<html>');
     standin.setBehaviour('incomplete');
-    expect((await callError(query(orderNo))).kind).toBe('malformed');
+    expect((await failure(query(orderNo))).kind).toBe('malformed');
   });
 
   it('HTTP 500 → http_status, made once (the reconciler retries, not the SDK)', async () => {
     const orderNo = newOrderNo();
     standin.setBehaviour('http-500');
     const before = standin.requests.length;
-    const err = await callError(query(orderNo));
+    const err = await failure(query(orderNo));
     expect(err.kind).toBe('http_status');
     expect(err.message).toContain('500');
     expect(requestsSince(before)).toHaveLength(1);
@@ -235,7 +227,7 @@ describe('Stripe client: failures', () => {
   it('hang → timeout within the configured timeout', async () => {
     standin.setBehaviour('hang');
     const started = Date.now();
-    const err = await callError(query(newOrderNo()));
+    const err = await failure(query(newOrderNo()));
     expect(err.kind).toBe('timeout');
     expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
     expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1500);
@@ -244,14 +236,14 @@ describe('Stripe client: failures', () => {
   it('an aborted signal stops the call at once, before or while it waits', async () => {
     const before = standin.requests.length;
     const aborted = AbortSignal.abort();
-    expect((await callError(client.query(target(newOrderNo()), aborted))).kind).toBe('network');
+    expect((await failure(client.query(target(newOrderNo()), aborted))).kind).toBe('network');
     expect(requestsSince(before)).toHaveLength(0);
     standin.setBehaviour('hang');
-    const slow = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.secretKey, apiBase: standin.url, timeoutMs: 10_000 });
+    const slow = stripeClient(standin.url, 10_000);
     const controller = new AbortController();
     const started = Date.now();
     setTimeout(() => controller.abort(), 100);
-    const err = await callError(slow.query(target(newOrderNo()), controller.signal));
+    const err = await failure(slow.query(target(newOrderNo()), controller.signal));
     expect(err.kind).toBe('network');
     expect(err.message).toContain('aborted');
     expect(Date.now() - started).toBeLessThan(2000);
@@ -260,8 +252,8 @@ describe('Stripe client: failures', () => {
   it('nothing listening → network', async () => {
     const gone = await startStripeStandin();
     await gone.close();
-    const dead = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.secretKey, apiBase: gone.url, timeoutMs: TIMEOUT_MS });
-    expect((await callError(dead.query(target(newOrderNo()), signal()))).kind).toBe('network');
+    const dead = stripeClient(gone.url, TIMEOUT_MS);
+    expect((await failure(dead.query(target(newOrderNo()), signal()))).kind).toBe('network');
   });
 });
 
@@ -292,7 +284,7 @@ describe('Stripe client: close', () => {
     const orderNo = newOrderNo();
     const [open, paidId] = standin.setTrade(orderNo, [{ status: 'requires_payment_method' }, { status: 'succeeded' }]);
     const before = standin.requests.length;
-    const err = await callError(client.close!(target(orderNo), signal()));
+    const err = await failure(client.close!(target(orderNo), signal()));
     expect(err.kind).toBe('refused');
     expect(err.message).toContain(paidId);
     expect(requestsSince(before).filter((r) => r.method === 'POST')).toHaveLength(0);
@@ -302,16 +294,16 @@ describe('Stripe client: close', () => {
   it('an intent Stripe will not cancel (processing) → refused with Stripe’s answer as excerpt', async () => {
     const orderNo = newOrderNo();
     standin.setTrade(orderNo, { status: 'processing' });
-    const err = await callError(client.close!(target(orderNo), signal()));
+    const err = await failure(client.close!(target(orderNo), signal()));
     expect(err.kind).toBe('refused');
     expect(err.excerpt).toContain('payment_intent_unexpected_state');
   });
 
   it('close failures keep their kinds: 500 → http_status, hang → timeout', async () => {
     standin.setBehaviour('http-500');
-    expect((await callError(client.close!(target(newOrderNo()), signal()))).kind).toBe('http_status');
+    expect((await failure(client.close!(target(newOrderNo()), signal()))).kind).toBe('http_status');
     standin.setBehaviour('hang');
-    expect((await callError(client.close!(target(newOrderNo()), signal()))).kind).toBe('timeout');
+    expect((await failure(client.close!(target(newOrderNo()), signal()))).kind).toBe('timeout');
   });
 });
 

@@ -2,11 +2,12 @@ import { createServer } from 'node:net';
 import { verify } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GatewayCallError, type QueryTarget } from '../src/reconcile/gateway-client.ts';
+import type { QueryTarget } from '../src/reconcile/gateway-client.ts';
 import { createWechatpayClient, type WechatpayClientOptions } from '../src/reconcile/clients/wechatpay.client.ts';
 import { authorizationHeader, loadMerchantPrivateKey, signMessage } from '../src/reconcile/clients/wechatpay-signing.ts';
 import { parsePlatformKeys } from '../src/callbacks/gateways/wechatpay-crypto.ts';
 import { startWechatpayStandin, WECHATPAY_STANDIN_KEYS as KEYS, type WechatpayStandin } from './helpers/wechatpay-standin.ts';
+import { failure, wechatpayClientOptions } from './helpers/gateway-call.ts';
 
 /*
  * The client against a local WeChat Pay API v3 stand-in that checks each request's signature with the merchant
@@ -58,30 +59,11 @@ beforeEach(() => {
   standin.requests.length = 0;
 });
 
-const options = (overrides: Partial<WechatpayClientOptions> = {}): WechatpayClientOptions => ({
-  mchId: KEYS.mchId,
-  merchantSerial: KEYS.merchantSerial,
-  merchantPrivateKey: KEYS.merchantPrivateKeyPem,
-  platformKeys: parsePlatformKeys(KEYS.platformKeysJson),
-  baseUrl: standin.url,
-  timeoutMs: 2000,
-  ...overrides,
-});
-const client = (overrides: Partial<WechatpayClientOptions> = {}) => createWechatpayClient(options(overrides));
+const client = (overrides: Partial<WechatpayClientOptions> = {}) => createWechatpayClient(wechatpayClientOptions(standin.url, overrides));
 
 let seq = 0;
 const target = (orderNo = `WX${Date.now()}${++seq}`): QueryTarget => ({ orderNo, amountMinor: 1234, currency: 'CNY', createdAt: new Date() });
 const live = () => new AbortController().signal;
-
-/** The GatewayCallError a promise rejects with (fails the test when it resolves or throws something else). */
-async function failure(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(GatewayCallError);
-  return error as GatewayCallError;
-}
 
 describe('WeChat Pay request signing', () => {
   it('signs SHA256withRSA like the official Go SDK (its known answer)', () => {

@@ -1,8 +1,9 @@
 import { AlipaySdk } from 'alipay-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GatewayCallError, type RefundTarget } from '../src/reconcile/gateway-client.ts';
-import { createAlipayClient, type AlipayClientOptions } from '../src/reconcile/clients/alipay.client.ts';
+import type { RefundTarget } from '../src/reconcile/gateway-client.ts';
+import type { AlipayClientOptions } from '../src/reconcile/clients/alipay.client.ts';
 import { alipayAnswerBody, startAlipayStandin, ALIPAY_STANDIN_KEYS as KEYS, type AlipayStandin } from './helpers/alipay-standin.ts';
+import { alipayClient, failure } from './helpers/gateway-call.ts';
 
 /*
  * Alipay refunds (alipay.trade.refund, alipay.trade.fastpay.refund.query) against the local gateway.do stand-in, which
@@ -23,15 +24,7 @@ beforeEach(() => {
 let seq = 0;
 const orderNo = () => `RF${Date.now().toString(36)}${(++seq).toString(36)}`.toUpperCase();
 const signal = () => new AbortController().signal;
-const client = (over: Partial<AlipayClientOptions> = {}) =>
-  createAlipayClient({
-    appId: KEYS.appId,
-    privateKey: KEYS.appPrivatePkcs8Pem,
-    publicKey: KEYS.platformPublicKeyBare,
-    gatewayUrl: standin.url,
-    timeoutMs: 5000,
-    ...over,
-  });
+const client = (over: Partial<AlipayClientOptions> = {}) => alipayClient(standin.url, { privateKey: KEYS.appPrivatePkcs8Pem, ...over });
 const refunds = (over: Partial<AlipayClientOptions> = {}) => client(over).refunds!;
 
 /** A trade paid at the stand-in (12.34 CNY) and a refund of 5.00 of it. */
@@ -52,14 +45,6 @@ function paidOrder(over: Partial<RefundTarget> = {}): RefundTarget {
   };
 }
 
-async function failure(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const err = await promise.then(
-    (v) => new Error(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayCallError);
-  return err as GatewayCallError;
-}
 const biz = (i: number) => JSON.parse(standin.requests[i]!.params.biz_content!) as Record<string, unknown>;
 
 describe('Alipay refunds: alipay.trade.refund', () => {

@@ -1,13 +1,14 @@
 import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { GatewayCallError, type GatewayClient, type RefundClient, type RefundTarget } from '../src/reconcile/gateway-client.ts';
+import type { GatewayClient, RefundClient, RefundTarget } from '../src/reconcile/gateway-client.ts';
 import { createGenericRefundClient } from '../src/reconcile/clients/generic-refund.client.ts';
 import type { QueryTransport } from '../src/reconcile/clients/generic.client.ts';
 import { httpFormTransport } from '../src/reconcile/clients/http-transport.ts';
 import { createRefundClients } from '../src/reconcile/clients/index.ts';
 import { systemClock } from '../src/shared/time.ts';
 import { startGenericQueryStandin, type GenericQueryStandin } from './helpers/generic-query-standin.ts';
+import { failure } from './helpers/gateway-call.ts';
 
 /*
  * The generic refund client against a local stand-in of the generic gateway: it checks every request's signature
@@ -59,15 +60,6 @@ function paidOrder(
     createdAt: new Date(),
     ...refund,
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const err = await promise.then(
-    (v) => new Error(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayCallError);
-  return err as GatewayCallError;
 }
 
 const lastRequest = (kind: 'refund' | 'refund-query') => standin.requests.filter((r) => r.kind === kind).at(-1)!;

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayCallError, type RefundAnswer, type RefundClient, type RefundTarget } from '../src/reconcile/gateway-client.ts';
-import { createStripeClient } from '../src/reconcile/clients/stripe.client.ts';
+import type { RefundAnswer, RefundClient, RefundTarget } from '../src/reconcile/gateway-client.ts';
 import { STRIPE_STANDIN_KEYS, startStripeStandin, type StandinIntent, type StripeStandin } from './helpers/stripe-standin.ts';
+import { failure, stripeClient } from './helpers/gateway-call.ts';
 
 /*
  * The refund client against the local Stripe API stand-in (it checks the secret key and keeps refunds, with Stripe's
@@ -16,7 +16,7 @@ let seq = 0;
 
 beforeAll(async () => {
   standin = await startStripeStandin();
-  refunds = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.secretKey, apiBase: standin.url, timeoutMs: TIMEOUT_MS }).refunds!;
+  refunds = stripeClient(standin.url, TIMEOUT_MS).refunds!;
 });
 afterAll(() => standin.close());
 afterEach(() => {
@@ -46,15 +46,6 @@ function paidOrder(spec: Partial<StandinIntent> = {}, refund: Partial<RefundTarg
     ...refund,
   };
   return { target, intentId: intentId! };
-}
-
-async function callError(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayCallError);
-  return err as GatewayCallError;
 }
 
 function gatewayId(answer: RefundAnswer): string {
@@ -107,7 +98,7 @@ describe('Stripe refunds: refund()', () => {
   it('an answer lost after Stripe refunded is an unknown outcome (network), never failed; sent again it settles the same refund', async () => {
     const { target, intentId } = paidOrder();
     standin.setBehaviour('reset');
-    expect((await callError(refunds.refund(target, signal()))).kind).toBe('network');
+    expect((await failure(refunds.refund(target, signal()))).kind).toBe('network');
     expect(standin.refundsOf(intentId)).toHaveLength(1);
     standin.setBehaviour('normal');
     const answer = await refunds.refund(target, signal());
@@ -161,35 +152,35 @@ describe('Stripe refunds: refund()', () => {
     const { target, intentId } = paidOrder();
     standin.setBehaviour('http-500');
     const before = standin.requests.length;
-    const err500 = await callError(refunds.refund(target, signal()));
+    const err500 = await failure(refunds.refund(target, signal()));
     expect([err500.kind, err500.message]).toEqual(['http_status', expect.stringContaining('500')]);
     expect(requestsSince(before)).toHaveLength(1);
     standin.setBehaviour('http-429');
-    const err429 = await callError(refunds.refund(target, signal()));
+    const err429 = await failure(refunds.refund(target, signal()));
     expect([err429.kind, err429.message]).toEqual(['http_status', expect.stringContaining('429')]);
     standin.setBehaviour('hang');
     const started = Date.now();
-    expect((await callError(refunds.refund(target, signal()))).kind).toBe('timeout');
+    expect((await failure(refunds.refund(target, signal()))).kind).toBe('timeout');
     expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 1500);
     expect(standin.refundsOf(intentId)).toHaveLength(0);
 
     standin.setBehaviour('garbage');
-    const garbled = await callError(refunds.refund(target, signal()));
+    const garbled = await failure(refunds.refund(target, signal()));
     expect(garbled.kind).toBe('malformed');
     expect(garbled.excerpt).toContain('<html>');
     standin.setBehaviour('incomplete');
-    expect((await callError(refunds.refund(paidOrder().target, signal()))).kind).toBe('malformed');
+    expect((await failure(refunds.refund(paidOrder().target, signal()))).kind).toBe('malformed');
 
-    const wrong = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.otherSecretKey, apiBase: standin.url, timeoutMs: TIMEOUT_MS }).refunds!;
+    const wrong = stripeClient(standin.url, TIMEOUT_MS, STRIPE_STANDIN_KEYS.otherSecretKey).refunds!;
     standin.setBehaviour('normal');
-    const err401 = await callError(wrong.refund(paidOrder().target, signal()));
+    const err401 = await failure(wrong.refund(paidOrder().target, signal()));
     expect([err401.kind, err401.message]).toEqual(['http_status', expect.stringContaining('401')]);
     expect(err401.message).not.toContain(STRIPE_STANDIN_KEYS.otherSecretKey);
   });
 
   it('an answer about another refund (metadata.refund_no not ours) → malformed', async () => {
     standin.setBehaviour('foreign-refund');
-    const err = await callError(refunds.refund(paidOrder().target, signal()));
+    const err = await failure(refunds.refund(paidOrder().target, signal()));
     expect(err.kind).toBe('malformed');
     expect(err.message).toContain('SOMEONE_ELSE');
   });
@@ -197,7 +188,7 @@ describe('Stripe refunds: refund()', () => {
   it('the same refund_no with other parameters (Stripe’s idempotency_error) is thrown: the first request may have moved money', async () => {
     const { target, intentId } = paidOrder();
     await refunds.refund(target, signal());
-    const err = await callError(refunds.refund({ ...target, amountMinor: 400 }, signal()));
+    const err = await failure(refunds.refund({ ...target, amountMinor: 400 }, signal()));
     expect(err.kind).toBe('http_status');
     expect(err.message).toContain('idempotency_error');
     expect(standin.refundsOf(intentId)).toHaveLength(1);
@@ -205,12 +196,12 @@ describe('Stripe refunds: refund()', () => {
 
   it('an aborted signal stops it before anything is sent; nothing listening → network', async () => {
     const before = standin.requests.length;
-    expect((await callError(refunds.refund(paidOrder().target, AbortSignal.abort()))).kind).toBe('network');
+    expect((await failure(refunds.refund(paidOrder().target, AbortSignal.abort()))).kind).toBe('network');
     expect(requestsSince(before)).toHaveLength(0);
     const gone = await startStripeStandin();
     await gone.close();
-    const dead = createStripeClient({ secretKey: STRIPE_STANDIN_KEYS.secretKey, apiBase: gone.url, timeoutMs: TIMEOUT_MS }).refunds!;
-    expect((await callError(dead.refund(paidOrder().target, signal()))).kind).toBe('network');
+    const dead = stripeClient(gone.url, TIMEOUT_MS).refunds!;
+    expect((await failure(dead.refund(paidOrder().target, signal()))).kind).toBe('network');
   });
 
   it('a Checkout Session id as transaction: the session is retrieved and its PaymentIntent refunded', async () => {
@@ -331,10 +322,10 @@ describe('Stripe refunds: queryRefund()', () => {
   it('a refund id that answers about another refund_no, or two refunds with ours → malformed', async () => {
     const { target, intentId } = paidOrder();
     const foreign = standin.putRefund(intentId, { status: 'succeeded', refundNo: 'SOMEONE_ELSE' });
-    expect((await callError(refunds.queryRefund({ ...target, gatewayRefundId: foreign }, signal()))).kind).toBe('malformed');
+    expect((await failure(refunds.queryRefund({ ...target, gatewayRefundId: foreign }, signal()))).kind).toBe('malformed');
     standin.putRefund(intentId, { status: 'succeeded', refundNo: target.refundNo });
     standin.putRefund(intentId, { status: 'succeeded', refundNo: target.refundNo });
-    const err = await callError(refunds.queryRefund(target, signal()));
+    const err = await failure(refunds.queryRefund(target, signal()));
     expect(err.kind).toBe('malformed');
     expect(err.message).toContain('2 refunds');
   });
@@ -342,10 +333,10 @@ describe('Stripe refunds: queryRefund()', () => {
   it('query failures keep their kinds: 500 → http_status, hang → timeout, garbage → malformed', async () => {
     const { target } = paidOrder();
     standin.setBehaviour('http-500');
-    expect((await callError(refunds.queryRefund(target, signal()))).kind).toBe('http_status');
+    expect((await failure(refunds.queryRefund(target, signal()))).kind).toBe('http_status');
     standin.setBehaviour('hang');
-    expect((await callError(refunds.queryRefund(target, signal()))).kind).toBe('timeout');
+    expect((await failure(refunds.queryRefund(target, signal()))).kind).toBe('timeout');
     standin.setBehaviour('garbage');
-    expect((await callError(refunds.queryRefund(target, signal()))).kind).toBe('malformed');
+    expect((await failure(refunds.queryRefund(target, signal()))).kind).toBe('malformed');
   });
 });

@@ -1,10 +1,10 @@
 import { request } from 'undici';
 import Pay from 'wechatpay-node-v3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GatewayCallError, type RefundClient, type RefundTarget } from '../src/reconcile/gateway-client.ts';
+import type { RefundClient, RefundTarget } from '../src/reconcile/gateway-client.ts';
 import { createWechatpayClient, type WechatpayClientOptions } from '../src/reconcile/clients/wechatpay.client.ts';
-import { parsePlatformKeys } from '../src/callbacks/gateways/wechatpay-crypto.ts';
 import { startWechatpayStandin, WECHATPAY_STANDIN_KEYS as KEYS, type RefundStatus, type WechatpayStandin } from './helpers/wechatpay-standin.ts';
+import { failure, wechatpayClientOptions } from './helpers/gateway-call.ts';
 
 /*
  * The refund API of the WeChat Pay client (申请退款, 查询单笔退款) against the local API v3 stand-in, which checks each
@@ -25,16 +25,8 @@ beforeEach(() => {
   standin.requests.length = 0;
 });
 
-const options = (overrides: Partial<WechatpayClientOptions> = {}): WechatpayClientOptions => ({
-  mchId: KEYS.mchId,
-  merchantSerial: KEYS.merchantSerial,
-  merchantPrivateKey: KEYS.merchantPrivateKeyPem,
-  platformKeys: parsePlatformKeys(KEYS.platformKeysJson),
-  baseUrl: standin.url,
-  timeoutMs: 2000,
-  ...overrides,
-});
-const refunds = (overrides: Partial<WechatpayClientOptions> = {}): RefundClient => createWechatpayClient(options(overrides)).refunds!;
+const refunds = (overrides: Partial<WechatpayClientOptions> = {}): RefundClient =>
+  createWechatpayClient(wechatpayClientOptions(standin.url, overrides)).refunds!;
 const live = () => new AbortController().signal;
 
 let seq = 0;
@@ -57,19 +49,9 @@ function paidRefund(overrides: Partial<RefundTarget> = {}): RefundTarget {
   return target;
 }
 
-/** The GatewayCallError a promise rejects with (fails the test when it resolves or throws something else). */
-async function failure(promise: Promise<unknown>): Promise<GatewayCallError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(GatewayCallError);
-  return error as GatewayCallError;
-}
-
 describe('WeChat Pay client: refund (申请退款)', () => {
   it('is part of the client built from the query settings', () => {
-    const client = createWechatpayClient(options());
+    const client = createWechatpayClient(wechatpayClientOptions(standin.url));
     expect(typeof client.refunds?.refund).toBe('function');
     expect(typeof client.refunds?.queryRefund).toBe('function');
   });

@@ -1,8 +1,9 @@
-import { createCipheriv, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import Pay from 'wechatpay-node-v3';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import type { Rejection, Verification } from '../src/callbacks/gateways/gateway.ts';
 import { createWechatpayGateway } from '../src/callbacks/gateways/wechatpay.ts';
+import { sealResource, signNotification, type WechatpayNotification } from './helpers/wechatpay-notification.ts';
+import { sdkDecrypts, sdkVerifies, wechatpaySdk } from './helpers/wechatpay-sdk.ts';
 
 /*
  * WeChat Pay refund notifications (退款结果通知) at the adapter: signed and sealed exactly like payment notifications,
@@ -34,19 +35,13 @@ function refundResource(overrides: Record<string, unknown> = {}) {
   };
 }
 
-interface Notification {
+interface Notification extends WechatpayNotification {
   id: string;
-  body: string;
-  headers: Record<string, string>;
 }
 
 /** The envelope WeChat posts: resource sealed with AES-256-GCM under the APIv3 key, body signed with the platform key. */
 function notification(resource: object | string, o: { id?: string; eventType?: string; key?: KeyObject; at?: Date; apiV3Key?: string } = {}): Notification {
-  const nonce = randomBytes(6).toString('hex');
-  const cipher = createCipheriv('aes-256-gcm', Buffer.from(o.apiV3Key ?? APIV3_KEY, 'utf8'), Buffer.from(nonce, 'utf8'));
-  cipher.setAAD(Buffer.from('refund', 'utf8'));
   const plaintext = typeof resource === 'string' ? resource : JSON.stringify(resource);
-  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64');
   const id = o.id ?? `EV-${randomBytes(8).toString('hex')}`;
   const status = typeof resource === 'object' && 'refund_status' in resource ? String(resource.refund_status) : 'SUCCESS';
   const body = JSON.stringify({
@@ -55,16 +50,9 @@ function notification(resource: object | string, o: { id?: string; eventType?: s
     resource_type: 'encrypt-resource',
     event_type: o.eventType ?? `REFUND.${status}`,
     summary: '退款状态变更',
-    resource: { original_type: 'refund', algorithm: 'AEAD_AES_256_GCM', ciphertext, associated_data: 'refund', nonce },
+    resource: sealResource(plaintext, { apiV3Key: o.apiV3Key ?? APIV3_KEY, aad: 'refund' }),
   });
-  const timestamp = String(Math.floor((o.at ?? NOW).getTime() / 1000));
-  const headerNonce = randomBytes(16).toString('hex').toUpperCase();
-  const signature = sign('sha256', Buffer.from(`${timestamp}\n${headerNonce}\n${body}\n`, 'utf8'), o.key ?? platform.privateKey).toString('base64');
-  return {
-    id,
-    body,
-    headers: { 'wechatpay-serial': platform.serial, 'wechatpay-signature': signature, 'wechatpay-timestamp': timestamp, 'wechatpay-nonce': headerNonce },
-  };
+  return { id, ...signNotification(body, { key: o.key ?? platform.privateKey, serial: platform.serial, at: o.at ?? NOW }) };
 }
 
 const verify = async (n: Notification, now = NOW, rawBody: Buffer = Buffer.from(n.body, 'utf8')): Promise<Verification> =>
@@ -173,32 +161,17 @@ describe('WeChat Pay refund notifications: verify()', () => {
 });
 
 describe('WeChat Pay refund notifications: cross-check with wechatpay-node-v3', () => {
-  const sdk = new Pay({
-    appid: 'wxd678efh567hg6787',
-    mchid: MCH_ID,
-    publicKey: Buffer.from('unused'),
-    privateKey: Buffer.from('unused'),
-    serial_no: 'unused',
-    key: APIV3_KEY,
-  });
-  beforeAll(() => {
-    (Pay as unknown as { certificates: Record<string, string> }).certificates[platform.serial] = pem(platform.publicKey);
-  });
+  const sdk = wechatpaySdk(MCH_ID, APIV3_KEY, [platform]);
 
   it('the SDK verifies and decrypts our refund notifications; the adapter maps what it decrypts', async () => {
     const resource = refundResource({ refund_status: 'ABNORMAL', amount: { total: 1234, refund: 1234, payer_total: 1234, payer_refund: 1234 } });
     const n = notification(resource);
-    const h = n.headers;
-    const signed = { timestamp: h['wechatpay-timestamp']!, nonce: h['wechatpay-nonce']!, body: n.body, serial: h['wechatpay-serial']! };
-    await expect(sdk.verifySign({ ...signed, signature: h['wechatpay-signature']! })).resolves.toBe(true);
-    const sealed = (JSON.parse(n.body) as { resource: { ciphertext: string; associated_data: string; nonce: string } }).resource;
-    expect(sdk.decipher_gcm(sealed.ciphertext, sealed.associated_data, sealed.nonce, APIV3_KEY)).toEqual(resource);
+    expect(await sdkVerifies(sdk, n)).toBe(true);
+    expect(sdkDecrypts(sdk, n, APIV3_KEY)).toEqual(resource);
     expect(await verify(n)).toMatchObject({ ok: 'refund', refunds: [{ outcome: 'failed', amount: { value: 1234 }, fields: resource }] });
 
     const forged = notification(resource, { key: rogue.privateKey });
-    const f = forged.headers;
-    const forgedSigned = { timestamp: f['wechatpay-timestamp']!, nonce: f['wechatpay-nonce']!, body: forged.body, serial: f['wechatpay-serial']! };
-    await expect(sdk.verifySign({ ...forgedSigned, signature: f['wechatpay-signature']! })).resolves.toBe(false);
+    expect(await sdkVerifies(sdk, forged)).toBe(false);
     expect((await verify(forged)).ok).toBe(false);
   });
 });

@@ -1,6 +1,7 @@
-import { createCipheriv, createHmac, createSign, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createHmac, createSign, generateKeyPairSync } from 'node:crypto';
 import request from 'supertest';
 import type { Express } from 'express';
+import { sealResource, signNotification } from './wechatpay-notification.ts';
 
 /*
  * Signers for the real gateways, written from their public documentation (not from the adapters), for tests
@@ -71,29 +72,15 @@ export function wechatTransaction(orderNo: string, overrides: Record<string, unk
 
 /** A WeChat Pay v3 notification: the envelope around the AES-256-GCM sealed resource, signed at `timestamp`. */
 export function wechatNotification(resource: object, timestamp: number, options: { id?: string; eventType?: string } = {}) {
-  const nonce = randomBytes(6).toString('hex');
-  const cipher = createCipheriv('aes-256-gcm', Buffer.from(WECHATPAY_APIV3_KEY, 'utf8'), Buffer.from(nonce, 'utf8'));
-  cipher.setAAD(Buffer.from('transaction', 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(JSON.stringify(resource), 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64');
   const body = JSON.stringify({
     id: options.id ?? uid('EV-'),
     create_time: '2025-06-06T16:00:00+08:00',
     resource_type: 'encrypt-resource',
     event_type: options.eventType ?? 'TRANSACTION.SUCCESS',
     summary: 'notification',
-    resource: { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext, associated_data: 'transaction', nonce },
+    resource: sealResource(JSON.stringify(resource), { apiV3Key: WECHATPAY_APIV3_KEY, aad: 'transaction' }),
   });
-  const headerNonce = randomBytes(16).toString('hex').toUpperCase();
-  const signature = sign('sha256', Buffer.from(`${timestamp}\n${headerNonce}\n${body}\n`, 'utf8'), wechatKeys.privateKey).toString('base64');
-  return {
-    body,
-    headers: {
-      'wechatpay-serial': WECHATPAY_SERIAL,
-      'wechatpay-signature': signature,
-      'wechatpay-timestamp': String(timestamp),
-      'wechatpay-nonce': headerNonce,
-    },
-  };
+  return signNotification(body, { key: wechatKeys.privateKey, serial: WECHATPAY_SERIAL, at: new Date(timestamp * 1000) });
 }
 
 export const postWechat = (app: Express, n: ReturnType<typeof wechatNotification>) =>

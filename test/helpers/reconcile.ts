@@ -1,4 +1,4 @@
-import { createCipheriv, createSign, randomBytes, sign } from 'node:crypto';
+import { createSign, randomBytes } from 'node:crypto';
 import type { Express } from 'express';
 import Stripe from 'stripe';
 import request from 'supertest';
@@ -7,6 +7,7 @@ import type { Clock } from '../../src/shared/time.ts';
 import { ALIPAY_STANDIN_KEYS, type AlipayStandin } from './alipay-standin.ts';
 import { STRIPE_STANDIN_KEYS, type StripeStandin } from './stripe-standin.ts';
 import { WECHATPAY_STANDIN_KEYS, wechatpayStandinEnv, type WechatpayStandin } from './wechatpay-standin.ts';
+import { sealResource, signNotification } from './wechatpay-notification.ts';
 
 /** The real time shifted by an offset the test moves: the stand-ins and signatures stay within their 300 s windows. */
 export function testClock() {
@@ -156,31 +157,16 @@ export function wechatpayDriver(s: WechatpayStandin): GatewayDriver {
         payer: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' },
         amount: { total: minor, payer_total: minor, currency: 'CNY', payer_currency: 'CNY' },
       };
-      const iv = randomBytes(6).toString('hex');
-      const cipher = createCipheriv('aes-256-gcm', Buffer.from(apiV3Key, 'utf8'), Buffer.from(iv, 'utf8'));
-      cipher.setAAD(Buffer.from('transaction', 'utf8'));
-      const ciphertext = Buffer.concat([cipher.update(JSON.stringify(resource), 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64');
       const body = JSON.stringify({
         id: `EV-${randomBytes(8).toString('hex')}`,
         create_time: '2025-06-06T16:00:00+08:00',
         resource_type: 'encrypt-resource',
         event_type: 'TRANSACTION.SUCCESS',
         summary: '支付成功',
-        resource: { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext, associated_data: 'transaction', nonce: iv },
+        resource: sealResource(JSON.stringify(resource), { apiV3Key, aad: 'transaction' }),
       });
-      const timestamp = String(unix(now));
-      const nonce = randomBytes(16).toString('hex').toUpperCase();
-      const signature = sign('sha256', Buffer.from(`${timestamp}\n${nonce}\n${body}\n`, 'utf8'), WECHATPAY_STANDIN_KEYS.platformPrivateKey).toString('base64');
-      return request(app)
-        .post('/notify/wechatpay')
-        .set({
-          'wechatpay-serial': WECHATPAY_STANDIN_KEYS.platformSerial,
-          'wechatpay-signature': signature,
-          'wechatpay-timestamp': timestamp,
-          'wechatpay-nonce': nonce,
-        })
-        .set('Content-Type', 'application/json')
-        .send(body);
+      const n = signNotification(body, { key: WECHATPAY_STANDIN_KEYS.platformPrivateKey, serial: WECHATPAY_STANDIN_KEYS.platformSerial, at: now });
+      return request(app).post('/notify/wechatpay').set(n.headers).set('Content-Type', 'application/json').send(n.body);
     },
   };
 }

@@ -107,3 +107,23 @@ export async function expectFailedAndReleased(w: RefundWorld, no: string, refund
   ]);
   expect(events[1]!.body).toMatchObject({ type: 'refund.failed', status: 'paid', refund_no: refundNo, refunded_amount: '0.00' });
 }
+
+/** A refund whose outcome is unknown (the answer lost or an error): still pending, the order paid with the amount reserved. */
+export async function expectLeftPending(w: RefundWorld, no: string) {
+  expect(await w.rows.order(no)).toMatchObject({ status: 'paid', refund_reserved_minor: 1234, seq: 1 });
+  expect(await w.timeline(no)).toEqual([['request', 'refund', 'refund_unknown']]);
+}
+
+/** Such a refund settled by the loop: by one refund query when the gateway had made it, else sent again after that query. */
+export async function expectSettledAfterUnknown(w: RefundWorld, no: string, refundNo: string, madeThere: boolean) {
+  await expectFullyRefundedOnce(w, no, refundNo);
+  expect(await w.timeline(no)).toEqual([
+    ['request', 'refund', 'refund_unknown'],
+    ...(madeThere
+      ? [['schedule', 'refund_query', 'refund_succeeded']]
+      : [
+          ['schedule', 'refund_query', 'refund_not_found'],
+          ['schedule', 'refund', 'refund_succeeded'],
+        ]),
+  ]);
+}
