@@ -32,9 +32,12 @@ const all = (...except) => FOLDERS.filter((f) => !except.includes(f));
 const importOf = (folders) => `^(\\.\\./)+(${folders.join('|')})/`;
 
 // Features never import the console or the sandbox: those are optional front ends wired in by app.ts alone.
-const FRONT_ENDS = { regex: importOf(['admin', 'sandbox']), message: 'Only src/app.ts and src/main.ts wire in the console and the sandbox.' };
+const FRONT_ENDS = {
+  regex: importOf(['admin', 'sandbox']),
+  message: 'Only src/app.ts, src/gateway-calls.ts and src/main.ts wire in the console and the sandbox.',
+};
 // Features never import the composition roots: they receive what they need as arguments.
-const ROOTS = { regex: '^(\\.\\./)+(app|main|server|bootstrap)\\.ts$', message: 'The composition roots import features, never the reverse.' };
+const ROOTS = { regex: '^(\\.\\./)+(app|main|server|bootstrap|gateway-calls)\\.ts$', message: 'The composition roots import features, never the reverse.' };
 
 /** One block per folder: the rule's options do not merge across blocks, so each folder gets its whole list here. */
 function layer(folder, forbidden, message, { frontEnds = true } = {}) {

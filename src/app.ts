@@ -29,16 +29,12 @@ import { orderRoutes } from './orders/order.routes.ts';
 import { createOrderService } from './orders/order.service.ts';
 import { queryOrderRoutes } from './orders/query-order.routes.ts';
 import { createResultPages } from './callbacks/result.page.ts';
-import { createGatewayClients, createRefundClients } from './reconcile/clients/index.ts';
 import { reconcileRoutes } from './reconcile/reconcile.routes.ts';
-import { createReconcileService } from './reconcile/reconcile.service.ts';
-import { createReconciler, type Reconciler } from './reconcile/reconciler.ts';
-import { createRefundFeature } from './refunds/refund.feature.ts';
 import type { RefundChecker } from './refunds/refund-checker.ts';
 import { orderRefundRoutes, refundRoutes } from './refunds/refund.routes.ts';
-import { createSandboxGateway } from './sandbox/sandbox-gateway.ts';
-import { createSandboxRefunds } from './sandbox/sandbox-refunds.ts';
 import { sandboxRoutes } from './sandbox/sandbox.routes.ts';
+import type { Reconciler } from './reconcile/reconciler.ts';
+import { createGatewayCalls } from './gateway-calls.ts';
 import { createSandboxService } from './sandbox/sandbox.service.ts';
 import { createRuntimeSettings, type RuntimeSettings } from './settings/runtime-settings.ts';
 import type { Logger } from './shared/logger.ts';
@@ -135,35 +131,8 @@ export function createApp(deps: AppDeps): Express {
   });
   metrics.observeCallbackQueue(callbacks.queuedCallbacks);
   const generic = createGenericGateway('generic', config.secrets.GATEWAY_SECRET);
-  // The sandbox gateway's books answer the reconciler's questions in process, through the same signed protocol.
-  const sandboxBooks = config.sandboxEnabled ? createSandboxGateway(db, config.secrets.GATEWAY_SECRET, clock) : null;
-  const sandboxGateway = createGenericGateway('sandbox', config.secrets.GATEWAY_SECRET);
-  // Its refunds too: answered from its books, then settled by its own signed refund notification.
-  const sandboxRefunds = sandboxBooks
-    ? createSandboxRefunds({ books: sandboxBooks, callbacks, gateway: sandboxGateway, secret: config.secrets.GATEWAY_SECRET, clock, logger })
-    : null;
-  const gatewayClients = createGatewayClients(config, clock, sandboxBooks ? (form) => sandboxBooks.answerQuery(form) : null);
-  const reconcile = createReconcileService({
-    db,
-    clock,
-    logger,
-    clients: gatewayClients,
-    callbacks,
-    orders,
-    recordReconcile: metrics.recordReconcile,
-  });
-  const reconciler = createReconciler({ db: deps.reconcileDb ?? db, service: reconcile, clock, logger, options: config.reconcile });
-  const refunds = createRefundFeature({
-    config,
-    db,
-    readDb,
-    loopDb: deps.reconcileDb,
-    clock,
-    logger,
-    clients: createRefundClients(config, clock, gatewayClients, sandboxRefunds),
-    onEventQueued,
-    recordRefundCall: metrics.recordRefundCall,
-  });
+  const gatewayCalls = createGatewayCalls({ config, db, readDb, loopDb: deps.reconcileDb, clock, logger, callbacks, orders, metrics, onEventQueued });
+  const { reconcile, reconciler, refunds, sandboxBooks, sandboxGateway } = gatewayCalls;
   const pages = createResultPages(config);
   const csrf = createCsrf(config.secrets.SESSION_SECRET);
 
@@ -171,7 +140,7 @@ export function createApp(deps: AppDeps): Express {
   bindMetrics(app, metrics);
   LOOPS.set(app, { reconciler, refundChecker: refunds.checker });
   OWNED.set(app, async () => {
-    await Promise.all([reconciler.stop(), refunds.checker.stop(), sandboxRefunds?.whenIdle()]);
+    await gatewayCalls.stop();
     if (!deps.settings) await settings.stop();
   });
   app.disable('x-powered-by');
