@@ -21,7 +21,15 @@ export interface VerifiedCallback {
 const EVENT_KEY_TTL_MS = 30 * 86_400_000;
 
 /** The replay guard to record with the callback: the gateway's nonce, or its event id; none for some gateways. */
-export function replayGuardOf({ logBase, result, now }: VerifiedCallback): { scope: string; nonce: string; expiresAt: Date } | null {
+export function replayGuardOf({
+  logBase,
+  result,
+  now,
+}: {
+  logBase: Pick<LogBase, 'gateway'>;
+  result: Pick<PaymentResult, 'nonce' | 'eventKey'>;
+  now: Date;
+}): { scope: string; nonce: string; expiresAt: Date } | null {
   if (result.nonce) return { scope: result.nonce.scope, nonce: result.nonce.value, expiresAt: result.nonce.expiresAt };
   if (result.eventKey)
     return { scope: `${logBase.gateway}:event`, nonce: result.eventKey.slice(0, 128), expiresAt: new Date(now.getTime() + EVENT_KEY_TTL_MS) };

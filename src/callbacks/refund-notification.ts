@@ -73,7 +73,8 @@ export async function applyRefundNotification(
 ): Promise<{ outcome: CallbackOutcome; queued: boolean }> {
   const { gateway, base, refunds, now } = input;
   const first = refunds[0];
-  const guard = first ? replayGuardOf({ logBase: base, result: { ...first, transactionId: '', orderNo: '', outcome: 'paid' }, now }) : null;
+  // One guard per notification: the refunds it reports settle together (Stripe's charge.refunded lists several).
+  const guard = first ? replayGuardOf({ logBase: base, result: first, now }) : null;
   try {
     return await withDbRetry(() =>
       db.kysely.transaction().execute(async (tx) => {
