@@ -113,7 +113,9 @@ describe.each(ENGINES)('console inbox on %s', (engine) => {
     const unflagged = await ctx.db.kysely.selectFrom('payment_logs').select('id').where('flagged', '=', 0).executeTakeFirstOrThrow();
     expect((await agent.post(`/admin/inbox/${unflagged.id}/review`).type('form').send({ _csrf: csrf, note: 'x' })).status).toBe(404);
     expect((await agent.post('/admin/inbox/abc/review').type('form').send({ _csrf: csrf, note: 'x' })).status).toBe(400);
-    expect(await ctx.db.kysely.selectFrom('audit_log').selectAll().execute()).toHaveLength(1);
+    expect(
+      await ctx.db.kysely.selectFrom('audit_log').selectAll().where('action', 'not like', 'login.%').where('action', 'not like', 'operator.%').execute(),
+    ).toHaveLength(1);
   });
 
   it('the review shows on the order timeline too', async () => {

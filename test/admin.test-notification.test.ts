@@ -54,7 +54,7 @@ describe.each(ENGINES)('console test notification on %s', (engine) => {
       res.statusCode = 500;
       res.end('x'.repeat(3000));
     });
-    agent = await signedInAgent(ctx.app);
+    agent = await signedInAgent(ctx.app, 'Alice');
   });
   afterAll(async () => {
     await Promise.all([merchant?.close(), other?.close()]);

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import request from 'supertest';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD } from './helpers/admin.ts';
+import { ADMIN_PASSWORD, ensureOperator } from './helpers/admin.ts';
 import { CHROMIUM, HAVE_CHROMIUM, serveWithBrowser } from './helpers/browser.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { ENGINES } from './helpers/engines.ts';
@@ -66,6 +66,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromi
     if (!HAVE_CHROMIUM) throw new Error(`CI=true but ${CHROMIUM} is missing: the browser tests must run in CI (.ci/run installs chromium).`);
     mkdirSync(SHOTS, { recursive: true });
     ctx = await createDeliveryContext(engine);
+    await ensureOperator(ctx.app, 'Dana', 'operator');
     receiver = await startReceiver();
     for (let i = 0; i < 3; i++) paid.push(await ctx.paidOrder(receiver.url, `${(i + 1) * 25}.00`));
     await createOrder(ctx, { subject: 'Pending demo order' });
@@ -99,11 +100,11 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromi
     await page.goto(`${base}${target}`);
     await page.waitForURL(/\/admin\/login/);
     watcher.expect(401, '/admin/login');
-    await page.fill('#operator', 'Dana');
+    await page.fill('#username', 'Dana');
     await page.fill('#password', 'not-the-password');
     await Promise.all([page.waitForLoadState('load'), page.click('#login-button')]);
     await page.locator('#login-error').waitFor();
-    expect(await page.locator('#login-error').innerText()).toBe('The password is not correct.');
+    expect(await page.locator('#login-error').innerText()).toBe('The username or password is not correct.');
     await page.fill('#password', ADMIN_PASSWORD);
     await Promise.all([page.waitForURL((url) => url.pathname === new URL(target, base).pathname), page.click('#login-button')]);
   }
@@ -217,6 +218,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('operator console in Chromi
     expect(await page.locator('h1').innerText()).toBe('登录');
     expect(await overflowsX(page)).toBe(false);
     await shot(page, 'login-mobile');
+    await page.fill('#username', 'admin');
     await page.fill('#password', ADMIN_PASSWORD);
     await Promise.all([page.waitForURL(/\/admin$/), page.click('#login-button')]);
     expect(await page.locator('h1').innerText()).toBe('概览');

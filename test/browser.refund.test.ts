@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import request from 'supertest';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD } from './helpers/admin.ts';
+import { ADMIN_PASSWORD, ensureOperator } from './helpers/admin.ts';
 import { CHROMIUM, HAVE_CHROMIUM, serveWithBrowser } from './helpers/browser.ts';
 import { createTestContext, TEST_GATEWAY_SECRET, type TestContext } from './helpers/context.ts';
 import { ENGINES } from './helpers/engines.ts';
@@ -54,6 +54,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('refund from the console, i
       res.writeHead(ok ? 200 : 401).end(ok ? 'ok' : 'bad sign');
     });
     ctx = await createTestContext(engine, { env: { GENERIC_REFUND_URL: gateway.url } });
+    await ensureOperator(ctx.app, 'Dana', 'operator');
     served = await serveWithBrowser(ctx.app);
     ({ base, browser } = served);
   });
@@ -80,7 +81,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI).each(ENGINES)('refund from the console, i
     const problems = watch(page);
     await page.goto(`${base}/admin/orders/${orderNo}`);
     await page.waitForURL(/\/admin\/login/);
-    await page.fill('#operator', 'Dana');
+    await page.fill('#username', 'Dana');
     await page.fill('#password', ADMIN_PASSWORD);
     await Promise.all([page.waitForURL(new RegExp(`/admin/orders/${orderNo}$`)), page.click('#login-button')]);
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import request from 'supertest';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_PASSWORD } from './helpers/admin.ts';
+import { ADMIN_PASSWORD, ensureOperator } from './helpers/admin.ts';
 import { CHROMIUM, HAVE_CHROMIUM, serveWithBrowser } from './helpers/browser.ts';
 import { createDeliveryContext, type DeliveryContext } from './helpers/delivery-context.ts';
 import { toDbTime } from '../src/shared/time.ts';
@@ -121,6 +121,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)('console screenshots and phone layout in 
     if (!HAVE_CHROMIUM) throw new Error(`CI=true but ${CHROMIUM} is missing: the browser tests must run in CI (.ci/run installs chromium).`);
     mkdirSync(SHOTS, { recursive: true });
     ctx = await createDeliveryContext('sqlite', { NOTIFY_RETRY_SCHEDULE: '10m,1h' });
+    await ensureOperator(ctx.app, 'Mei', 'operator');
     merchant = await startReceiver((_n, res) => {
       res.setHeader('content-type', 'text/plain');
       res.end('success');
@@ -177,7 +178,7 @@ describe.skipIf(!HAVE_CHROMIUM && !CI)('console screenshots and phone layout in 
 
   async function signIn(page: Page) {
     await page.goto(`${base}/admin/login`);
-    await page.fill('#operator', 'Mei');
+    await page.fill('#username', 'Mei');
     await page.fill('#password', ADMIN_PASSWORD);
     await Promise.all([page.waitForURL(/\/admin$/), page.click('#login-button')]);
   }

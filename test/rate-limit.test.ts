@@ -127,13 +127,14 @@ describe.skipIf(skipRedis)('rate limits shared through Redis', () => {
   });
 
   it("shares the console's failed-login limit across both apps, under its own prefix", async () => {
+    // Wrong tries name no account: only the address limit is in play here (an account locks after 10 failures of its own).
     const attempt = async (ctx: TestContext, password: string) => {
       const agent = request.agent(ctx.app);
       const page = await agent.get('/admin/login');
       return agent
         .post('/admin/login')
         .type('form')
-        .send({ _csrf: csrfOf(page.text), password });
+        .send({ _csrf: csrfOf(page.text), username: password === ADMIN_PASSWORD ? 'admin' : 'no-such-operator', password });
     };
     const [a, b] = apps as [TestContext, TestContext];
     // Ten failures in all, split between the instances, use up the one budget of this address.
@@ -178,7 +179,7 @@ describe('rate limits fail open when Redis is out of reach', () => {
       const login = await agent
         .post('/admin/login')
         .type('form')
-        .send({ _csrf: csrfOf(page.text), password: 'wrong' });
+        .send({ _csrf: csrfOf(page.text), username: 'admin', password: 'wrong' });
       expect(login.status).toBe(401);
       expect(login.text).toContain('name="password"');
       expect(stderr).not.toHaveBeenCalled();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../src/admin/admin-session.ts';
 import { ENGINES } from './helpers/engines.ts';
 import { createTestContext, type TestContext } from './helpers/context.ts';
-import { ADMIN_PASSWORD, csrfOf, setCookie } from './helpers/admin.ts';
+import { ADMIN_PASSWORD, csrfOf, ensureOperator, setCookie } from './helpers/admin.ts';
 import { createOrder, orderRow } from './helpers/pages.ts';
 
 const CSRF_COOKIE = 'pcs_csrf';
@@ -17,13 +17,14 @@ async function anonymousPair(ctx: TestContext, path: string) {
 }
 
 /** Signs in by hand: the session cookie, the CSRF seed cookie of the login page, and a console page's token. */
-async function signIn(ctx: TestContext, operator: string) {
+async function signIn(ctx: TestContext, username: string) {
+  await ensureOperator(ctx.app, username);
   const login = await anonymousPair(ctx, '/admin/login');
   const res = await request(ctx.app)
     .post('/admin/login')
     .set('Cookie', `${CSRF_COOKIE}=${login.cookie}`)
     .type('form')
-    .send({ _csrf: login.token, operator, password: ADMIN_PASSWORD });
+    .send({ _csrf: login.token, username, password: ADMIN_PASSWORD });
   expect(res.status).toBe(303);
   const session = valueOf(setCookie(res, SESSION_COOKIE))!;
   const cookies = `${SESSION_COOKIE}=${session}; ${CSRF_COOKIE}=${login.cookie}`;
@@ -91,7 +92,7 @@ describe.each(ENGINES)('console CSRF tokens bound to the session on %s', (engine
       .post('/admin/login')
       .set('Cookie', `${SESSION_COOKIE}=${victim.session}; ${CSRF_COOKIE}=${planted.cookie}`)
       .type('form')
-      .send({ _csrf: planted.token, operator: 'Mallory', password: ADMIN_PASSWORD });
+      .send({ _csrf: planted.token, username: 'Mallory', password: ADMIN_PASSWORD });
     expect(res.status).toBe(403);
     expect(setCookie(res, SESSION_COOKIE)).toBeUndefined();
   });

@@ -24,6 +24,8 @@ const FLASH = {
   already_reviewed: 'warning',
   review_invalid: 'danger',
   logged_out: 'info',
+  password_changed: 'success',
+  sessions_ended: 'success',
   settings_saved: 'success',
   settings_reset: 'success',
   settings_unchanged: 'info',

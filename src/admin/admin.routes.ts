@@ -8,15 +8,18 @@ import type { OrderService } from '../orders/order.service.ts';
 import type { ReconcileService } from '../reconcile/reconcile.service.ts';
 import type { RefundService } from '../refunds/refund.service.ts';
 import type { RuntimeSettings } from '../settings/runtime-settings.ts';
+import { createOperatorService } from '../operators/operator.service.ts';
 import { AppError, NotFoundError } from '../shared/errors.ts';
+import { weakPasswordReason } from '../system/secret-strength.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Clock } from '../shared/time.ts';
+import { accountRoutes, requirePasswordChanged } from './account.routes.ts';
 import { createAdminAuth } from './admin-session.ts';
 import { dashboardRoutes } from './dashboard.routes.ts';
 import { createDashboardService } from './dashboard.service.ts';
 import { createInbox } from './inbox.service.ts';
 import { inboxRoutes } from './inbox.routes.ts';
-import { loginRoutes } from './login.routes.ts';
+import { loginRoutes, type SecondStep } from './login.routes.ts';
 import { createOrderRefund } from './order-refund.service.ts';
 import { createOrderSync } from './order-sync.service.ts';
 import { createConsoleOrders } from './orders.service.ts';
@@ -45,15 +48,19 @@ export interface AdminDeps {
   loginRateLimitStore?: Store;
   /** Where the login limiter says that its store is out of reach. */
   logger?: Logger;
+  /** The second sign-in step after a right password (TOTP); none when absent. */
+  secondStep?: SecondStep;
 }
 
 /** The operator console under `/admin`: login, dashboard, orders, flagged inbox, settings. */
 export function adminRoutes(deps: AdminDeps): Router {
   const { config, db, clock } = deps;
   const readDb = deps.readDb ?? db;
-  const auth = createAdminAuth({ password: config.secrets.ADMIN_PASSWORD, secret: config.secrets.SESSION_SECRET, clock });
+  // Chosen passwords follow the rules production holds ADMIN_PASSWORD to.
+  const operators = createOperatorService({ db, clock, passwordPolicy: weakPasswordReason });
+  const auth = createAdminAuth({ secret: config.secrets.SESSION_SECRET, clock, operators });
   // Signed in, a form's token is bound to the session: a (cookie, token) pair planted from elsewhere never passes.
-  const csrf = deps.csrf.forSession((req) => auth.current(req)?.id ?? null);
+  const csrf = deps.csrf.forSession((req) => auth.current(req)?.sid ?? null);
   const inbox = createInbox({ db, clock });
   const render = consoleRenderer(csrf, inbox);
   const router = Router();
@@ -63,10 +70,12 @@ export function adminRoutes(deps: AdminDeps): Router {
     res.setHeader('X-Robots-Tag', 'noindex');
     next();
   });
-  router.use(loginRoutes(auth, csrf, deps.loginRateLimitStore, deps.logger));
+  router.use(loginRoutes({ auth, csrf, operators, secondStep: deps.secondStep, store: deps.loginRateLimitStore, logger: deps.logger }));
   // Every state-changing request needs the form's CSRF token, signed in or not: 403 before anything else.
   router.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : csrf.verify(req, res, next)));
   router.use(auth.requireAdmin);
+  router.use(accountRoutes({ auth, operators, render }));
+  router.use(requirePasswordChanged);
 
   router.use(dashboardRoutes(createDashboardService({ readDb, clock, notifications: deps.notifications }), render));
   const tests = createTestNotifications({ db, clock, config });

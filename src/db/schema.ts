@@ -206,6 +206,39 @@ export interface SandboxPaymentsTable {
   created_at: string;
 }
 
+/** migrations/0007: a console account. Flags are 0/1 integers on both engines. */
+export interface OperatorsTable {
+  id: Generated<number>;
+  /** 1-64 of [A-Za-z0-9_.@-], compared exactly. */
+  username: string;
+  /** viewer | operator | admin */
+  role: string;
+  /** `scrypt$N$r$p$salt$hash` (src/operators/password.ts). */
+  password_hash: string;
+  /** 1: a one-time password; nothing else in the console works until it is changed. */
+  must_change_password: Generated<number>;
+  disabled: Generated<number>;
+  /** Failed sign-ins since the last success or lock. */
+  failed_logins: Generated<number>;
+  locked_until: string | null;
+  /** Named by every session cookie: bumping it ends the account's sessions. */
+  session_epoch: Generated<number>;
+  totp_secret: string | null;
+  totp_enabled: Generated<number>;
+  created_at: string;
+  updated_at: string;
+  last_login_at: string | null;
+}
+
+/** migrations/0007: an operator's one-time TOTP recovery codes (hashed); used_at once spent. */
+export interface OperatorRecoveryCodesTable {
+  id: Generated<number>;
+  operator_id: number;
+  code_hash: string;
+  used_at: string | null;
+  created_at: string;
+}
+
 export interface DB {
   orders: OrdersTable;
   payment_logs: PaymentLogsTable;
@@ -220,4 +253,6 @@ export interface DB {
   sandbox_payments: SandboxPaymentsTable;
   refunds: RefundsTable;
   sandbox_refunds: SandboxRefundsTable;
+  operators: OperatorsTable;
+  operator_recovery_codes: OperatorRecoveryCodesTable;
 }

@@ -3,6 +3,7 @@ import { GENERATED_SECRETS, type AppConfig, type Config, type SecretName } from 
 import type { Database } from '../db/database.ts';
 import type { Clock } from '../shared/time.ts';
 import { createApiKeyService } from '../auth/api-key.service.ts';
+import { createOperatorService } from '../operators/operator.service.ts';
 import { getConfigValues, insertConfigValue } from '../settings/system-config.repository.ts';
 
 const GENERATORS: Record<SecretName, () => string> = {
@@ -30,6 +31,7 @@ export class MissingApiKeyError extends Error {
 /**
  * Fills secrets that are not configured. Outside production they are generated once and persisted in
  * system_config (first writer wins across processes); production never generates (config.ts refuses).
+ * Then, on a database without console accounts, creates `admin` with ADMIN_PASSWORD.
  */
 export async function bootstrapSecrets(config: Config, db: Database, clock: Clock): Promise<{ config: AppConfig; generated: GeneratedSecrets }> {
   const generated: GeneratedSecrets = { names: [] };
@@ -54,5 +56,7 @@ export async function bootstrapSecrets(config: Config, db: Database, clock: Cloc
     if (config.production) throw new MissingApiKeyError();
     generated.apiKey = (await apiKeys.create('development')).key;
   }
+  // The first console account comes from ADMIN_PASSWORD; once any account exists it changes nothing.
+  await createOperatorService({ db, clock }).ensureFirstAdmin(secrets.ADMIN_PASSWORD);
   return { config: Object.freeze({ ...config, secrets: Object.freeze(secrets) }), generated };
 }

@@ -1,7 +1,9 @@
 import request from 'supertest';
 import type { Express } from 'express';
 import { expect } from 'vitest';
-import { TEST_ENV } from './context.ts';
+import { createOperatorService } from '../../src/operators/operator.service.ts';
+import type { Role } from '../../src/operators/operator.rules.ts';
+import { databaseOf, TEST_ENV } from './context.ts';
 import { unescapeHtml } from './pages.ts';
 
 export const ADMIN_PASSWORD = TEST_ENV.ADMIN_PASSWORD!;
@@ -19,15 +21,37 @@ export function setCookie(res: request.Response, name: string): string | undefin
   return headers.find((h) => h.startsWith(`${name}=`));
 }
 
-/** A cookie-keeping agent signed in to the console (GET login for the CSRF cookie, then POST the password). */
-export async function signedInAgent(app: Express, operator = 'Alice'): Promise<request.Agent> {
+/**
+ * A console account `username` with the test password (ADMIN_PASSWORD, not one-time), created when missing: `admin`
+ * exists from the start; other names let tests tell operators apart in audit rows.
+ */
+export async function ensureOperator(app: Express, username: string, role: Role = 'admin'): Promise<void> {
+  const operators = createOperatorService({ db: databaseOf(app), clock: () => new Date() });
+  if (await operators.findByUsername(username)) return;
+  await operators.create({ username, role, password: ADMIN_PASSWORD }, { operator: 'test' });
+}
+
+/** POSTs the login form with a fresh agent (GET login for the CSRF cookie first); the agent keeps the cookies. */
+export async function postLogin(
+  app: Express,
+  username: string,
+  password: string,
+  path = '/admin/login',
+): Promise<{ agent: request.Agent; res: request.Response }> {
   const agent = request.agent(app);
-  const page = await agent.get('/admin/login');
+  const page = await agent.get(path);
   expect(page.status).toBe(200);
   const res = await agent
-    .post('/admin/login')
+    .post(path)
     .type('form')
-    .send({ _csrf: csrfOf(page.text), operator, password: ADMIN_PASSWORD });
+    .send({ _csrf: csrfOf(page.text), username, password });
+  return { agent, res };
+}
+
+/** A cookie-keeping agent signed in to the console as `username` (created with the test password when missing). */
+export async function signedInAgent(app: Express, username = 'admin'): Promise<request.Agent> {
+  await ensureOperator(app, username);
+  const { agent, res } = await postLogin(app, username, ADMIN_PASSWORD);
   expect(res.status, res.text.slice(0, 300)).toBe(303);
   return agent;
 }

@@ -23,6 +23,14 @@ export const TEST_ENV: Record<string, string> = {
   SESSION_SECRET: 'test-session-secret-0123456789abcdef0123456789',
 };
 
+/** The database of each test app, so console helpers can add accounts knowing only the app. */
+const DATABASES = new WeakMap<Express, Database>();
+export function databaseOf(app: Express): Database {
+  const db = DATABASES.get(app);
+  if (!db) throw new Error('not an app of createTestContext');
+  return db;
+}
+
 export interface TestContext {
   engine: Engine;
   app: Express;
@@ -49,9 +57,18 @@ export async function createTestContext(engine: Engine, options: TestContextOpti
   await migrateToLatest(db);
   const { config } = await bootstrapSecrets(baseConfig, db, clock);
   const app = createApp({ config, db, logger: createLogger('silent'), clock, ...options.deps });
+  DATABASES.set(app, db);
+  let current = app;
   return {
     engine,
-    app,
+    get app() {
+      return current;
+    },
+    // A test may rebuild the app over the same database (with settings of its own): console helpers still find it.
+    set app(next: Express) {
+      DATABASES.set(next, db);
+      current = next;
+    },
     db,
     config,
     database,
