@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 /*
  * The layers of src/, checked on every import (relative paths: `../<folder>/…` from a feature, `./<folder>/…`
  * from a file at the top of src/). A folder lists the folders it must not import, each with the reason.
- * Bottom up (a folder may import those to its left): shared → db, pages (i18n) → audit, auth → http, settings →
+ * Bottom up (a folder may import those to its left): shared → db, pages (i18n) → audit, auth → http, settings, operators →
  * orders → notifications, callbacks → reconcile → refunds → metrics, openapi, health, system, cli → admin, sandbox → app.ts, main.ts.
  */
 const FOLDERS = [
@@ -19,6 +19,7 @@ const FOLDERS = [
   'metrics',
   'notifications',
   'openapi',
+  'operators',
   'orders',
   'pages',
   'reconcile',
@@ -86,6 +87,8 @@ const layers = [
   ),
   // Runtime settings are read by callbacks and delivery through injection, so they must not depend on them.
   layer('settings', all('shared', 'db', 'audit'), 'src/settings may import only shared, db and audit.'),
+  // Console accounts are signed in by the console, bootstrapped by system and managed by the CLI: storage and audit only.
+  layer('operators', all('shared', 'db', 'audit'), 'src/operators may import only shared, db and audit.'),
   // Metrics, the API description and health name what features expose, above them and below the front ends.
   layer(
     'metrics',
